@@ -70,7 +70,14 @@ typedef int (*memtap_agent_start_fn)(const struct memtap_start_args*);
  *   reply:    "ok <N>\n" followed by exactly N bytes of payload, or
  *             "err <one-line message>\n"
  * Commands:
- *   status           payload: one JSON object (see agent/status.cpp)
+ *   status           payload: "KEY VALUE\n" lines; keys (values are decimal
+ *                    unless noted): python (e.g. "3.11.7"), mode ("exact" or
+ *                    "sampled"), sample_bytes, frames, allocations_seen
+ *                    (allocator calls seen by the hooks since attach),
+ *                    traced_bytes, traced_count (estimates in sampled mode),
+ *                    malloc_free_bytes (free bytes glibc's malloc holds,
+ *                    mallinfo2), agent_bytes (the agent's own mappings),
+ *                    hooks ("installed" or "passthrough")
  *   detach           payload: empty; the agent removes its hooks, closes and
  *                    unlinks the socket, and its thread ends
  *   snapshot         payload: a snapshot in the text format below

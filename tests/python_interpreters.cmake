@@ -1,0 +1,27 @@
+# Every CPython 3 on the machine, for tests that run against real interpreters:
+# pyenv's builds (shared libpython) and Debian's /usr/bin/python3 (static).
+# Result: MEMTAP_TEST_PYTHONS (paths) and MEMTAP_TEST_PYTHON_NAMES (labels
+# such as "3.11.7" and "debian-3.11"), index-aligned.
+set(MEMTAP_TEST_PYTHONS "")
+set(MEMTAP_TEST_PYTHON_NAMES "")
+set(_pyenv_root "$ENV{PYENV_ROOT}")
+if(NOT _pyenv_root)
+  set(_pyenv_root "$ENV{HOME}/.pyenv")
+endif()
+file(GLOB _pyenv_dirs LIST_DIRECTORIES true "${_pyenv_root}/versions/3.*")
+list(SORT _pyenv_dirs COMPARE NATURAL)
+foreach(_dir IN LISTS _pyenv_dirs)
+  if(EXISTS "${_dir}/bin/python3")
+    get_filename_component(_name "${_dir}" NAME)
+    list(APPEND MEMTAP_TEST_PYTHONS "${_dir}/bin/python3")
+    list(APPEND MEMTAP_TEST_PYTHON_NAMES "${_name}")
+  endif()
+endforeach()
+if(EXISTS /usr/bin/python3)
+  file(REAL_PATH /usr/bin/python3 _debian_python)
+  get_filename_component(_name "${_debian_python}" NAME)
+  list(APPEND MEMTAP_TEST_PYTHONS "${_debian_python}")
+  list(APPEND MEMTAP_TEST_PYTHON_NAMES "debian-${_name}")
+endif()
+list(LENGTH MEMTAP_TEST_PYTHONS _count)
+message(STATUS "memtap tests: ${_count} Python interpreters: ${MEMTAP_TEST_PYTHON_NAMES}")
