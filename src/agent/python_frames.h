@@ -1,0 +1,56 @@
+// Python frame walking for the agent's allocator hooks.
+//
+// Everything here runs inside the target's allocator, on whatever thread
+// allocates, so every function is noexcept and does no allocation, takes no
+// lock, makes no syscall and never calls back into CPython code that could do
+// any of those. There is no Python.h: the walker reads the interpreter's own
+// structures through layouts declared by hand per minor version (3.6..3.13),
+// each offset citing the CPython header it comes from (python_frames.cpp).
+#ifndef MEMTAP_AGENT_PYTHON_FRAMES_H
+#define MEMTAP_AGENT_PYTHON_FRAMES_H
+
+namespace memtap_agent {
+
+// One Python frame: the code object and the line being executed. The code
+// pointer is borrowed; it is only guaranteed alive while the caller holds the
+// GIL, so anything kept for later must be validated with codeIdentity().
+struct RawFrame {
+    const void* code;
+    int line;
+};
+
+// Resolves what the walker needs for CPython major.minor. lookup(name) returns
+// the address of a C-API symbol of the target interpreter or nullptr. Returns
+// false if the version is unsupported or a needed symbol is missing; the other
+// functions then return 0 / false / -1. Call once, before any hook can run.
+bool framesInit(int major, int minor, void* (*lookup)(const char* name)) noexcept;
+
+// The calling thread's Python frames, most recent call first, at most max.
+// Returns the number written; 0 if the calling thread does not hold the GIL
+// (raw-domain allocator hooks run without it) or has no Python frames.
+int captureFrames(RawFrame* out, int max) noexcept;
+
+// What identifies a code object cheaply: caches keyed by code pointer compare
+// this to detect a code object that died and whose address was reused.
+// filename and name are the (borrowed) co_filename / co_name object pointers.
+struct CodeIdentity {
+    const void* code;
+    const void* filename;
+    const void* name;
+    int firstLine;
+};
+
+// Requires the GIL (code must be alive). Returns false if code is null or
+// framesInit() failed.
+bool codeIdentity(const void* code, CodeIdentity* out) noexcept;
+
+// Copies co_filename and the function name as UTF-8, NUL-terminated and
+// truncated (on a character boundary) to fit cap bytes including the NUL.
+// The function name is co_name on every version (not co_qualname), so the
+// output matches the traceback module. Requires the GIL. Returns 0 on
+// success, -1 if a string could not be read (then both buffers hold "?").
+int copyCodeNames(const void* code, char* file, int fileCap, char* func, int funcCap) noexcept;
+
+} // namespace memtap_agent
+
+#endif // MEMTAP_AGENT_PYTHON_FRAMES_H
