@@ -1,0 +1,64 @@
+// A small streaming JSON writer for memtap's machine-readable output
+// (`diff --json`, `status --json`). Compact output, no dependencies; it
+// places the commas, the caller places the structure.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "report/diff.h"
+
+namespace memtap::report {
+
+class JsonWriter {
+public:
+    void beginObject();
+    void endObject();
+    void beginArray();
+    void endArray();
+    // Inside an object: the name of the next value.
+    void key(std::string_view name);
+
+    void value(std::string_view text);
+    void value(const char* text) { value(std::string_view(text)); } // not bool
+    void value(int64_t number);
+    void value(uint64_t number);
+    void value(double number); // NaN and infinities have no JSON form: null
+    void value(bool flag);
+    // Other integer types (int, long long, size_t...) without ambiguity.
+    template <std::integral T>
+    requires(!std::same_as<T, bool>) void value(T number) {
+        if constexpr (std::is_signed_v<T>) {
+            value(static_cast<int64_t>(number));
+        } else {
+            value(static_cast<uint64_t>(number));
+        }
+    }
+    void null();
+
+    // The document written so far.
+    const std::string& str() const { return out_; }
+
+private:
+    void beforeValue();
+    void appendString(std::string_view text);
+
+    std::string out_;
+    // One entry per open container: whether it has no element yet.
+    std::vector<bool> empty_;
+    bool afterKey_ = false;
+};
+
+// `memtap diff --json`:
+// {"pid", "old", "new", "by", "mode", "estimated", "stats": [{"file", "line",
+//  "function", "size", "size_diff", "count", "count_diff",
+//  "traceback": [{"file", "line", "function"}, ...]}, ...]}
+// stats in the given (sorted) order, the first `top` of them (0: all).
+std::string renderDiffJson(const std::vector<StatDiff>& stats, int pid, std::string_view oldName,
+                           std::string_view newName, GroupBy by, std::string_view mode, size_t top);
+
+} // namespace memtap::report

@@ -1,0 +1,43 @@
+// Plain data for one heap snapshot and its wire format (the text format
+// specified in src/agent/protocol.h). Everything in src/report works on these
+// types only, so the reporters can be tested from fixed data without a target.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace memtap::report {
+
+struct Frame {
+    std::string file;
+    int line = 0;
+    std::string function;
+
+    bool operator==(const Frame&) const = default;
+};
+
+struct Trace {
+    std::vector<Frame> frames; // most recent call first
+    int64_t size = 0;
+    int64_t count = 0;
+};
+
+struct Snapshot {
+    std::string mode = "exact"; // "exact" | "sampled"
+    uint64_t sampleBytes = 0;   // mean sampling interval; meaningful in sampled mode
+    int64_t tracedBytes = 0;    // estimate in sampled mode
+    int64_t tracedCount = 0;
+    std::vector<Trace> traces;
+};
+
+// Parses the protocol.h text format. Throws memtap::Error (ExitCode::Failure)
+// naming the 1-based line on any malformed input; nothing is guessed, because
+// a half-read snapshot would produce a plausible but wrong report.
+Snapshot parseSnapshotOrThrow(std::string_view text);
+
+// Writes exactly the protocol.h text format; parseSnapshotOrThrow reads it back.
+std::string serializeSnapshot(const Snapshot& snapshot);
+
+} // namespace memtap::report

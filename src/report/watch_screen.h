@@ -1,0 +1,62 @@
+// The live `memtap watch` screen, rendered to a string from plain data. The
+// CLI owns the terminal (raw mode, keys, clearing, resize); this file only
+// decides what fits on a screen of a given size.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "report/snapshot.h"
+
+namespace memtap::report {
+
+struct WatchHeader {
+    int pid = 0;
+    std::string python; // e.g. "3.11.7"
+    std::string mode;   // "exact" | "sampled"
+    uint64_t sampleBytes = 0;
+    double attachedSeconds = 0;
+    int64_t rssBytes = 0;
+    int64_t rssChange = 0; // since the baseline
+    int64_t tracedBytes = 0;
+    int64_t mallocFreeBytes = 0;
+    std::string byName;     // "lineno" | "filename" | "traceback"
+    std::string statusLine; // e.g. "snapshot s2 taken"; may be empty
+};
+
+struct WatchRow {
+    std::vector<Frame> key; // most recent call first, as StatDiff::key
+    int64_t sizeGrowth = 0; // since the baseline
+    int64_t lastIntervalGrowth = 0;
+    int64_t countDiff = 0;
+    std::vector<int64_t> history; // growth per interval, oldest first
+    std::string sourceLine;       // of the top frame; may be empty
+};
+
+struct WatchScreen {
+    WatchHeader header;
+    std::vector<WatchRow> rows; // in display order, largest growth first
+};
+
+struct ScreenOptions {
+    int width = 100;
+    int height = 30;
+    bool color = false;
+    int selected = -1;          // highlighted row, -1 for none
+    bool showTraceback = false; // the selected row's traceback in place of the table
+};
+
+// At most `height` lines of at most `width` display columns each, separated
+// by '\n' with none after the last (so a full screen does not scroll). Lines
+// are not padded: the CLI erases to the end of each line. ANSI SGR colors
+// only when options.color; the table scrolls to keep the selected row shown.
+std::string renderWatchScreen(const WatchScreen& screen, const ScreenOptions& options);
+
+// The form for logs and CI (stdout is not a terminal): the header and the top
+// rows as plain lines, ending with a blank line so reports written one after
+// another stay apart. No timestamps, so the output is reproducible.
+std::string renderWatchPlain(const WatchScreen& screen, size_t top);
+
+} // namespace memtap::report
