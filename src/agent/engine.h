@@ -1,0 +1,54 @@
+// The tracing engine: what the hooks record and what status/snapshot read.
+//
+// Hot-path functions are called from the allocator hooks (hooks.cpp) on any
+// thread, with or without the GIL, with g_thread.busy set so that nothing they
+// do is recorded again. Control functions run on the agent thread (or on the
+// hijacked thread during start) and are serialized by the entry/agent thread.
+#ifndef MEMTAP_AGENT_ENGINE_H
+#define MEMTAP_AGENT_ENGINE_H
+
+#include "agent/thread_state.h"
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace memtap_agent {
+
+// True while attached: the hooks record; false: pure pass-through.
+extern std::atomic<bool> g_recording;
+
+struct EngineConfig {
+    uint32_t mode;        // enum memtap_mode
+    uint32_t frames;      // 1..MEMTAP_MAX_FRAMES
+    uint64_t sampleBytes; // mean sampling interval (sampled mode)
+    bool captureFrames;   // python_frames is usable for this interpreter
+};
+
+// Maps the tables and starts recording. False if the tables cannot be mapped.
+bool engineStart(const EngineConfig& config) noexcept;
+// Stops recording and frees every table. Hooks still in flight find the
+// engine stopped under the lock and return without touching the tables.
+void engineStop() noexcept;
+
+// Hooks.
+void engineOnAlloc(ThreadState& t, void* ptr, size_t size) noexcept;
+void engineOnFree(ThreadState& t, void* ptr) noexcept;
+void engineOnRealloc(ThreadState& t, void* oldPtr, void* newPtr, size_t size) noexcept;
+
+struct EngineTotals {
+    uint64_t allocationsSeen;
+    uint64_t tracedBytes; // estimate in sampled mode
+    uint64_t tracedCount; // estimate in sampled mode
+};
+EngineTotals engineTotals() noexcept;
+
+// fork() in the target: the child has no agent thread, so it must not keep
+// recording into tables whose lock another thread may have held at fork.
+void engineForkPrepare() noexcept;
+void engineForkParent() noexcept;
+void engineForkChild() noexcept;
+
+} // namespace memtap_agent
+
+#endif // MEMTAP_AGENT_ENGINE_H

@@ -1,0 +1,73 @@
+#include "agent/status.h"
+
+#include "agent/agent_state.h"
+#include "agent/engine.h"
+#include "agent/mapping.h"
+
+#include <dlfcn.h>
+
+namespace memtap_agent {
+namespace {
+
+// glibc's struct mallinfo2 (malloc.h, glibc >= 2.33) and the older struct
+// mallinfo with int members. Declared here and resolved with dlsym so the
+// agent loads on any glibc and the call never needs a newer symbol version.
+struct MallInfo2 {
+    size_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+};
+struct MallInfo {
+    int arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+};
+
+// fordblks: total free bytes held in malloc's arenas (fast bins included).
+uint64_t
+mallocFreeBytes() {
+    using Info2Fn = MallInfo2 (*)();
+    using InfoFn = MallInfo (*)();
+    if (auto fn = reinterpret_cast<Info2Fn>(dlsym(RTLD_DEFAULT, "mallinfo2"))) {
+        return fn().fordblks;
+    }
+    if (auto fn = reinterpret_cast<InfoFn>(dlsym(RTLD_DEFAULT, "mallinfo"))) {
+        // The int members wrap past 2 GiB; reading them as unsigned is the
+        // best the old interface offers.
+        return static_cast<unsigned>(fn().fordblks);
+    }
+    return 0;
+}
+
+void
+line(Text& out, const char* key, const char* value) {
+    out.append(key);
+    out.append(' ');
+    out.append(value);
+    out.append('\n');
+}
+
+void
+line(Text& out, const char* key, uint64_t value) {
+    out.append(key);
+    out.append(' ');
+    out.appendU64(value);
+    out.append('\n');
+}
+
+} // namespace
+
+void
+formatStatus(Text& out) noexcept {
+    const memtap_start_args& args = g_agent.args;
+    EngineTotals totals = engineTotals();
+    line(out, "python", g_agent.api.version);
+    line(out, "mode", args.mode == MEMTAP_MODE_EXACT ? "exact" : "sampled");
+    line(out, "sample_bytes", args.sample_bytes);
+    line(out, "frames", args.frames);
+    line(out, "allocations_seen", totals.allocationsSeen);
+    line(out, "traced_bytes", totals.tracedBytes);
+    line(out, "traced_count", totals.tracedCount);
+    line(out, "malloc_free_bytes", mallocFreeBytes());
+    line(out, "agent_bytes", agentMappedBytes());
+    line(out, "hooks", g_recording.load(std::memory_order_relaxed) ? "installed" : "passthrough");
+    line(out, "frame_capture", g_agent.framesOk ? "yes" : "no");
+}
+
+} // namespace memtap_agent

@@ -1,0 +1,86 @@
+// A growable text buffer for replies, used on the agent thread only.
+//
+// The agent thread may use libc malloc: it is not the hooked path (the hooks
+// wrap CPython's PyMem domains, not glibc). Failure is sticky and checked once.
+#ifndef MEMTAP_AGENT_TEXT_H
+#define MEMTAP_AGENT_TEXT_H
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+namespace memtap_agent {
+
+class Text {
+public:
+    Text() = default;
+    Text(const Text&) = delete;
+    Text& operator=(const Text&) = delete;
+    ~Text() { std::free(data_); }
+
+    void append(const char* s, size_t n) noexcept {
+        if (!reserve(size_ + n)) {
+            return;
+        }
+        std::memcpy(data_ + size_, s, n);
+        size_ += n;
+    }
+    void append(const char* s) noexcept { append(s, std::strlen(s)); }
+    void append(char c) noexcept { append(&c, 1); }
+    void appendU64(uint64_t v) noexcept {
+        char digits[24];
+        int n = 0;
+        do {
+            digits[n++] = static_cast<char>('0' + v % 10);
+            v /= 10;
+        } while (v != 0);
+        char out[24];
+        for (int i = 0; i < n; ++i) {
+            out[i] = digits[n - 1 - i];
+        }
+        append(out, static_cast<size_t>(n));
+    }
+    void appendI64(int64_t v) noexcept {
+        if (v < 0) {
+            append('-');
+            appendU64(static_cast<uint64_t>(0) - static_cast<uint64_t>(v));
+        } else {
+            appendU64(static_cast<uint64_t>(v));
+        }
+    }
+    bool reserve(size_t want) noexcept {
+        if (failed_) {
+            return false;
+        }
+        if (want <= capacity_) {
+            return true;
+        }
+        size_t cap = capacity_ == 0 ? 4096 : capacity_;
+        while (cap < want) {
+            cap *= 2;
+        }
+        char* grown = static_cast<char*>(std::realloc(data_, cap));
+        if (grown == nullptr) {
+            failed_ = true;
+            return false;
+        }
+        data_ = grown;
+        capacity_ = cap;
+        return true;
+    }
+
+    const char* data() const noexcept { return data_ != nullptr ? data_ : ""; }
+    size_t size() const noexcept { return size_; }
+    bool failed() const noexcept { return failed_; }
+
+private:
+    char* data_ = nullptr;
+    size_t size_ = 0;
+    size_t capacity_ = 0;
+    bool failed_ = false;
+};
+
+} // namespace memtap_agent
+
+#endif // MEMTAP_AGENT_TEXT_H

@@ -1,0 +1,198 @@
+"""Shared helpers for the agent tests: the agent loaded with ctypes into the
+interpreter running the test, no ptrace. Mirrors src/agent/protocol.h; keep
+this file runnable by every CPython from 3.6 on (no walrus, no dataclasses).
+"""
+import ctypes
+import os
+import socket
+import sys
+import sysconfig
+import tempfile
+import time
+
+PROTOCOL_VERSION = 1
+MODE_SAMPLED = 0
+MODE_EXACT = 1
+
+START_OK = 0
+START_ALREADY_RUNNING = 1
+START_BAD_ARGS = 2
+START_NO_PYTHON = 3
+
+SKIP = 77
+
+
+class StartArgs(ctypes.Structure):
+    # struct memtap_start_args, src/agent/protocol.h
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("protocol_version", ctypes.c_uint32),
+        ("mode", ctypes.c_uint32),
+        ("frames", ctypes.c_uint32),
+        ("sample_bytes", ctypes.c_uint64),
+        ("peer_uid", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
+        ("socket_path", ctypes.c_char * 108),
+        ("python_module", ctypes.c_char * 4096),
+    ]
+
+
+class PyMemAllocatorEx(ctypes.Structure):
+    # Include/cpython/pymem.h
+    _fields_ = [
+        ("ctx", ctypes.c_void_p),
+        ("malloc", ctypes.c_void_p),
+        ("calloc", ctypes.c_void_p),
+        ("realloc", ctypes.c_void_p),
+        ("free", ctypes.c_void_p),
+    ]
+
+    def key(self):
+        return (self.ctx, self.malloc, self.calloc, self.realloc, self.free)
+
+
+def fail(message):
+    sys.stderr.write("FAIL: %s\n" % message)
+    sys.exit(1)
+
+
+def check(condition, message):
+    if not condition:
+        fail(message)
+
+
+def get_allocators():
+    get = ctypes.pythonapi.PyMem_GetAllocator
+    get.restype = None
+    get.argtypes = [ctypes.c_int, ctypes.POINTER(PyMemAllocatorEx)]
+    out = []
+    for domain in range(3):
+        a = PyMemAllocatorEx()
+        get(domain, ctypes.byref(a))
+        out.append(a.key())
+    return out
+
+
+def libpython_path():
+    """The loaded libpython of a shared build (pyenv), "" for a static one."""
+    if not sysconfig.get_config_var("Py_ENABLE_SHARED"):
+        return ""
+    name = sysconfig.get_config_var("LDLIBRARY")
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            parts = line.split()
+            if len(parts) >= 6 and os.path.basename(parts[5]) == name:
+                return parts[5]
+    # Debian's python3.11 reports Py_ENABLE_SHARED (it ships a libpython
+    # too) but its executable links libpython statically.
+    return ""
+
+
+def fd_count():
+    return len(os.listdir("/proc/self/fd"))
+
+
+def thread_count():
+    return len(os.listdir("/proc/self/task"))
+
+
+class Agent(object):
+    def __init__(self, path):
+        # CDLL releases the GIL around calls, like a host that hijacks a
+        # thread which does not hold it.
+        self.lib = ctypes.CDLL(path)
+        self.start_fn = self.lib.memtap_agent_start
+        self.start_fn.restype = ctypes.c_int
+        self.start_fn.argtypes = [ctypes.POINTER(StartArgs)]
+        self.dir = tempfile.mkdtemp(prefix="memtap-agent-test-")
+        self.socket_path = os.path.join(self.dir, "control.sock")
+
+    def make_args(self, mode=MODE_EXACT, frames=8, sample_bytes=512 * 1024, module=""):
+        args = StartArgs()
+        args.struct_size = ctypes.sizeof(StartArgs)
+        args.protocol_version = PROTOCOL_VERSION
+        args.mode = mode
+        args.frames = frames
+        args.sample_bytes = sample_bytes
+        args.peer_uid = os.getuid()
+        args.socket_path = self.socket_path.encode()
+        args.python_module = module.encode()
+        return args
+
+    def start(self, args):
+        return self.start_fn(ctypes.byref(args))
+
+    def request(self, command, timeout=10.0):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            s.connect(self.socket_path)
+            s.sendall((command + "\n").encode())
+            data = b""
+            while True:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            s.close()
+        head, _, rest = data.partition(b"\n")
+        head = head.decode()
+        if head.startswith("err "):
+            return False, head[4:]
+        check(head.startswith("ok "), "bad reply head %r" % head)
+        size = int(head[3:])
+        check(len(rest) == size, "payload %d bytes, announced %d" % (len(rest), size))
+        return True, rest.decode("utf-8", "replace")
+
+    def status(self):
+        ok, payload = self.request("status")
+        check(ok, "status refused: %s" % payload)
+        values = {}
+        for line in payload.splitlines():
+            key, _, value = line.partition(" ")
+            values[key] = value
+        return values
+
+    def detach(self):
+        ok, payload = self.request("detach")
+        check(ok and payload == "", "detach reply %r %r" % (ok, payload))
+
+
+def wait_until(predicate, timeout=5.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+def parse_snapshot(text):
+    """[(size, count, [(line, file, function), ...])], header dict."""
+    lines = text.split("\n")
+    check(lines[0] == "memtap-snapshot 1", "snapshot magic %r" % lines[0])
+    header = {}
+    traces = []
+    i = 1
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if line == "end":
+            break
+        if line.startswith("T "):
+            _, size, count, nframes = line.split(" ")
+            frames = []
+            for _ in range(int(nframes)):
+                f = lines[i]
+                i += 1
+                check(f.startswith("F "), "expected F line, got %r" % f)
+                lineno, _, rest = f[2:].partition(" ")
+                filename, _, function = rest.partition("\t")
+                frames.append((int(lineno), filename, function))
+            traces.append((int(size), int(count), frames))
+        else:
+            key, _, value = line.partition(" ")
+            header[key] = value
+    check(lines[i - 1] == "end", "snapshot not terminated by end")
+    return header, traces
