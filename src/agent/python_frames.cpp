@@ -37,23 +37,36 @@ enum class FrameModel : unsigned char {
 // the field. Common to every version (Include/object.h, GIL build without
 // Py_TRACE_REFS): PyObject.ob_type at 8, PyVarObject.ob_size at 16.
 struct Layout {
-    FrameModel model;
+    FrameModel model = FrameModel::None;
     // PyThreadState: .frame (<= 3.10), .cframe (3.11, 3.12), .current_frame (3.13).
-    unsigned tstateFrame;
+    unsigned tstateFrame = 0;
     // _PyCFrame.current_frame (3.11, 3.12).
-    unsigned cframeCurrentFrame;
+    unsigned cframeCurrentFrame = 0;
     // PyFrameObject (<= 3.10).
-    unsigned fBack, fCode, fTrace, fLasti, fLineno;
+    unsigned fBack = 0;
+    unsigned fCode = 0;
+    unsigned fTrace = 0;
+    unsigned fLasti = 0;
+    unsigned fLineno = 0;
     // _PyInterpreterFrame (>= 3.11): f_code / f_executable, previous,
     // prev_instr / instr_ptr, owner.
-    unsigned ifCode, ifPrevious, ifInstr, ifOwner;
+    unsigned ifCode = 0;
+    unsigned ifPrevious = 0;
+    unsigned ifInstr = 0;
+    unsigned ifOwner = 0;
     // PyCodeObject.
-    unsigned coFirstLineno, coFilename, coName, coLineTable;
-    unsigned coFirstTraceable, coCodeAdaptive; // >= 3.11
+    unsigned coFirstLineno = 0;
+    unsigned coFilename = 0;
+    unsigned coName = 0;
+    unsigned coLineTable = 0;      // co_lnotab (<= 3.9), co_linetable
+    unsigned coFirstTraceable = 0; // >= 3.11
+    unsigned coCodeAdaptive = 0;   // >= 3.11
     // sizeof(PyASCIIObject), sizeof(PyCompactUnicodeObject); the latter is
     // also the offset of PyUnicodeObject.data.any (legacy strings).
-    unsigned asciiSize, compactSize;
-    bool unicodeHasReady; // state.ready bit exists (<= 3.11)
+    unsigned asciiSize = 0;
+    unsigned compactSize = 0;
+    bool unicodeHasReady = false;  // state.ready bit exists (<= 3.11)
+    bool lastiInCodeUnits = false; // PyFrameObject.f_lasti counts code units (3.10)
 };
 
 constexpr unsigned kObType = 8;  // Include/object.h: PyObject { ob_refcnt; ob_type; }
@@ -67,209 +80,169 @@ constexpr unsigned kObSize = 16; // Include/object.h: PyVarObject { ob_base; ob_
 constexpr unsigned kUniLength = 16;
 constexpr unsigned kUniState = 32;
 
-// 3.6, 3.7. Include/pystate.h: PyThreadState { prev, next, interp, frame }
-// -> frame at 24. Include/frameobject.h: PyFrameObject { PyObject_VAR_HEAD
-// (24); f_back 24; f_code 32; f_builtins, f_globals, f_locals, f_valuestack,
-// f_stacktop; f_trace 80; ... }. 3.6 keeps f_exc_type/value/traceback and
-// f_gen before f_lasti (120) and f_lineno (124); 3.7 moved the exception
-// state to the generator, leaving f_trace_lines/opcodes + f_gen: f_lasti 104,
-// f_lineno 108. Include/code.h: PyCodeObject { PyObject_HEAD; 5 ints
-// (argcount, kwonlyargcount, nlocals, stacksize, flags); co_firstlineno 36;
-// co_code ... co_cellvars (6 ptrs from 40); co_cell2arg 88; co_filename 96;
-// co_name 104; co_lnotab 112 }. Include/unicodeobject.h: sizeof
-// PyASCIIObject 48 (with wstr), PyCompactUnicodeObject 72.
-constexpr Layout kLayout36 = {FrameModel::FrameObject,
-                              24,
-                              0,
-                              24,
-                              32,
-                              80,
-                              120,
-                              124,
-                              0,
-                              0,
-                              0,
-                              0,
-                              36,
-                              96,
-                              104,
-                              112,
-                              0,
-                              0,
-                              48,
-                              72,
-                              true};
-constexpr Layout kLayout37 = {FrameModel::FrameObject,
-                              24,
-                              0,
-                              24,
-                              32,
-                              80,
-                              104,
-                              108,
-                              0,
-                              0,
-                              0,
-                              0,
-                              36,
-                              96,
-                              104,
-                              112,
-                              0,
-                              0,
-                              48,
-                              72,
-                              true};
-// 3.8, 3.9. Include/cpython/pystate.h (3.8: Include/cpython/pystate.h, 3.9
-// the same): frame still at 24. Include/frameobject.h (3.8) /
-// Include/cpython/frameobject.h (3.9): same frame layout as 3.7. code.h
-// gained co_posonlyargcount before co_kwonlyargcount: co_firstlineno 40,
-// co_filename 104, co_name 112, co_lnotab 120.
-constexpr Layout kLayout38 = {FrameModel::FrameObject,
-                              24,
-                              0,
-                              24,
-                              32,
-                              80,
-                              104,
-                              108,
-                              0,
-                              0,
-                              0,
-                              0,
-                              40,
-                              104,
-                              112,
-                              120,
-                              0,
-                              0,
-                              48,
-                              72,
-                              true};
-// 3.10. Include/cpython/frameobject.h: f_valuestack is followed by f_trace
-// at 72 (f_stacktop gone), f_stackdepth, f_trace_lines/opcodes, f_gen, then
-// f_lasti 96 (counted in code units, not bytes) and f_lineno 100 (valid only
-// if non-zero). Include/cpython/code.h: co_linetable replaces co_lnotab at
-// the same offset 120.
-constexpr Layout kLayout310 = {FrameModel::FrameObject,
-                               24,
-                               0,
-                               24,
-                               32,
-                               72,
-                               96,
-                               100,
-                               0,
-                               0,
-                               0,
-                               0,
-                               40,
-                               104,
-                               112,
-                               120,
-                               0,
-                               0,
-                               48,
-                               72,
-                               true};
-// 3.11. Include/cpython/pystate.h: PyThreadState { prev, next, interp,
-// _initialized, _static, recursion_remaining, recursion_limit,
-// recursion_headroom, tracing, tracing_what; cframe at 56 }; _PyCFrame {
-// uint8_t use_tracing; current_frame at 8; previous }.
-// Include/internal/pycore_frame.h: _PyInterpreterFrame { f_func 0,
-// f_globals 8, f_builtins 16, f_locals 24, f_code 32, frame_obj 40, previous
-// 48, prev_instr 56, stacktop 64 (int), is_entry 68 (bool), owner 69 (char);
-// localsplus }. Include/cpython/code.h (_PyCode_DEF): PyObject_VAR_HEAD (24);
-// co_consts, co_names, co_exceptiontable (24-47); co_flags 48, co_warmup and
-// _co_linearray_entry_size (shorts); co_argcount, co_posonlyargcount,
-// co_kwonlyargcount, co_stacksize, co_firstlineno 72, five more ints;
-// co_localsplusnames, co_localspluskinds, co_filename 112, co_name 120,
-// co_qualname 128, co_linetable 136, co_weakreflist, _co_code,
-// _co_linearray; _co_firsttraceable 168; co_extra; co_code_adaptive 184.
-// Include/cpython/unicodeobject.h still has wstr (sizes 48 / 72).
-constexpr Layout kLayout311 = {FrameModel::Interp311,
-                               56,
-                               8,
-                               0,
-                               0,
-                               0,
-                               0,
-                               0,
-                               32,
-                               48,
-                               56,
-                               69,
-                               72,
-                               112,
-                               120,
-                               136,
-                               168,
-                               184,
-                               48,
-                               72,
-                               true};
-// 3.12. Include/cpython/pystate.h: cframe still at 56; _PyCFrame lost
-// use_tracing, so current_frame is at 0. Include/internal/pycore_frame.h:
-// _PyInterpreterFrame { f_code 0, previous 8, f_funcobj 16, f_globals 24,
-// f_builtins 32, f_locals 40, frame_obj 48, prev_instr 56, stacktop 64 (int),
-// return_offset 68 (uint16_t), owner 70 (char); localsplus }.
-// Include/cpython/code.h (_PyCode_DEF): co_firstlineno 68, co_filename 112,
-// co_name 120, co_qualname 128, co_linetable 136, _co_firsttraceable 176,
-// co_code_adaptive 192. Include/cpython/unicodeobject.h: wstr and
-// wstr_length removed: sizeof PyASCIIObject 40, PyCompactUnicodeObject 56.
-constexpr Layout kLayout312 = {FrameModel::Interp312,
-                               56,
-                               0,
-                               0,
-                               0,
-                               0,
-                               0,
-                               0,
-                               0,
-                               8,
-                               56,
-                               70,
-                               68,
-                               112,
-                               120,
-                               136,
-                               176,
-                               192,
-                               40,
-                               56,
-                               false};
-// 3.13. Include/cpython/pystate.h: PyThreadState { prev, next, interp,
-// eval_breaker (uintptr_t) 24, _status (struct of bit-fields, 4 bytes) 32,
-// _whence 36 (int), state 40 (int), py_recursion_remaining 44,
-// py_recursion_limit 48, c_recursion_remaining 52, recursion_headroom 56,
-// tracing 60, what_event 64, current_frame at 72 } (no more cframe).
-// Include/internal/pycore_frame.h: _PyInterpreterFrame { f_executable 0
-// (code object or None), previous 8, f_funcobj 16, f_globals 24, f_builtins
-// 32, f_locals 40, frame_obj 48, instr_ptr 56 (the instruction being
-// executed, not the previous one), stacktop 64, return_offset 68, owner 70 }.
-// Include/cpython/code.h: _co_firsttraceable 184, co_code_adaptive 200
-// (co_executors was added before _co_monitoring), the rest as 3.12.
-constexpr Layout kLayout313 = {FrameModel::Interp313,
-                               72,
-                               0,
-                               0,
-                               0,
-                               0,
-                               0,
-                               0,
-                               0,
-                               8,
-                               56,
-                               70,
-                               68,
-                               112,
-                               120,
-                               136,
-                               184,
-                               200,
-                               40,
-                               56,
-                               false};
+// The tables below list, for each field, its offset and where it comes from.
+// Header paths are those of the CPython tag of that minor version
+// (v3.6.15 ... v3.13.0); sizes assume x86-64 LP64.
+
+// 3.6.
+constexpr Layout kLayout36 = {
+    .model = FrameModel::FrameObject,
+    // Include/pystate.h: PyThreadState { prev, next, interp, frame }.
+    .tstateFrame = 24,
+    // Include/frameobject.h: PyFrameObject { PyObject_VAR_HEAD (24 bytes),
+    // f_back, f_code, f_builtins, f_globals, f_locals, f_valuestack,
+    // f_stacktop, f_trace, f_exc_type, f_exc_value, f_exc_traceback, f_gen,
+    // int f_lasti (bytes; -1 before the first instruction), int f_lineno }.
+    .fBack = 24,
+    .fCode = 32,
+    .fTrace = 80,
+    .fLasti = 120,
+    .fLineno = 124,
+    // Include/code.h: PyCodeObject { PyObject_HEAD (16), five ints
+    // (argcount, kwonlyargcount, nlocals, stacksize, flags), co_firstlineno,
+    // co_code, co_consts, co_names, co_varnames, co_freevars, co_cellvars,
+    // co_cell2arg, co_filename, co_name, co_lnotab }.
+    .coFirstLineno = 36,
+    .coFilename = 96,
+    .coName = 104,
+    .coLineTable = 112,
+    // Include/unicodeobject.h: PyASCIIObject ends with wchar_t* wstr;
+    // PyCompactUnicodeObject adds utf8_length, utf8, wstr_length.
+    .asciiSize = 48,
+    .compactSize = 72,
+    .unicodeHasReady = true,
+};
+
+// 3.7 moved the generator's exception state out of the frame
+// (Include/frameobject.h: f_trace is followed by char f_trace_lines,
+// f_trace_opcodes, then f_gen, f_lasti, f_lineno).
+constexpr Layout kLayout37 = [] {
+    Layout l = kLayout36;
+    l.fLasti = 104;
+    l.fLineno = 108;
+    return l;
+}();
+
+// 3.8 and 3.9: PyThreadState moved to Include/cpython/pystate.h (frame still
+// at 24); frames as in 3.7 (Include/frameobject.h in 3.8,
+// Include/cpython/frameobject.h in 3.9). The code object (Include/code.h in
+// 3.8, Include/cpython/code.h in 3.9) gained int co_posonlyargcount after
+// co_argcount: co_firstlineno moves to 40 and, with the padding that now
+// follows it, every pointer after it moves by 8.
+constexpr Layout kLayout38 = [] {
+    Layout l = kLayout37;
+    l.coFirstLineno = 40;
+    l.coFilename = 104;
+    l.coName = 112;
+    l.coLineTable = 120; // co_lnotab
+    return l;
+}();
+
+// 3.10. Include/cpython/frameobject.h: f_stacktop became int f_stackdepth
+// after f_trace, so f_trace is at 72 and f_lasti at 96, now counted in code
+// units (PyFrame_GetLineNumber multiplies by 2); f_lineno (100) is valid when
+// non-zero. Include/cpython/code.h: co_linetable takes co_lnotab's place.
+constexpr Layout kLayout310 = [] {
+    Layout l = kLayout38;
+    l.fTrace = 72;
+    l.fLasti = 96;
+    l.fLineno = 100;
+    l.lastiInCodeUnits = true;
+    return l;
+}();
+
+// 3.11.
+constexpr Layout kLayout311 = {
+    .model = FrameModel::Interp311,
+    // Include/cpython/pystate.h: PyThreadState { prev, next, interp, int
+    // _initialized, int _static, int recursion_remaining, int
+    // recursion_limit, int recursion_headroom, int tracing, int tracing_what,
+    // _PyCFrame* cframe }.
+    .tstateFrame = 56,
+    // Include/cpython/pystate.h: _PyCFrame { uint8_t use_tracing,
+    // _PyInterpreterFrame* current_frame, previous }.
+    .cframeCurrentFrame = 8,
+    // Include/internal/pycore_frame.h: _PyInterpreterFrame { f_func,
+    // f_globals, f_builtins, f_locals, PyCodeObject* f_code, frame_obj,
+    // previous, _Py_CODEUNIT* prev_instr, int stacktop, bool is_entry, char
+    // owner }.
+    .ifCode = 32,
+    .ifPrevious = 48,
+    .ifInstr = 56,
+    .ifOwner = 69,
+    // Include/cpython/code.h (_PyCode_DEF): PyObject_VAR_HEAD (24);
+    // co_consts, co_names, co_exceptiontable; int co_flags, short co_warmup,
+    // short _co_linearray_entry_size; ints co_argcount, co_posonlyargcount,
+    // co_kwonlyargcount, co_stacksize, co_firstlineno, co_nlocalsplus,
+    // co_nlocals, co_nplaincellvars, co_ncellvars, co_nfreevars;
+    // co_localsplusnames, co_localspluskinds, co_filename, co_name,
+    // co_qualname, co_linetable, co_weakreflist, _co_code, _co_linearray; int
+    // _co_firsttraceable; co_extra; char co_code_adaptive[].
+    .coFirstLineno = 72,
+    .coFilename = 112,
+    .coName = 120,
+    .coLineTable = 136,
+    .coFirstTraceable = 168,
+    .coCodeAdaptive = 184,
+    // Include/cpython/unicodeobject.h: still with wstr, as in 3.6.
+    .asciiSize = 48,
+    .compactSize = 72,
+    .unicodeHasReady = true,
+};
+
+// 3.12.
+constexpr Layout kLayout312 = {
+    .model = FrameModel::Interp312,
+    // Include/cpython/pystate.h: the fields before cframe changed (int
+    // _status bit-field word, py_recursion_remaining, py_recursion_limit,
+    // c_recursion_remaining, recursion_headroom, tracing, what_event) but
+    // cframe stays at 56.
+    .tstateFrame = 56,
+    // Include/cpython/pystate.h: _PyCFrame { current_frame, previous }.
+    .cframeCurrentFrame = 0,
+    // Include/internal/pycore_frame.h: _PyInterpreterFrame { f_code,
+    // previous, f_funcobj, f_globals, f_builtins, f_locals, frame_obj,
+    // prev_instr, int stacktop, uint16_t return_offset, char owner }.
+    .ifCode = 0,
+    .ifPrevious = 8,
+    .ifInstr = 56,
+    .ifOwner = 70,
+    // Include/cpython/code.h (_PyCode_DEF): co_flags became the first int and
+    // co_warmup/_co_linearray_entry_size left, so co_firstlineno moved to 68;
+    // _co_cached, _co_instrumentation_version and _co_monitoring replaced
+    // _co_code and _co_linearray before _co_firsttraceable.
+    .coFirstLineno = 68,
+    .coFilename = 112,
+    .coName = 120,
+    .coLineTable = 136,
+    .coFirstTraceable = 176,
+    .coCodeAdaptive = 192,
+    // Include/cpython/unicodeobject.h: wstr, wstr_length and the ready bit
+    // are gone.
+    .asciiSize = 40,
+    .compactSize = 56,
+    .unicodeHasReady = false,
+};
+
+// 3.13.
+constexpr Layout kLayout313 = [] {
+    Layout l = kLayout312;
+    l.model = FrameModel::Interp313;
+    // Include/cpython/pystate.h: cframe is gone; PyThreadState { prev, next,
+    // interp, uintptr_t eval_breaker, _status (4 bytes), int _whence, int
+    // state, int py_recursion_remaining, py_recursion_limit,
+    // c_recursion_remaining, recursion_headroom, tracing, what_event,
+    // _PyInterpreterFrame* current_frame }.
+    l.tstateFrame = 72;
+    // Include/internal/pycore_frame.h: f_code became PyObject* f_executable
+    // (a code object, or None for the C-stack entry shim) and prev_instr
+    // became instr_ptr (the instruction being executed); offsets unchanged.
+    // Include/cpython/code.h: co_executors was inserted before
+    // _co_firsttraceable.
+    l.coFirstTraceable = 184;
+    l.coCodeAdaptive = 200;
+    return l;
+}();
 
 // enum _frameowner, Include/internal/pycore_frame.h (3.11 ... 3.13).
 constexpr char kFrameOwnedByGenerator = 1;
@@ -350,7 +323,8 @@ struct LineSlot {
     uint64_t check;
 };
 
-constexpr unsigned kLineSlots = 1024; // 24 KiB, power of two
+constexpr unsigned kLineSlotBits = 10;
+constexpr unsigned kLineSlots = 1u << kLineSlotBits; // 24 KiB
 LineSlot g_lineCache[kLineSlots];
 
 inline uint64_t
@@ -366,12 +340,16 @@ mix64(uint64_t x) noexcept {
 
 inline uint64_t
 slotCheck(uint64_t code, uint64_t offsetAndLine, uint64_t identity) noexcept {
-    return mix64(mix64(code ^ 0x9e3779b97f4a7c15ULL) ^ offsetAndLine) ^ mix64(identity);
+    // One bijective mix over a combination that changes if any input word
+    // changes (the multipliers are odd, so they are bijections too).
+    return mix64(code ^ (offsetAndLine * 0x9e3779b97f4a7c15ULL) ^ (identity * 0xd6e8feb86659fd93ULL));
 }
 
 int
 lineFor(const void* code, int byteOffset) noexcept {
     const Layout& l = g_state.layout;
+    // What tells a live code object from a dead one at the same address:
+    // its line table object, that table's length and its first line.
     const void* table = ptrAt(code, l.coLineTable);
     uint64_t identity = reinterpret_cast<uintptr_t>(table);
     if (table != nullptr) {
@@ -381,9 +359,11 @@ lineFor(const void* code, int byteOffset) noexcept {
 
     uint64_t codeBits = reinterpret_cast<uintptr_t>(code);
     uint32_t offsetBits = static_cast<uint32_t>(byteOffset);
-    unsigned index =
-        static_cast<unsigned>(mix64(codeBits ^ (uint64_t{offsetBits} << 3))) & (kLineSlots - 1);
-    LineSlot& slot = g_lineCache[index];
+    // Multiplicative hashing on the top bits: cheap and spreads both the
+    // 16-byte-aligned code pointers and the 2-byte-aligned offsets.
+    uint64_t spread =
+        (codeBits >> 4) * 0x9e3779b97f4a7c15ULL + uint64_t{offsetBits} * 0xc2b2ae3d27d4eb4fULL;
+    LineSlot& slot = g_lineCache[spread >> (64 - kLineSlotBits)];
 
     uint64_t seenCode = __atomic_load_n(&slot.code, __ATOMIC_RELAXED);
     uint64_t seenValue = __atomic_load_n(&slot.offsetAndLine, __ATOMIC_RELAXED);
@@ -414,7 +394,6 @@ constexpr int kMaxSkipped = 1024;
 int
 walkFrameObjects(const void* tstate, RawFrame* out, int max) noexcept {
     const Layout& l = g_state.layout;
-    bool lastiInCodeUnits = l.coLineTable == kLayout310.coLineTable && l.fTrace == kLayout310.fTrace;
     int n = 0;
     int visited = 0;
     for (const void* frame = ptrAt(tstate, l.tstateFrame); frame != nullptr && n < max;
@@ -427,7 +406,7 @@ walkFrameObjects(const void* tstate, RawFrame* out, int max) noexcept {
             continue;
         }
         int line;
-        if (lastiInCodeUnits) {
+        if (l.lastiInCodeUnits) {
             // 3.10 PyFrame_GetLineNumber (Objects/frameobject.c): f_lineno
             // when non-zero (tracing), else the line of f_lasti * 2 bytes.
             line = readAt<int>(frame, l.fLineno);
