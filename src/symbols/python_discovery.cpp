@@ -1,0 +1,244 @@
+#include "symbols/python_discovery.h"
+
+#include <sys/uio.h>
+
+#include <cstring>
+#include <optional>
+#include <regex>
+
+#include <fmt/format.h>
+
+#include "base/error.h"
+
+namespace memtap::symbols {
+
+namespace detail {
+
+bool
+versionFromFileName(std::string_view path, int& major, int& minor) {
+    size_t slash = path.rfind('/');
+    std::string name(slash == std::string_view::npos ? path : path.substr(slash + 1));
+    static const std::regex pattern(R"(^(?:lib)?python(\d+)\.(\d+)(?:[dmu]*)(?:$|[.\-_]))");
+    std::smatch match;
+    if (!std::regex_search(name, match, pattern)) {
+        return false;
+    }
+    major = std::stoi(match[1].str());
+    minor = std::stoi(match[2].str());
+    return true;
+}
+
+std::string
+formatVersionHex(uint64_t hex, int& major, int& minor) {
+    // PY_VERSION_HEX layout (Include/patchlevel.h): major << 24 | minor << 16 |
+    // micro << 8 | level << 4 | serial, level 0xA alpha, 0xB beta, 0xC rc, 0xF final.
+    major = static_cast<int>((hex >> 24) & 0xff);
+    minor = static_cast<int>((hex >> 16) & 0xff);
+    int micro = static_cast<int>((hex >> 8) & 0xff);
+    unsigned level = (hex >> 4) & 0xf;
+    unsigned serial = hex & 0xf;
+    std::string version = fmt::format("{}.{}.{}", major, minor, micro);
+    switch (level) {
+    case 0xA:
+        return version + fmt::format("a{}", serial);
+    case 0xB:
+        return version + fmt::format("b{}", serial);
+    case 0xC:
+        return version + fmt::format("rc{}", serial);
+    default:
+        return version;
+    }
+}
+
+bool
+parseVersionString(std::string_view text, int& major, int& minor) {
+    static const std::regex pattern(R"(^([23])\.(\d{1,2})\.(\d{1,3})(?:(?:a|b|rc)\d{1,2})?\+?$)");
+    std::string copy(text);
+    std::smatch match;
+    if (!std::regex_match(copy, match, pattern)) {
+        return false;
+    }
+    major = std::stoi(match[1].str());
+    minor = std::stoi(match[2].str());
+    return true;
+}
+
+} // namespace detail
+
+namespace {
+
+struct Version {
+    int major = 0;
+    int minor = 0;
+    std::string text;
+};
+
+std::optional<std::vector<unsigned char>>
+readRemote(pid_t pid, RemotePtr address, size_t size) {
+    std::vector<unsigned char> bytes(size);
+    iovec local{bytes.data(), size};
+    iovec remote{reinterpret_cast<void*>(address.value()), size};
+    ssize_t n = ::process_vm_readv(pid, &local, 1, &remote, 1, 0);
+    if (n != static_cast<ssize_t>(size)) {
+        return std::nullopt;
+    }
+    return bytes;
+}
+
+// 3.11+: the exported constant `Py_Version` holds PY_VERSION_HEX (PEP 0 /
+// "API and ABI Versioning" in the C-API docs). Read it from the live process
+// (what runs), falling back to the file (same bytes: it lives in .rodata).
+std::optional<Version>
+versionFromPyVersionSymbol(const ProcessModules& modules, const Module& module) {
+    std::optional<ElfSymbol> symbol = modules.elf(module).findSymbol("Py_Version");
+    if (!symbol) {
+        return std::nullopt;
+    }
+    size_t size = symbol->size == 4 ? 4 : 8; // `const unsigned long`: 8 on LP64
+    auto bytes = readRemote(modules.pid(), module.loadBias + symbol->value, size);
+    if (!bytes) {
+        bytes = modules.elf(module).readAtVaddr(symbol->value, size);
+    }
+    if (!bytes) {
+        return std::nullopt;
+    }
+    uint64_t hex = 0;
+    std::memcpy(&hex, bytes->data(), size); // x86-64 is little-endian
+    Version version;
+    version.text = detail::formatVersionHex(hex, version.major, version.minor);
+    if (version.major < 2 || version.major > 3) {
+        return std::nullopt;
+    }
+    return version;
+}
+
+// Before 3.11 the only place the full version lives is the PY_VERSION string
+// literal, which Py_GetVersion() passes to PyOS_snprintf (Python/getversion.c).
+// Its address is an operand of Py_GetVersion's code: a RIP-relative LEA in
+// position-independent code, or a MOV r32, imm32 in a non-PIE executable. We
+// try every byte offset instead of decoding instructions: a false match would
+// have to point at a string that parses as a Python version, which is harmless.
+std::optional<Version>
+versionFromPyGetVersionCode(const ProcessModules& modules, const Module& module) {
+    const ElfFile& elf = modules.elf(module);
+    std::optional<ElfSymbol> function = elf.findSymbol("Py_GetVersion");
+    if (!function) {
+        return std::nullopt;
+    }
+    size_t size = function->size != 0 && function->size < 512 ? function->size : 128;
+    auto code = elf.readAtVaddr(function->value, size);
+    if (!code) {
+        return std::nullopt;
+    }
+    auto tryTarget = [&](uint64_t target) -> std::optional<Version> {
+        std::optional<std::string> text = elf.readStringAtVaddr(target, 32);
+        Version version;
+        if (text && detail::parseVersionString(*text, version.major, version.minor)) {
+            version.text = *text;
+            return version;
+        }
+        return std::nullopt;
+    };
+    const std::vector<unsigned char>& b = *code;
+    auto disp32 = [&](size_t at) {
+        int32_t value = 0;
+        std::memcpy(&value, &b[at], sizeof(value));
+        return value;
+    };
+    for (size_t i = 0; i + 7 <= b.size(); ++i) {
+        // REX.W (0x48) or REX.WR (0x4c), opcode 0x8d (LEA), ModRM mod=00 rm=101:
+        // [RIP + disp32] (Intel SDM Vol. 2, Table 2-7 "RIP-Relative Addressing").
+        if ((b[i] == 0x48 || b[i] == 0x4c) && b[i + 1] == 0x8d && (b[i + 2] & 0xc7) == 0x05) {
+            uint64_t next = function->value + i + 7;
+            if (auto version = tryTarget(next + static_cast<int64_t>(disp32(i + 3)))) {
+                return version;
+            }
+        }
+    }
+    for (size_t i = 0; i + 5 <= b.size(); ++i) {
+        // MOV r32, imm32 is 0xb8+r (Intel SDM Vol. 2, "MOV"); zero-extends to 64 bits.
+        if (b[i] >= 0xb8 && b[i] <= 0xbf) {
+            if (auto version = tryTarget(static_cast<uint32_t>(disp32(i + 1)))) {
+                return version;
+            }
+        }
+    }
+    return std::nullopt;
+}
+
+std::string
+supportedRange() {
+    return fmt::format("memtap supports CPython 3.{} to 3.{}", kMinSupportedMinor, kMaxSupportedMinor);
+}
+
+} // namespace
+
+PythonTarget
+discoverPythonOrThrow(const ProcessModules& modules) {
+    pid_t pid = modules.pid();
+    // PyMem_SetAllocator (3.4+, PEP 445) is what memtap hooks, so the module
+    // exporting it is the runtime. Py_GetVersion is exported by every CPython,
+    // 2 and 3, and tells an old interpreter apart from no interpreter at all.
+    const Module* runtime = modules.findModuleDefining("PyMem_SetAllocator");
+    bool hasAllocatorApi = runtime != nullptr;
+    if (runtime == nullptr) {
+        runtime = modules.findModuleDefining("Py_GetVersion");
+    }
+    if (runtime == nullptr) {
+        throw Error(
+            ExitCode::NotSupported,
+            fmt::format("process {} is not a Python process: no CPython runtime is mapped into it", pid),
+            "check the PID; memtap attaches to CPython interpreters and programs embedding libpython");
+    }
+
+    std::optional<Version> version = versionFromPyVersionSymbol(modules, *runtime);
+    if (!version) {
+        version = versionFromPyGetVersionCode(modules, *runtime);
+    }
+    if (!version) {
+        Version fromName;
+        if (detail::versionFromFileName(runtime->path, fromName.major, fromName.minor)) {
+            fromName.text = fmt::format("{}.{}", fromName.major, fromName.minor);
+            version = fromName;
+        }
+    }
+    if (!version && !hasAllocatorApi && modules.elf(*runtime).findSymbol("PyString_FromString")) {
+        // Python 2's str API; gone in 3.0.
+        version = Version{2, 0, "2"};
+    }
+    if (!version) {
+        throw Error(
+            ExitCode::NotSupported,
+            fmt::format("process {} runs CPython from {} but its version could not be determined", pid,
+                        runtime->path),
+            supportedRange());
+    }
+
+    if (version->major == 2) {
+        std::string shown = version->minor > 0 ? fmt::format("2.{}", version->minor) : "2";
+        throw Error(ExitCode::NotSupported,
+                    fmt::format("process {} runs Python {}; {}", pid, shown, supportedRange()),
+                    "Python 2 has no allocator hook API (PEP 445); run the program under Python 3");
+    }
+    if (version->major != 3 || version->minor < kMinSupportedMinor ||
+        version->minor > kMaxSupportedMinor || !hasAllocatorApi) {
+        throw Error(ExitCode::NotSupported,
+                    fmt::format("process {} runs Python {}; {}", pid, version->text, supportedRange()));
+    }
+    if (!modules.elf(*runtime).isX86_64()) {
+        throw Error(ExitCode::NotSupported,
+                    fmt::format("process {} runs a CPython that is not an x86-64 build ({})", pid,
+                                runtime->path),
+                    "memtap supports x86-64 targets only");
+    }
+
+    PythonTarget target;
+    target.module = *runtime;
+    target.isMainExecutable = runtime == modules.mainExecutable();
+    target.major = version->major;
+    target.minor = version->minor;
+    target.version = version->text;
+    return target;
+}
+
+} // namespace memtap::symbols
