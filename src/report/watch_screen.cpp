@@ -65,11 +65,33 @@ join(const std::vector<std::string>& parts, std::string_view separator) {
 std::vector<std::string>
 identityParts(const WatchHeader& header) {
     std::string mode = header.mode == "sampled"
-                           ? fmt::format("mode sampled (mean interval {}, estimates)",
+                           ? fmt::format("sampled (mean {}, estimates)",
                                          formatSize(static_cast<double>(header.sampleBytes), false))
-                           : fmt::format("mode {}", sanitizeText(header.mode));
+                           : sanitizeText(header.mode);
     return {fmt::format("pid {}", header.pid), fmt::format("python {}", sanitizeText(header.python)),
-            mode, fmt::format("attached {}", formatDuration(header.attachedSeconds))};
+            mode, fmt::format("up {}", formatDuration(header.attachedSeconds))};
+}
+
+// Joins parts while they fit; the first one that does not is shortened with
+// "…" (if a few columns are left) and the rest dropped, so a narrow terminal
+// loses the end of a line rather than showing a number cut in the middle.
+std::string
+fitParts(const std::vector<std::string>& parts, std::string_view separator, int width) {
+    constexpr int kMinPartial = 6;
+    std::string out;
+    for (const std::string& part : parts) {
+        std::string joiner = out.empty() ? "" : std::string(separator);
+        if (displayWidth(out) + displayWidth(joiner) + displayWidth(part) <= width) {
+            out += joiner + part;
+            continue;
+        }
+        int left = width - displayWidth(out) - displayWidth(joiner);
+        if (left >= kMinPartial) {
+            out += joiner + truncateRight(part, left);
+        }
+        break;
+    }
+    return out;
 }
 
 std::vector<std::string>
@@ -117,7 +139,7 @@ sparkline(const std::vector<int64_t>& history) {
     for (auto it = first; it != history.end(); ++it) {
         int level = 0;
         if (*it > 0 && peak > 0) {
-            double scaled = std::ceil(static_cast<double>(*it) / static_cast<double>(peak) * 7.0);
+            double scaled = std::round(static_cast<double>(*it) / static_cast<double>(peak) * 7.0);
             level = std::clamp(static_cast<int>(scaled), 1, 7);
         }
         out += kSparkLevels[level];
@@ -149,12 +171,11 @@ layoutFor(const WatchScreen& screen, int width) {
 
 std::string
 columnTitles(const Layout& layout) {
-    std::string line =
-        fmt::format("{} {} {} {} {} {}", padLeft("#", kRankWidth), padLeft("GROWTH", kSizeWidth),
-                    padLeft("LAST", kSizeWidth), padLeft("COUNT", kCountWidth),
-                    padRight("TREND", kSparkCells), padRight("SITE", layout.siteWidth));
+    std::string line = fmt::format("{} {} {} {} {} SITE", padLeft("#", kRankWidth),
+                                   padLeft("GROWTH", kSizeWidth), padLeft("LAST", kSizeWidth),
+                                   padLeft("COUNT", kCountWidth), padRight("TREND", kSparkCells));
     if (layout.sourceWidth > 0) {
-        line += "  SOURCE";
+        line = padRight(line, kFixedWidth + layout.siteWidth) + "  SOURCE";
     }
     return line;
 }
@@ -172,14 +193,15 @@ tableRow(const WatchRow& row, int index, bool selected, const Layout& layout, bo
         "{} {} {} {} {} {}", rank, row.sizeGrowth != 0 ? paint(growth, growthColor, cellColor) : growth,
         padLeft(formatSize(row.lastIntervalGrowth, true), kSizeWidth),
         padLeft(fmt::format("{:+d}", row.countDiff), kCountWidth),
-        paint(sparkline(row.history), kCyan, cellColor),
-        padRight(siteText(topFrame(row), layout.siteWidth), layout.siteWidth));
+        paint(sparkline(row.history), kCyan, cellColor), siteText(topFrame(row), layout.siteWidth));
     if (layout.sourceWidth > 0 && !row.sourceLine.empty()) {
-        line += "  ";
+        line = padRight(line, kFixedWidth + layout.siteWidth) + "  ";
         line += truncateRight(sanitizeText(row.sourceLine), layout.sourceWidth);
     }
     if (selected && color) {
-        return paint(line, kReverse, true);
+        // The bar spans the table's width, not just the row's text.
+        return paint(padRight(line, kFixedWidth + layout.siteWidth + 2 + layout.sourceWidth), kReverse,
+                     true);
     }
     return line;
 }
@@ -233,14 +255,26 @@ appendTraceback(std::vector<std::string>& lines, const WatchRow& row, int index,
     }
 }
 
+// The keys the CLI handles; a terser form when the full one does not fit.
+std::string
+footer(int width) {
+    std::string full = "q quit  s snapshot  b baseline  t group-by  ↑/↓ select  Enter traceback";
+    if (displayWidth(full) <= width) {
+        return full;
+    }
+    return "q quit s snap b base t group ↑/↓ select Enter trace";
+}
+
 } // namespace
 
 std::string
 renderWatchScreen(const WatchScreen& screen, const ScreenOptions& options) {
     const WatchHeader& header = screen.header;
     std::vector<std::string> lines;
-    lines.push_back(paint("memtap watch  " + join(identityParts(header), "  "), kBold, options.color));
-    lines.push_back(join(memoryParts(header), "  "));
+    std::vector<std::string> identity = identityParts(header);
+    identity.insert(identity.begin(), "memtap");
+    lines.push_back(paint(fitParts(identity, "  ", options.width), kBold, options.color));
+    lines.push_back(fitParts(memoryParts(header), "  ", options.width));
     lines.push_back(sanitizeText(header.statusLine));
     lines.emplace_back();
 
@@ -257,8 +291,7 @@ renderWatchScreen(const WatchScreen& screen, const ScreenOptions& options) {
     if (static_cast<int>(lines.size()) > height - 1) {
         lines.resize(static_cast<size_t>(height - 1));
     }
-    lines.push_back(paint("q quit  s snapshot  b baseline  t group-by  ↑/↓ select  Enter traceback",
-                          kDim, options.color));
+    lines.push_back(paint(footer(options.width), kDim, options.color));
 
     std::string out;
     for (size_t i = 0; i < lines.size(); ++i) {

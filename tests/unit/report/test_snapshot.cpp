@@ -1,0 +1,131 @@
+// The snapshot wire format of src/agent/protocol.h: exact output, round
+// trips, and malformed input rejected with the line that is wrong.
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "base/error.h"
+#include "fixtures.h"
+#include "golden.h"
+#include "report/snapshot.h"
+
+using namespace memtap::report;
+using memtap::report::test::checkGolden;
+
+namespace {
+
+void
+requireSameSnapshot(const Snapshot& a, const Snapshot& b) {
+    REQUIRE(a.mode == b.mode);
+    REQUIRE(a.sampleBytes == b.sampleBytes);
+    REQUIRE(a.tracedBytes == b.tracedBytes);
+    REQUIRE(a.tracedCount == b.tracedCount);
+    REQUIRE(a.traces.size() == b.traces.size());
+    for (size_t i = 0; i < a.traces.size(); ++i) {
+        CHECK(a.traces[i].size == b.traces[i].size);
+        CHECK(a.traces[i].count == b.traces[i].count);
+        CHECK(a.traces[i].frames == b.traces[i].frames);
+    }
+}
+
+// Parses `text`, expecting failure, and returns the message.
+std::string
+parseError(const std::string& text) {
+    try {
+        parseSnapshotOrThrow(text);
+    } catch (const memtap::Error& e) {
+        CHECK(e.code() == memtap::ExitCode::Failure);
+        return e.what();
+    }
+    FAIL("no error for:\n" << text);
+    return {};
+}
+
+const std::string kHeader =
+    "memtap-snapshot 1\nmode exact\nsample_bytes 0\ntraced_bytes 10\ntraced_count 1\n";
+
+} // namespace
+
+TEST_CASE("serializeSnapshot writes the protocol.h text format", "[snapshot]") {
+    Snapshot s;
+    s.mode = "sampled";
+    s.sampleBytes = 524288;
+    s.tracedBytes = 1048576;
+    s.tracedCount = 2;
+    s.traces = {Trace{{Frame{"a.py", 3, "f"}, Frame{"b\\c\td\ne.py", 9, "<mod\tule>"}}, 1048576, 2},
+                Trace{{}, 0, 0}};
+    CHECK(serializeSnapshot(s) == "memtap-snapshot 1\n"
+                                  "mode sampled\n"
+                                  "sample_bytes 524288\n"
+                                  "traced_bytes 1048576\n"
+                                  "traced_count 2\n"
+                                  "T 1048576 2 2\n"
+                                  "F 3 a.py\tf\n"
+                                  "F 9 b\\\\c\\td\\ne.py\t<mod\\tule>\n"
+                                  "T 0 0 0\n"
+                                  "end\n");
+}
+
+TEST_CASE("snapshot text round-trips", "[snapshot]") {
+    Snapshot newer = test::newerSnapshot();
+    std::string text = serializeSnapshot(newer);
+    checkGolden("snapshot_newer.txt", text);
+    Snapshot parsed = parseSnapshotOrThrow(text);
+    requireSameSnapshot(parsed, newer);
+    CHECK(serializeSnapshot(parsed) == text);
+
+    Snapshot empty;
+    requireSameSnapshot(parseSnapshotOrThrow(serializeSnapshot(empty)), empty);
+}
+
+TEST_CASE("names with escapes parse back to the raw bytes", "[snapshot]") {
+    Snapshot s = parseSnapshotOrThrow(kHeader + "T 10 1 1\nF 7 dir\\\\x\\ty\\nz.py\tfn\\\\\nend\n");
+    REQUIRE(s.traces.size() == 1);
+    REQUIRE(s.traces[0].frames.size() == 1);
+    CHECK(s.traces[0].frames[0].file == "dir\\x\ty\nz.py");
+    CHECK(s.traces[0].frames[0].function == "fn\\");
+    CHECK(s.traces[0].frames[0].line == 7);
+    // Spaces belong to the name: the last field runs to the end of the line.
+    Snapshot spaced = parseSnapshotOrThrow(kHeader + "T 10 1 1\nF 1 my dir/a b.py\tmy func\nend\n");
+    CHECK(spaced.traces[0].frames[0].file == "my dir/a b.py");
+    CHECK(spaced.traces[0].frames[0].function == "my func");
+}
+
+TEST_CASE("malformed snapshots name the offending line", "[snapshot]") {
+    struct Case {
+        std::string text;
+        std::string where;
+        std::string what;
+    };
+    const Case cases[] = {
+        {"", "line 1", "end of snapshot"},
+        {"memtap-snapshot 2\n", "line 1", "unsupported snapshot version"},
+        {"memtap-snapshot one\n", "line 1", "not a valid number"},
+        {"heap-snapshot 1\n", "line 1", "expected 'memtap-snapshot"},
+        {"memtap-snapshot 1\nmode fast\n", "line 2", "mode must be"},
+        {"memtap-snapshot 1\nmode exact\nsample_bytes -1\n", "line 3", "sample_bytes"},
+        {"memtap-snapshot 1\nmode exact\ntraced_bytes 1\n", "line 3", "expected 'sample_bytes"},
+        {"memtap-snapshot 1\nmode exact\nsample_bytes 0\ntraced_bytes 12x\n", "line 4", "traced_bytes"},
+        {"memtap-snapshot 1\nmode exact\nsample_bytes 0\ntraced_bytes 1\ntraced_count -3\n", "line 5",
+         "negative"},
+        {kHeader + "X 1 2 3\n", "line 6", "expected 'T SIZE COUNT NFRAMES' or 'end'"},
+        {kHeader + "T 10 1\n", "line 6", "trace frame count"},
+        {kHeader + "T 10 1 1 9\n", "line 6", "trailing fields"},
+        {kHeader + "T -10 1 0\n", "line 6", "negative"},
+        {kHeader + "T 10 1 2\nF 1 a.py\tf\nend\n", "line 8", "expected a frame line"},
+        {kHeader + "T 10 1 1\nF x a.py\tf\nend\n", "line 7", "frame line number"},
+        {kHeader + "T 10 1 1\nF 1 a.py f\nend\n", "line 7", "no tab"},
+        {kHeader + "T 10 1 1\nF 1 a\\q.py\tf\nend\n", "line 7", "unknown escape"},
+        {kHeader + "T 10 1 1\nF 1 a.py\tf\\\nend\n", "line 7", "lone backslash"},
+        {kHeader + "T 10 1 1\n", "line 7", "end of snapshot"},
+        {kHeader + "T 10 1 0\n", "line 7", "end of snapshot"},
+        {kHeader + "end", "line 6", "not terminated"},
+        {kHeader + "end\nT 1 1 0\n", "line 7", "data after 'end'"},
+        {kHeader + "end now\n", "line 6", "expected 'T SIZE COUNT NFRAMES' or 'end'"},
+    };
+    for (const Case& c : cases) {
+        INFO("input:\n" << c.text);
+        std::string message = parseError(c.text);
+        CHECK_THAT(message, Catch::Contains(c.where) && Catch::Contains(c.what));
+    }
+}

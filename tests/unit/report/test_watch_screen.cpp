@@ -1,0 +1,155 @@
+// The `memtap watch` screen: golden layouts, and the properties the CLI
+// relies on at any size (width, height, no escapes without color).
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "fixtures.h"
+#include "golden.h"
+#include "report/watch_screen.h"
+
+using namespace memtap::report;
+using memtap::report::test::checkGolden;
+
+namespace {
+
+std::vector<std::string>
+splitLines(const std::string& text) {
+    std::vector<std::string> lines;
+    size_t start = 0;
+    while (true) {
+        size_t newline = text.find('\n', start);
+        lines.push_back(text.substr(start, newline - start));
+        if (newline == std::string::npos) {
+            return lines;
+        }
+        start = newline + 1;
+    }
+}
+
+// Columns counted independently of the library: SGR sequences take none,
+// UTF-8 continuation bytes none, the CJK blocks of the fixture two.
+int
+columns(const std::string& line) {
+    int width = 0;
+    for (size_t i = 0; i < line.size();) {
+        unsigned char c = static_cast<unsigned char>(line[i]);
+        if (c == 0x1b) {
+            i = line.find('m', i) + 1;
+            continue;
+        }
+        size_t length = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+        char32_t cp = c;
+        if (length == 3) {
+            cp = ((c & 0x0F) << 12) | ((line[i + 1] & 0x3F) << 6) | (line[i + 2] & 0x3F);
+        }
+        width += (cp >= 0x3000 && cp <= 0x9FFF) ? 2 : 1;
+        i += length;
+    }
+    return width;
+}
+
+ScreenOptions
+optionsFor(int width, int height, bool color = false, int selected = -1, bool traceback = false) {
+    ScreenOptions options;
+    options.width = width;
+    options.height = height;
+    options.color = color;
+    options.selected = selected;
+    options.showTraceback = traceback;
+    return options;
+}
+
+} // namespace
+
+TEST_CASE("watch screen golden files", "[watch][golden]") {
+    WatchScreen screen = test::fixtureWatchScreen();
+    checkGolden("watch_80.txt", renderWatchScreen(screen, optionsFor(80, 30)));
+    checkGolden("watch_120_selected.txt", renderWatchScreen(screen, optionsFor(120, 30, false, 1)));
+    checkGolden("watch_60_short.txt", renderWatchScreen(screen, optionsFor(60, 9, false, 4)));
+    checkGolden("watch_100_traceback.txt",
+                renderWatchScreen(screen, optionsFor(100, 30, false, 1, true)));
+    checkGolden("watch_plain.txt", renderWatchPlain(screen, 5));
+}
+
+TEST_CASE("watch screen never exceeds its size", "[watch]") {
+    WatchScreen screen = test::fixtureWatchScreen();
+    for (int width : {60, 80, 120, 200}) {
+        for (int height : {5, 9, 30}) {
+            for (bool color : {false, true}) {
+                for (int selected : {-1, 0, 4}) {
+                    for (bool traceback : {false, true}) {
+                        std::string text = renderWatchScreen(
+                            screen, optionsFor(width, height, color, selected, traceback));
+                        INFO("width " << width << " height " << height << " color " << color
+                                      << " selected " << selected << " traceback " << traceback << "\n"
+                                      << text);
+                        std::vector<std::string> lines = splitLines(text);
+                        CHECK(static_cast<int>(lines.size()) <= height);
+                        for (const std::string& line : lines) {
+                            CHECK(columns(line) <= width);
+                        }
+                        CHECK(text.back() != '\n');
+                    }
+                }
+            }
+        }
+    }
+}
+
+TEST_CASE("watch screen has a sparkline of eight cells and the key footer", "[watch]") {
+    std::string text = renderWatchScreen(test::fixtureWatchScreen(), optionsFor(120, 30));
+    std::vector<std::string> lines = splitLines(text);
+    // Row 1 has nine intervals of history: the last eight show, peak is full.
+    CHECK_THAT(lines[5], Catch::Contains("▄▆██▇███"));
+    CHECK(lines.back() == "q quit  s snapshot  b baseline  t group-by  ↑/↓ select  Enter traceback");
+}
+
+TEST_CASE("without color there are no escape bytes", "[watch]") {
+    WatchScreen screen = test::fixtureWatchScreen();
+    screen.header.statusLine = "status with \x1b[31m an escape";
+    screen.rows[0].sourceLine = "print('\x1b[2J')";
+    for (int width : {60, 80, 120, 200}) {
+        for (bool traceback : {false, true}) {
+            std::string text = renderWatchScreen(screen, optionsFor(width, 30, false, 0, traceback));
+            CHECK(text.find('\x1b') == std::string::npos);
+        }
+    }
+    CHECK(renderWatchPlain(screen, 0).find('\x1b') == std::string::npos);
+}
+
+TEST_CASE("with color the selected row is highlighted", "[watch]") {
+    WatchScreen screen = test::fixtureWatchScreen();
+    for (int selected : {0, 2, 5}) {
+        std::vector<std::string> lines =
+            splitLines(renderWatchScreen(screen, optionsFor(120, 30, true, selected)));
+        // Rows start after three header lines, a blank and the column titles.
+        for (int row = 0; row < static_cast<int>(screen.rows.size()); ++row) {
+            const std::string& line = lines[static_cast<size_t>(5 + row)];
+            INFO("selected " << selected << " row " << row << ": " << line);
+            bool highlighted = line.rfind("\x1b[7m", 0) == 0;
+            CHECK(highlighted == (row == selected));
+            std::string plain = highlighted ? line.substr(4) : line;
+            CHECK((plain.front() == '>') == (row == selected));
+        }
+    }
+}
+
+TEST_CASE("the table scrolls to keep the selected row visible", "[watch]") {
+    WatchScreen screen = test::fixtureWatchScreen();
+    // height 9: three rows fit between the header and the footer.
+    std::vector<std::string> lines = splitLines(renderWatchScreen(screen, optionsFor(100, 9, false, 5)));
+    REQUIRE(lines.size() == 9);
+    CHECK_THAT(lines[7], Catch::StartsWith(">  6"));
+    CHECK_THAT(lines[5], Catch::StartsWith("   4"));
+}
+
+TEST_CASE("plain watch output lists the top rows", "[watch]") {
+    std::string text = renderWatchPlain(test::fixtureWatchScreen(), 2);
+    CHECK_THAT(text, Catch::Contains(
+                         "#1 app/cache.py:42: growth +1953 KiB, last interval +244 KiB, count +2000\n"
+                         "    self._entries.append(value)\n"));
+    CHECK(text.find("#3") == std::string::npos);
+    CHECK_THAT(text, Catch::EndsWith("\n\n"));
+}
