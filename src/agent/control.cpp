@@ -132,11 +132,17 @@ readRequest(int fd, char* buf, size_t cap) {
     }
 }
 
-// Undoes everything the entry and this thread set up, in reverse order.
+// Undoes everything the entry and this thread set up, in reverse order, and
+// hands the agent back (dormant): after this the thread touches no shared
+// state, so a new start may begin while it still sends its last reply.
 void
-detach() {
+shutDown() {
     uninstallHooks(g_agent.api);
     engineStop();
+    unlink(g_agent.args.socket_path);
+    close(g_agent.listenFd);
+    g_agent.listenFd = -1;
+    g_onExit();
 }
 
 // Serves one connection. Returns true if it asked us to detach.
@@ -164,10 +170,9 @@ serveClient(int fd) {
         return false;
     }
     if (std::strcmp(request, "detach") == 0) {
-        detach();
-        // The socket file goes before the reply, so a host that saw "ok"
-        // finds the path free.
-        unlink(g_agent.args.socket_path);
+        // Everything goes before the reply, so a host that saw "ok" finds the
+        // socket path free and may start the agent again at once.
+        shutDown();
         Text empty;
         replyOk(fd, empty);
         return true;
@@ -203,12 +208,8 @@ agentThread(void*) {
         close(client);
     }
     if (!detached) {
-        detach();
-        unlink(g_agent.args.socket_path);
+        shutDown();
     }
-    close(g_agent.listenFd);
-    g_agent.listenFd = -1;
-    g_onExit();
     return nullptr;
 }
 

@@ -1,6 +1,13 @@
 #include "agent/engine.h"
 
+#include "agent/protocol.h"
+#include "agent/python_frames.h"
+#include "agent/sampler.h"
+#include "agent/tables.h"
+#include "agent/traces.h"
+
 #include <pthread.h>
+#include <sys/mman.h>
 
 namespace memtap_agent {
 
@@ -13,13 +20,38 @@ namespace {
 // shared by every allocating thread. Status may lag by kSeenBatch-1 calls per
 // thread.
 constexpr uint32_t kSeenBatch = 64;
+constexpr size_t kInitialAddresses = 1 << 16;
+
+// The free-side filter: one byte per slot, indexed by an address hash, holds
+// how many traced allocations hash there (saturating at 255, then never
+// decremented). A zero slot proves the block is not traced, so the common
+// free skips the lock and the table. Written under the lock, read without it.
+constexpr unsigned kFilterBits = 20;
+constexpr size_t kFilterSlots = size_t{1} << kFilterBits;
+
+// Static objects here must have no destructor that runs at exit: other
+// threads of the target may still be inside a hook while the process exits.
+template <typename T> union NoDestroy {
+    constexpr NoDestroy() : value() {}
+    ~NoDestroy() {}
+    T value;
+};
 
 constinit std::atomic<uint64_t> g_allocationsSeen{0};
 
-// Protects the tables; taken by hooks only on the recording path.
+// Everything below is protected by g_lock, except the configuration (written
+// before g_recording is set, read by hooks after they saw it set) and the
+// filter reads.
 constinit pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-// Tables are live (mapped); read and written under g_lock only.
-constinit bool g_live = false;
+constinit bool g_live = false; // tables mapped
+constinit bool g_exact = false;
+constinit bool g_capture = false;
+constinit int g_frames = 1;
+constinit NoDestroy<Traces> g_traces;
+constinit NoDestroy<AddressTable> g_addresses;
+constinit uint8_t* g_filter = nullptr; // mapped once, kept across attaches
+constinit int64_t g_tracedBytes = 0;
+constinit int64_t g_tracedCountFp = 0;
 
 inline void
 countCall(ThreadState& t) {
@@ -29,46 +61,214 @@ countCall(ThreadState& t) {
     }
 }
 
+inline uint8_t*
+filterSlot(const void* ptr) {
+    return &g_filter[mix64(reinterpret_cast<uintptr_t>(ptr)) >> (64 - kFilterBits)];
+}
+
+inline bool
+maybeTraced(const void* ptr) {
+    return __atomic_load_n(filterSlot(ptr), __ATOMIC_RELAXED) != 0;
+}
+
+Weight
+weightOf(uint64_t size) {
+    return g_exact ? Weight{size, kCountOne} : sampleWeight(size);
+}
+
+void
+account(uint32_t trace, uint64_t size, int sign) {
+    Weight w = weightOf(size);
+    Traceback& t = g_traces.value.traceback(trace);
+    t.bytes += sign * static_cast<int64_t>(w.bytes);
+    t.countFp += sign * w.countFp;
+    g_tracedBytes += sign * static_cast<int64_t>(w.bytes);
+    g_tracedCountFp += sign * w.countFp;
+}
+
+// Under g_lock, tables live.
+void
+forget(void* ptr) {
+    uint64_t size = 0;
+    uint32_t trace = 0;
+    if (!g_addresses.value.remove(reinterpret_cast<uintptr_t>(ptr), &size, &trace)) {
+        return;
+    }
+    account(trace, size, -1);
+    uint8_t* slot = filterSlot(ptr);
+    uint8_t n = *slot;
+    if (n != 255) {
+        __atomic_store_n(slot, static_cast<uint8_t>(n - 1), __ATOMIC_RELAXED);
+    }
+}
+
+void
+remember(void* ptr, size_t size, const RawFrame* raw, int n) {
+    // A stale entry for this address (its free fell in the window while the
+    // hooks were being swapped in) is replaced, not double counted.
+    if (maybeTraced(ptr)) {
+        forget(ptr);
+    }
+    uint32_t trace = g_traces.value.intern(raw, n);
+    if (!g_addresses.value.insert(reinterpret_cast<uintptr_t>(ptr), size, trace)) {
+        return; // out of memory: this allocation goes untraced
+    }
+    account(trace, size, +1);
+    uint8_t* slot = filterSlot(ptr);
+    uint8_t count = *slot;
+    if (count != 255) {
+        __atomic_store_n(slot, static_cast<uint8_t>(count + 1), __ATOMIC_RELAXED);
+    }
+}
+
+void
+record(ThreadState& t, void* ptr, size_t size) {
+    if (!g_exact && !shouldSample(t, size)) {
+        return;
+    }
+    // Frames are captured before taking the lock: the walk only reads the
+    // calling thread's own frames (it holds the GIL, or captureFrames is 0).
+    RawFrame raw[MEMTAP_MAX_FRAMES];
+    int n = g_capture ? captureFrames(raw, g_frames) : 0;
+    pthread_mutex_lock(&g_lock);
+    if (g_live) {
+        remember(ptr, size, raw, n);
+    }
+    pthread_mutex_unlock(&g_lock);
+}
+
+void
+release(void* ptr) {
+    if (!maybeTraced(ptr)) {
+        return;
+    }
+    pthread_mutex_lock(&g_lock);
+    if (g_live) {
+        forget(ptr);
+    }
+    pthread_mutex_unlock(&g_lock);
+}
+
+// Under g_lock.
+void
+freeTables() {
+    g_live = false;
+    g_traces.value.reset();
+    g_addresses.value.reset();
+    g_tracedBytes = 0;
+    g_tracedCountFp = 0;
+    if (g_filter != nullptr) {
+        // Anonymous memory: MADV_DONTNEED gives back the pages, zero-filled.
+        madvise(g_filter, kFilterSlots, MADV_DONTNEED);
+    }
+}
+
 } // namespace
 
 bool
 engineStart(const EngineConfig& config) noexcept {
+    samplerConfigure(config.sampleBytes > 0 ? config.sampleBytes : 1);
     pthread_mutex_lock(&g_lock);
-    g_live = true;
+    freeTables();
+    g_exact = config.mode == MEMTAP_MODE_EXACT;
+    g_capture = config.captureFrames;
+    g_frames = static_cast<int>(config.frames);
+    if (g_filter == nullptr) {
+        g_filter = static_cast<uint8_t*>(mapZeroed(kFilterSlots));
+    }
+    bool ok = g_filter != nullptr && g_traces.value.init() && g_addresses.value.init(kInitialAddresses);
+    if (ok) {
+        g_live = true;
+    } else {
+        freeTables();
+    }
     pthread_mutex_unlock(&g_lock);
-    g_allocationsSeen.store(0, std::memory_order_relaxed);
-    g_recording.store(true, std::memory_order_release);
-    return true;
+    if (ok) {
+        g_allocationsSeen.store(0, std::memory_order_relaxed);
+        g_recording.store(true, std::memory_order_release);
+    }
+    return ok;
 }
 
 void
 engineStop() noexcept {
     g_recording.store(false, std::memory_order_release);
     pthread_mutex_lock(&g_lock);
-    g_live = false;
+    freeTables();
     pthread_mutex_unlock(&g_lock);
 }
 
 void
 engineOnAlloc(ThreadState& t, void* ptr, size_t size) noexcept {
     countCall(t);
+    record(t, ptr, size);
 }
 
 void
 engineOnFree(ThreadState& t, void* ptr) noexcept {
     countCall(t);
+    release(ptr);
 }
 
 void
 engineOnRealloc(ThreadState& t, void* oldPtr, void* newPtr, size_t size) noexcept {
+    // Tracked as free(old) + malloc(new); old may equal new (in place).
     countCall(t);
+    if (oldPtr != nullptr) {
+        release(oldPtr);
+    }
+    record(t, newPtr, size);
 }
 
 EngineTotals
 engineTotals() noexcept {
     EngineTotals totals{};
     totals.allocationsSeen = g_allocationsSeen.load(std::memory_order_relaxed);
+    pthread_mutex_lock(&g_lock);
+    int64_t bytes = g_tracedBytes;
+    int64_t countFp = g_tracedCountFp;
+    pthread_mutex_unlock(&g_lock);
+    totals.tracedBytes = bytes > 0 ? static_cast<uint64_t>(bytes) : 0;
+    totals.tracedCount = countFp > 0 ? static_cast<uint64_t>((countFp + kCountOne / 2) / kCountOne) : 0;
     return totals;
+}
+
+size_t
+engineTracebackCount() noexcept {
+    pthread_mutex_lock(&g_lock);
+    size_t n = g_live ? g_traces.value.tracebackCount() : 0;
+    pthread_mutex_unlock(&g_lock);
+    return n;
+}
+
+size_t
+engineCopyTracebacks(SnapshotRow* rows, size_t capacity, EngineTotals* totals) noexcept {
+    size_t n = 0;
+    pthread_mutex_lock(&g_lock);
+    if (g_live) {
+        // The only work under the lock: one pass over the aggregates, which
+        // the hooks keep up to date, so allocating threads wait little.
+        Traces& traces = g_traces.value;
+        size_t count = traces.tracebackCount();
+        for (size_t i = 0; i < count && n < capacity; ++i) {
+            const Traceback& t = traces.traceback(static_cast<uint32_t>(i));
+            if (t.countFp > 0 || t.bytes > 0) {
+                rows[n++] = SnapshotRow{t.bytes, t.countFp, t.frames, t.nframes};
+            }
+        }
+    }
+    int64_t bytes = g_tracedBytes;
+    int64_t countFp = g_tracedCountFp;
+    pthread_mutex_unlock(&g_lock);
+    totals->allocationsSeen = g_allocationsSeen.load(std::memory_order_relaxed);
+    totals->tracedBytes = bytes > 0 ? static_cast<uint64_t>(bytes) : 0;
+    totals->tracedCount = countFp > 0 ? static_cast<uint64_t>((countFp + kCountOne / 2) / kCountOne) : 0;
+    return n;
+}
+
+const InternedString&
+engineString(uint32_t id) noexcept {
+    return g_traces.value.string(id);
 }
 
 void
@@ -83,10 +283,10 @@ engineForkParent() noexcept {
 
 void
 engineForkChild() noexcept {
-    // Only the forking thread exists in the child; the lock was taken by it
-    // in prepare, so re-initializing it is safe.
+    // Only the forking thread exists in the child, and it took the lock in
+    // prepare: nothing can be inside the tables, so they can go.
     g_recording.store(false, std::memory_order_relaxed);
-    g_live = false;
+    freeTables();
     g_lock = PTHREAD_MUTEX_INITIALIZER;
 }
 

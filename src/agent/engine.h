@@ -43,6 +43,24 @@ struct EngineTotals {
 };
 EngineTotals engineTotals() noexcept;
 
+// Snapshot support, agent thread only. A row is one traceback with live
+// memory; frames point into tables that stay valid until engineStop(), which
+// only the agent thread calls, so rows can be formatted after the lock is
+// released.
+struct Frame;
+struct InternedString;
+struct SnapshotRow {
+    int64_t bytes;
+    int64_t countFp; // fixed point, traces.h kCountOne
+    const Frame* frames;
+    uint32_t nframes;
+};
+// An upper bound for the rows a copy made now would return (plus new ones).
+size_t engineTracebackCount() noexcept;
+// Copies at most capacity rows under the engine lock; returns how many.
+size_t engineCopyTracebacks(SnapshotRow* rows, size_t capacity, EngineTotals* totals) noexcept;
+const InternedString& engineString(uint32_t id) noexcept;
+
 // fork() in the target: the child has no agent thread, so it must not keep
 // recording into tables whose lock another thread may have held at fork.
 void engineForkPrepare() noexcept;

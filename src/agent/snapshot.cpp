@@ -1,14 +1,65 @@
+// Snapshot: copy the per-traceback aggregates under the engine lock, format
+// the text (protocol.h) after releasing it.
 #include "agent/snapshot.h"
 
 #include "agent/agent_state.h"
 #include "agent/engine.h"
+#include "agent/traces.h"
+
+#include <cstdlib>
 
 namespace memtap_agent {
+namespace {
+
+// New tracebacks may appear between sizing the buffer and copying.
+constexpr size_t kRowSlack = 1024;
+
+void
+appendEscaped(Text& out, const InternedString& s) {
+    size_t start = 0;
+    for (size_t i = 0; i < s.length; ++i) {
+        const char* escaped = nullptr;
+        switch (s.text[i]) {
+        case '\\':
+            escaped = "\\\\";
+            break;
+        case '\n':
+            escaped = "\\n";
+            break;
+        case '\t':
+            escaped = "\\t";
+            break;
+        default:
+            continue;
+        }
+        out.append(s.text + start, i - start);
+        out.append(escaped);
+        start = i + 1;
+    }
+    out.append(s.text + start, s.length - start);
+}
+
+uint64_t
+roundCount(int64_t countFp) {
+    return countFp > 0 ? static_cast<uint64_t>((countFp + kCountOne / 2) / kCountOne) : 0;
+}
+
+} // namespace
 
 void
 formatSnapshot(Text& out) noexcept {
     const memtap_start_args& args = g_agent.args;
-    EngineTotals totals = engineTotals();
+    size_t capacity = engineTracebackCount() + kRowSlack;
+    // The agent thread may use libc malloc (not a hooked path), but never
+    // while it holds the engine lock: the buffer is sized first.
+    auto* rows = static_cast<SnapshotRow*>(std::malloc(capacity * sizeof(SnapshotRow)));
+    if (rows == nullptr) {
+        out.reserve(SIZE_MAX); // marks the text failed: the reply is an error
+        return;
+    }
+    EngineTotals totals{};
+    size_t n = engineCopyTracebacks(rows, capacity, &totals);
+
     out.append("memtap-snapshot 1\nmode ");
     out.append(args.mode == MEMTAP_MODE_EXACT ? "exact" : "sampled");
     out.append("\nsample_bytes ");
@@ -17,7 +68,29 @@ formatSnapshot(Text& out) noexcept {
     out.appendU64(totals.tracedBytes);
     out.append("\ntraced_count ");
     out.appendU64(totals.tracedCount);
-    out.append("\nend\n");
+    out.append('\n');
+    for (size_t i = 0; i < n; ++i) {
+        const SnapshotRow& row = rows[i];
+        out.append("T ");
+        out.appendI64(row.bytes);
+        out.append(' ');
+        out.appendU64(roundCount(row.countFp));
+        out.append(' ');
+        out.appendU64(row.nframes);
+        out.append('\n');
+        for (uint32_t f = 0; f < row.nframes; ++f) {
+            const Frame& frame = row.frames[f];
+            out.append("F ");
+            out.appendI64(frame.line);
+            out.append(' ');
+            appendEscaped(out, engineString(frame.file));
+            out.append('\t');
+            appendEscaped(out, engineString(frame.func));
+            out.append('\n');
+        }
+    }
+    out.append("end\n");
+    std::free(rows);
 }
 
 } // namespace memtap_agent

@@ -81,7 +81,7 @@ def libpython_path():
     with open("/proc/self/maps") as maps:
         for line in maps:
             parts = line.split()
-            if len(parts) >= 6 and os.path.basename(parts[5]) == name:
+            if len(parts) >= 6 and os.path.basename(parts[5]).startswith(name):
                 return parts[5]
     # Debian's python3.11 reports Py_ENABLE_SHARED (it ships a libpython
     # too) but its executable links libpython statically.
@@ -168,6 +168,21 @@ def wait_until(predicate, timeout=5.0):
     return predicate()
 
 
+def unescape(name):
+    """protocol.h: '\\', '\n' and '\t' in names are written escaped."""
+    out = []
+    i = 0
+    while i < len(name):
+        c = name[i]
+        if c == "\\" and i + 1 < len(name):
+            out.append({"\\": "\\", "n": "\n", "t": "\t"}.get(name[i + 1], name[i + 1]))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
 def parse_snapshot(text):
     """[(size, count, [(line, file, function), ...])], header dict."""
     lines = text.split("\n")
@@ -189,7 +204,7 @@ def parse_snapshot(text):
                 check(f.startswith("F "), "expected F line, got %r" % f)
                 lineno, _, rest = f[2:].partition(" ")
                 filename, _, function = rest.partition("\t")
-                frames.append((int(lineno), filename, function))
+                frames.append((int(lineno), unescape(filename), unescape(function)))
             traces.append((int(size), int(count), frames))
         else:
             key, _, value = line.partition(" ")

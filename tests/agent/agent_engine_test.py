@@ -1,0 +1,166 @@
+"""agent.engine: what the snapshot attributes, checked against tracemalloc
+on the same interpreter.
+
+Usage: python agent_engine_test.py AGENT_SO
+"""
+import gc
+import os
+import sys
+import time
+import tracemalloc
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import agent_client as ac  # noqa: E402
+
+THIS_FILE = os.path.abspath(__file__)
+BURST_OBJECTS = 10000
+BURST_SIZE = 1000
+
+
+def burst(count, size):
+    return [bytes(size) for _ in range(count)]  # BURST LINE
+
+
+BURST_LINENO = burst.__code__.co_firstlineno + 1
+
+
+def tracemalloc_burst_bytes(count, size):
+    """tracemalloc's compare_to for the burst line."""
+    tracemalloc.start(1)
+    before = tracemalloc.take_snapshot()
+    data = burst(count, size)
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    del data
+    for stat in after.compare_to(before, "lineno"):
+        frame = stat.traceback[0]
+        if frame.lineno == BURST_LINENO and os.path.abspath(frame.filename) == THIS_FILE:
+            return stat.size_diff, stat.count_diff
+    ac.fail("tracemalloc did not see the burst line")
+
+
+def line_totals(traces, lineno):
+    """Bytes and count whose most recent frame is THIS_FILE:lineno (the
+    function is "burst", or "<listcomp>" before 3.12)."""
+    size = count = 0
+    for t_size, t_count, frames in traces:
+        if frames and frames[0][0] == lineno and os.path.abspath(frames[0][1]) == THIS_FILE:
+            size += t_size
+            count += t_count
+    return size, count
+
+
+def snapshot(agent):
+    ok, text = agent.request("snapshot")
+    ac.check(ok, "snapshot refused: %s" % text)
+    return ac.parse_snapshot(text)
+
+
+def within(value, expected, tolerance):
+    return abs(value - expected) <= tolerance * expected
+
+
+def exact_mode(agent, module):
+    expected_size, expected_count = tracemalloc_burst_bytes(BURST_OBJECTS, BURST_SIZE)
+    gc.collect()
+    rc = agent.start(agent.make_args(mode=ac.MODE_EXACT, frames=4, module=module))
+    ac.check(rc == ac.START_OK, "exact start returned %d" % rc)
+    data = burst(BURST_OBJECTS, BURST_SIZE)
+    header, traces = snapshot(agent)
+    ac.check(header["mode"] == "exact", "mode %r" % header["mode"])
+    size, count = line_totals(traces, BURST_LINENO)
+    ac.check(within(size, expected_size, 0.05),
+             "exact: burst line %d bytes, tracemalloc %d" % (size, expected_size))
+    ac.check(within(count, expected_count, 0.05),
+             "exact: burst line %d blocks, tracemalloc %d" % (count, expected_count))
+    ac.check(int(header["traced_bytes"]) >= size, "traced_bytes below the burst")
+    # The caller's frame follows (3.6-3.11 put a <listcomp> frame between).
+    for t_size, _, frames in traces:
+        if frames and frames[0][0] == BURST_LINENO and len(frames) > 1:
+            callers = [f[2] for f in frames[1:3]]
+            ac.check("exact_mode" in callers, "caller frames %r" % (frames,))
+            break
+    del data
+    gc.collect()
+    _, traces = snapshot(agent)
+    size, count = line_totals(traces, BURST_LINENO)
+    ac.check(size < expected_size * 0.01, "freed burst still shows %d bytes" % size)
+
+    # Names are escaped as protocol.h says.
+    code = compile("def weird():\n    return [bytes(50000) for _ in range(20)]\n",
+                   "dir\\odd\tname\nfile.py", "exec")
+    space = {}
+    exec(code, space)
+    kept = space["weird"]()
+    _, traces = snapshot(agent)
+    names = set(f[1] for _, _, frames in traces for f in frames)
+    ac.check("dir\\odd\tname\nfile.py" in names, "escaped file name not found: %r" % sorted(names)[:20])
+    del kept
+    agent.detach()
+
+
+def sampled_mode(agent, module):
+    mean = 64 * 1024
+    count_objects, size = 8000, 4096  # 32 MiB
+    expected = count_objects * size
+    gc.collect()
+    rc = agent.start(agent.make_args(mode=ac.MODE_SAMPLED, frames=4, sample_bytes=mean, module=module))
+    ac.check(rc == ac.START_OK, "sampled start returned %d" % rc)
+    st = agent.status()
+    ac.check(st["mode"] == "sampled" and st["sample_bytes"] == str(mean), "status %r" % st)
+    data = burst(count_objects, size)
+    header, traces = snapshot(agent)
+    ac.check(header["mode"] == "sampled", "mode %r" % header["mode"])
+    est_size, est_count = line_totals(traces, BURST_LINENO)
+    ac.check(within(est_size, expected, 0.25),
+             "sampled: burst line estimated %d bytes, allocated ~%d" % (est_size, expected))
+    ac.check(within(est_count, count_objects, 0.25),
+             "sampled: burst line estimated %d blocks, allocated %d" % (est_count, count_objects))
+    del data
+    gc.collect()
+    _, traces = snapshot(agent)
+    est_size, _ = line_totals(traces, BURST_LINENO)
+    ac.check(est_size < expected * 0.05, "sampled: freed burst still shows %d bytes" % est_size)
+    agent.detach()
+    print("sampled: estimate ok (mean %d)" % mean)
+
+
+def snapshot_cost(agent, module):
+    """Snapshot time with many live traced allocations (exact mode)."""
+    rc = agent.start(agent.make_args(mode=ac.MODE_EXACT, frames=4, module=module))
+    ac.check(rc == ac.START_OK, "start returned %d" % rc)
+    data = [str(i) for i in range(300000)]
+    st = agent.status()
+    t0 = time.time()
+    header, traces = snapshot(agent)
+    elapsed = time.time() - t0
+    ac.check(int(st["traced_count"]) >= 300000, "traced_count %s" % st["traced_count"])
+    ac.check(elapsed < 1.0, "snapshot took %.3f s" % elapsed)
+    print("snapshot of %s traced blocks, %d tracebacks: %.1f ms"
+          % (st["traced_count"], len(traces), elapsed * 1000))
+    del data
+    agent.detach()
+
+
+def main():
+    agent = ac.Agent(sys.argv[1])
+    original = ac.get_allocators()
+    module = ac.libpython_path()
+    st = None
+    rc = agent.start(agent.make_args(module=module))
+    ac.check(rc == ac.START_OK, "start returned %d" % rc)
+    st = agent.status()
+    agent.detach()
+    if st.get("frame_capture") != "yes":
+        print("frame capture unavailable on %s: skipping" % sys.version.split()[0])
+        sys.exit(ac.SKIP)
+    exact_mode(agent, module)
+    sampled_mode(agent, module)
+    snapshot_cost(agent, module)
+    ac.check(ac.get_allocators() == original, "allocators differ at the end")
+    os.rmdir(agent.dir)
+    print("ok: %s" % sys.version.split()[0])
+
+
+if __name__ == "__main__":
+    main()
