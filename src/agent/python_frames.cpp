@@ -345,7 +345,24 @@ slotCheck(uint64_t code, uint64_t offsetAndLine, uint64_t identity) noexcept {
     return mix64(code ^ (offsetAndLine * 0x9e3779b97f4a7c15ULL) ^ (identity * 0xd6e8feb86659fd93ULL));
 }
 
-int
+// The miss path, out of line so the hit path stays a leaf without spills.
+__attribute__((noinline, cold)) int
+fillLineSlot(LineSlot& slot, const void* code, int byteOffset, uint64_t identity) noexcept {
+    uint64_t codeBits = reinterpret_cast<uintptr_t>(code);
+    uint32_t offsetBits = static_cast<uint32_t>(byteOffset);
+    // PyCode_Addr2Line only scans the line table (Objects/codeobject.c:
+    // co_lnotab pairs up to 3.9; PyCodeAddressRange over co_linetable in
+    // 3.10+, or 3.11's _co_linearray if tracing created it); it allocates
+    // nothing and returns co_firstlineno for a negative offset.
+    int line = g_state.addr2line(code, byteOffset);
+    uint64_t value = uint64_t{offsetBits} | (uint64_t{static_cast<uint32_t>(line)} << 32);
+    __atomic_store_n(&slot.code, codeBits, __ATOMIC_RELAXED);
+    __atomic_store_n(&slot.offsetAndLine, value, __ATOMIC_RELAXED);
+    __atomic_store_n(&slot.check, slotCheck(codeBits, value, identity), __ATOMIC_RELAXED);
+    return line;
+}
+
+inline int
 lineFor(const void* code, int byteOffset) noexcept {
     const Layout& l = g_state.layout;
     // What tells a live code object from a dead one at the same address:
@@ -372,17 +389,7 @@ lineFor(const void* code, int byteOffset) noexcept {
         seenCheck == slotCheck(seenCode, seenValue, identity)) {
         return static_cast<int>(static_cast<uint32_t>(seenValue >> 32));
     }
-
-    // PyCode_Addr2Line only scans the line table (Objects/codeobject.c:
-    // co_lnotab pairs up to 3.9; PyCodeAddressRange over co_linetable in
-    // 3.10+, or 3.11's _co_linearray if tracing created it); it allocates
-    // nothing and returns co_firstlineno for a negative offset.
-    int line = g_state.addr2line(code, byteOffset);
-    uint64_t value = uint64_t{offsetBits} | (uint64_t{static_cast<uint32_t>(line)} << 32);
-    __atomic_store_n(&slot.code, codeBits, __ATOMIC_RELAXED);
-    __atomic_store_n(&slot.offsetAndLine, value, __ATOMIC_RELAXED);
-    __atomic_store_n(&slot.check, slotCheck(codeBits, value, identity), __ATOMIC_RELAXED);
-    return line;
+    return fillLineSlot(slot, code, byteOffset, identity);
 }
 
 // ---- Walkers --------------------------------------------------------------

@@ -316,8 +316,9 @@ def bench_at_depth(n):
     if n > 0:
         return bench_at_depth(n - 1)
     depth = probe.probe_count(256)
-    one = probe.probe_bench(1, 1000000)
-    sixteen = probe.probe_bench(16, 1000000)
+    # Best of three runs of 1e6 calls: the machine may be shared.
+    one = min(probe.probe_bench(1, 1000000) for _ in range(3))
+    sixteen = min(probe.probe_bench(16, 1000000) for _ in range(3))
     return depth, one, sixteen
 
 
