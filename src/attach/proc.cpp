@@ -1,0 +1,132 @@
+#include "attach/proc.h"
+
+#include <dirent.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "base/error.h"
+
+namespace memtap::attach {
+
+std::optional<std::string>
+readWholeFile(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        return std::nullopt;
+    }
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+}
+
+ProcessInfo
+readProcessInfoOrThrow(pid_t pid) {
+    auto status = readWholeFile(fmt::format("/proc/{}/status", pid));
+    if (!status) {
+        throw Error(ExitCode::NoSuchProcess, fmt::format("no process with PID {}", pid),
+                    "check the PID with `ps` or `pgrep`");
+    }
+    ProcessInfo info;
+    info.pid = pid;
+    std::istringstream lines(*status);
+    std::string line;
+    while (std::getline(lines, line)) {
+        auto value = [&](std::string_view key) -> std::optional<std::string> {
+            if (line.rfind(key, 0) != 0) {
+                return std::nullopt;
+            }
+            auto rest = line.substr(key.size());
+            auto start = rest.find_first_not_of(" \t");
+            return start == std::string::npos ? std::string() : rest.substr(start);
+        };
+        if (auto v = value("Name:")) {
+            info.name = *v;
+        } else if (auto v = value("State:")) {
+            info.state = v->empty() ? '?' : (*v)[0];
+        } else if (auto v = value("Uid:")) {
+            // Real, effective, saved, filesystem: ptrace checks the effective one.
+            std::istringstream ids(*v);
+            uid_t real = 0;
+            ids >> real >> info.effectiveUid;
+        } else if (auto v = value("TracerPid:")) {
+            info.tracerPid = std::atoi(v->c_str());
+        } else if (auto v = value("Threads:")) {
+            info.threads = std::atoi(v->c_str());
+        }
+    }
+    return info;
+}
+
+std::vector<pid_t>
+listThreads(pid_t pid) {
+    std::vector<pid_t> tids;
+    DIR* dir = ::opendir(fmt::format("/proc/{}/task", pid).c_str());
+    if (dir == nullptr) {
+        return tids;
+    }
+    while (dirent* entry = ::readdir(dir)) {
+        pid_t tid = 0;
+        auto name = std::string_view(entry->d_name);
+        auto [ptr, ec] = std::from_chars(name.data(), name.data() + name.size(), tid);
+        if (ec == std::errc() && ptr == name.data() + name.size()) {
+            tids.push_back(tid);
+        }
+    }
+    ::closedir(dir);
+    return tids;
+}
+
+ThreadSyscall
+parseThreadSyscall(const std::string& text) {
+    ThreadSyscall result;
+    std::istringstream in(text);
+    std::string first;
+    if (!(in >> first)) {
+        return result;
+    }
+    if (first == "running") {
+        result.kind = ThreadSyscall::Kind::Running;
+        return result;
+    }
+    result.number = std::strtol(first.c_str(), nullptr, 10);
+    // "-1 SP PC": blocked, but not in a syscall; "NR A1..A6 SP PC": in syscall NR.
+    std::vector<std::string> fields;
+    for (std::string field; in >> field;) {
+        fields.push_back(field);
+    }
+    if (fields.size() >= 2) {
+        result.stackPointer = RemotePtr(std::strtoull(fields[fields.size() - 2].c_str(), nullptr, 16));
+        result.programCounter = RemotePtr(std::strtoull(fields.back().c_str(), nullptr, 16));
+    }
+    result.kind = result.number < 0 ? ThreadSyscall::Kind::BlockedOutsideSyscall
+                                    : ThreadSyscall::Kind::InSyscall;
+    return result;
+}
+
+ThreadSyscall
+readThreadSyscall(pid_t pid, pid_t tid) {
+    auto text = readWholeFile(fmt::format("/proc/{}/task/{}/syscall", pid, tid));
+    return text ? parseThreadSyscall(*text) : ThreadSyscall{};
+}
+
+int
+countOpenFds(pid_t pid) {
+    DIR* dir = ::opendir(fmt::format("/proc/{}/fd", pid).c_str());
+    if (dir == nullptr) {
+        return -1;
+    }
+    int count = 0;
+    while (dirent* entry = ::readdir(dir)) {
+        if (entry->d_name[0] != '.') {
+            ++count;
+        }
+    }
+    ::closedir(dir);
+    return count;
+}
+
+} // namespace memtap::attach

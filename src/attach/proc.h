@@ -1,0 +1,45 @@
+// What /proc says about a process and its threads, read without ptrace.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/remote_ptr.h"
+
+namespace memtap::attach {
+
+struct ProcessInfo {
+    pid_t pid = 0;
+    std::string name;   // "Name:" in /proc/PID/status (comm)
+    char state = '?';   // 'R', 'S', 'D', 'T' (stopped), 't' (tracing stop), 'Z'...
+    uid_t effectiveUid = 0;
+    pid_t tracerPid = 0;
+    int threads = 0;
+};
+
+// Error(NoSuchProcess) when /proc/PID does not exist.
+ProcessInfo readProcessInfoOrThrow(pid_t pid);
+
+// Thread ids in /proc/PID/task; empty if the process is gone.
+std::vector<pid_t> listThreads(pid_t pid);
+
+// /proc/PID/task/TID/syscall, readable without stopping the thread: a blocked
+// thread shows the syscall it sleeps in (see proc(5), "syscall").
+struct ThreadSyscall {
+    enum class Kind { Running, InSyscall, BlockedOutsideSyscall, Unknown } kind = Kind::Unknown;
+    long number = -1;
+    RemotePtr stackPointer;
+    RemotePtr programCounter;
+};
+ThreadSyscall readThreadSyscall(pid_t pid, pid_t tid);
+ThreadSyscall parseThreadSyscall(const std::string& text);
+
+// Current open file descriptors of the process (for tests and sanity checks).
+int countOpenFds(pid_t pid);
+
+std::optional<std::string> readWholeFile(const std::string& path);
+
+} // namespace memtap::attach

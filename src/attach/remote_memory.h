@@ -1,0 +1,42 @@
+// Reads and writes of the target's memory through /proc/PID/mem. Writes go
+// through even to read-only or executable pages (the kernel uses FOLL_FORCE
+// for a ptrace-capable writer), which is why every write is done by a guard
+// that knows how to undo it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/remote_ptr.h"
+#include "base/unique_fd.h"
+
+namespace memtap::attach {
+
+class RemoteMemory {
+public:
+    static RemoteMemory openOrThrow(pid_t pid);
+
+    void readOrThrow(RemotePtr address, void* buffer, size_t size) const;
+    bool tryRead(RemotePtr address, void* buffer, size_t size) const;
+    void writeOrThrow(RemotePtr address, const void* data, size_t size) const;
+    std::string readCStringOrThrow(RemotePtr address, size_t maxLength = 4096) const;
+
+    template <typename T>
+    T readOrThrow(RemotePtr address) const {
+        T value{};
+        readOrThrow(address, &value, sizeof(T));
+        return value;
+    }
+
+    pid_t pid() const { return pid_; }
+
+private:
+    RemoteMemory(pid_t pid, UniqueFd fd) : pid_(pid), fd_(std::move(fd)) {}
+    pid_t pid_;
+    UniqueFd fd_;
+};
+
+} // namespace memtap::attach

@@ -1,0 +1,161 @@
+#include "attach/traced_thread.h"
+
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <thread>
+
+#include "attach/proc.h"
+#include "base/error.h"
+
+namespace memtap::attach {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string
+ptraceHint() {
+    std::string hint = "run memtap as root, or as the target's user with CAP_SYS_PTRACE";
+    if (auto scope = readWholeFile("/proc/sys/kernel/yama/ptrace_scope"); scope && !scope->empty() &&
+                                                                          (*scope)[0] != '0') {
+        hint += fmt::format("; kernel.yama.ptrace_scope is {} (0 lets a user trace its own processes: "
+                            "sysctl kernel.yama.ptrace_scope=0)",
+                            (*scope)[0]);
+    }
+    return hint;
+}
+
+} // namespace
+
+TracedThread
+TracedThread::seizeAndStopOrThrow(pid_t pid, pid_t tid, std::chrono::milliseconds timeout) {
+    TracedThread thread(pid, tid);
+    if (::ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
+        int err = errno;
+        if (err == ESRCH) {
+            throw Error(ExitCode::NoSuchProcess, fmt::format("process {} exited during attach", pid));
+        }
+        if (err == EPERM) {
+            auto info = readProcessInfoOrThrow(pid);
+            if (info.tracerPid != 0) {
+                throw Error(ExitCode::PermissionDenied,
+                            fmt::format("process {} is already being traced by PID {}", pid, info.tracerPid),
+                            "detach the other debugger (gdb, strace, py-spy...) and retry");
+            }
+            throw Error(ExitCode::PermissionDenied,
+                        describeErrno(fmt::format("cannot ptrace process {}", pid), err), ptraceHint());
+        }
+        throw Error(ExitCode::Failure, describeErrno(fmt::format("PTRACE_SEIZE of thread {}", tid), err));
+    }
+    thread.attached_ = true;
+    if (::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) {
+        throw Error(ExitCode::NoSuchProcess, fmt::format("process {} exited during attach", pid));
+    }
+    // Wait for the interrupt stop; a signal-delivery-stop may come first.
+    for (;;) {
+        Stop stop = thread.waitForStopOrThrow(timeout);
+        if (stop.kind == Stop::Kind::Interrupt) {
+            return thread;
+        }
+        thread.pendingSignals_.push_back(stop.signal);
+        thread.stoppedTotal_ += std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() -
+                                                                                      thread.stoppedAt_);
+        // Suppress now, re-raise on detach; the interrupt is still pending.
+        ::ptrace(PTRACE_CONT, tid, nullptr, nullptr);
+    }
+}
+
+TracedThread::TracedThread(TracedThread&& other) noexcept
+    : pid_(other.pid_), tid_(other.tid_), alive_(other.alive_), attached_(other.attached_),
+      pendingSignals_(std::move(other.pendingSignals_)), stoppedAt_(other.stoppedAt_),
+      stoppedTotal_(other.stoppedTotal_) {
+    other.attached_ = false;
+}
+
+TracedThread::~TracedThread() { detach(); }
+
+Stop
+TracedThread::waitForStopOrThrow(std::chrono::milliseconds timeout) {
+    auto deadline = Clock::now() + timeout;
+    auto pause = std::chrono::microseconds(10);
+    for (;;) {
+        int status = 0;
+        pid_t got = ::waitpid(tid_, &status, __WALL | WNOHANG);
+        if (got == tid_) {
+            if (WIFEXITED(status) || WIFSIGNALED(status)) {
+                alive_ = false;
+                attached_ = false;
+                return Stop{Stop::Kind::Exited, 0};
+            }
+            stoppedAt_ = Clock::now();
+            int sig = WSTOPSIG(status);
+            if ((status >> 16) == PTRACE_EVENT_STOP) {
+                return Stop{Stop::Kind::Interrupt, sig};
+            }
+            return Stop{Stop::Kind::Signal, sig};
+        }
+        if (got < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            alive_ = false;
+            attached_ = false;
+            return Stop{Stop::Kind::Exited, 0};
+        }
+        if (Clock::now() >= deadline) {
+            throw Error(ExitCode::Timeout, fmt::format("thread {} of process {} did not stop within {} ms",
+                                                       tid_, pid_, timeout.count()));
+        }
+        std::this_thread::sleep_for(pause);
+        pause = std::min(pause * 2, std::chrono::microseconds(1000));
+    }
+}
+
+Stop
+TracedThread::resumeAndWaitOrThrow(bool singleStep, int expectedSignal, std::chrono::milliseconds timeout) {
+    for (;;) {
+        stoppedTotal_ += std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - stoppedAt_);
+        if (::ptrace(singleStep ? PTRACE_SINGLESTEP : PTRACE_CONT, tid_, nullptr, nullptr) != 0) {
+            alive_ = false;
+            throw Error(ExitCode::NoSuchProcess, fmt::format("process {} exited during attach", pid_));
+        }
+        Stop stop = waitForStopOrThrow(timeout);
+        if (stop.kind == Stop::Kind::Exited) {
+            throw Error(ExitCode::NoSuchProcess, fmt::format("process {} exited during attach", pid_));
+        }
+        if (stop.kind == Stop::Kind::Signal && stop.signal != expectedSignal) {
+            pendingSignals_.push_back(stop.signal);
+            continue;
+        }
+        if (stop.kind == Stop::Kind::Interrupt && stop.signal != SIGTRAP) {
+            // A group-stop (someone sent SIGSTOP/SIGTSTP): re-raise it after detach.
+            pendingSignals_.push_back(stop.signal);
+            continue;
+        }
+        return stop;
+    }
+}
+
+void
+TracedThread::detach() noexcept {
+    if (!attached_) {
+        return;
+    }
+    attached_ = false;
+    stoppedTotal_ += std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - stoppedAt_);
+    ::ptrace(PTRACE_DETACH, tid_, nullptr, nullptr);
+    for (int sig : pendingSignals_) {
+        ::syscall(SYS_tgkill, pid_, tid_, sig);
+    }
+    pendingSignals_.clear();
+}
+
+std::chrono::microseconds
+TracedThread::stoppedFor() const {
+    return stoppedTotal_;
+}
+
+} // namespace memtap::attach

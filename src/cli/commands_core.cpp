@@ -1,0 +1,112 @@
+// attach, status, detach.
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "base/error.h"
+#include "cli/commands.h"
+#include "cli/target_status.h"
+#include "inject/injector.h"
+#include "cli/uwsgi.h"
+
+namespace memtap::cli {
+namespace {
+
+void
+progressToStderr(const std::string& line) {
+    std::fprintf(stderr, "memtap: %s\n", line.c_str());
+}
+
+} // namespace
+
+std::vector<OptionSpec>
+attachOptionSpecs() {
+    return {
+        {"--exact", "", "trace every allocation (like tracemalloc; slower)"},
+        {"--sample-bytes", "N", "sampled mode: mean bytes between samples (default 512K; K/M/G suffixes)"},
+        {"--frames", "N", "traceback depth, 1-64 (default 16)"},
+        {"--timeout", "S", "give up attaching after S seconds (default 10)"},
+    };
+}
+
+inject::AttachOptions
+attachOptionsFrom(const ParsedArgs& args) {
+    inject::AttachOptions options;
+    if (args.has("--exact") && args.has("--sample-bytes")) {
+        throw Error(ExitCode::Usage, "--exact and --sample-bytes exclude each other",
+                    "--exact traces everything; --sample-bytes sets the sampling interval");
+    }
+    if (args.has("--exact")) {
+        options.mode = MEMTAP_MODE_EXACT;
+    }
+    if (auto v = args.value("--sample-bytes")) {
+        options.sampleBytes = parseByteSizeOrThrow(*v, "--sample-bytes");
+    }
+    if (auto v = args.value("--frames")) {
+        options.frames = static_cast<uint32_t>(parseUnsignedOrThrow(*v, "--frames", 1, MEMTAP_MAX_FRAMES));
+    }
+    if (auto v = args.value("--timeout")) {
+        options.timeout = std::chrono::milliseconds(
+            static_cast<int64_t>(parseSecondsOrThrow(*v, "--timeout") * 1000));
+    }
+    options.progress = progressToStderr;
+    return options;
+}
+
+int
+runAttach(const ParsedArgs& args) {
+    pid_t pid = parsePidOrThrow(args.positional[0]);
+    auto options = attachOptionsFrom(args);
+    explainUwsgiMasterOrContinue(pid, "attach");
+    auto result = inject::attachOrThrow(pid, options);
+    if (result.alreadyAttached) {
+        std::printf("memtap is already attached to process %d (CPython %s); `memtap detach %d` ends it\n", pid,
+                    result.python.c_str(), pid);
+        return 0;
+    }
+    std::printf("attached to process %d (CPython %s), %s mode, hooks live in %.1f ms "
+                "(longest thread stop %.2f ms)\n",
+                pid, result.python.c_str(), options.mode == MEMTAP_MODE_EXACT ? "exact" : "sampled",
+                static_cast<double>(result.latency.count()) / 1000.0,
+                static_cast<double>(result.longestThreadStop.count()) / 1000.0);
+    return 0;
+}
+
+int
+runStatus(const ParsedArgs& args) {
+    pid_t pid = parsePidOrThrow(args.positional[0]);
+    auto status = readTargetStatusOrThrow(pid);
+    std::string out = args.has("--json") ? renderStatusJson(status) : renderStatusText(status);
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    return 0;
+}
+
+int
+runDetach(const ParsedArgs& args) {
+    pid_t pid = parsePidOrThrow(args.positional[0]);
+    double seconds = 10;
+    if (auto v = args.value("--timeout")) {
+        seconds = parseSecondsOrThrow(*v, "--timeout");
+    }
+    inject::detachOrThrow(pid, std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
+    std::printf("detached from process %d; its allocators are back as they were\n", pid);
+    return 0;
+}
+
+std::vector<CommandSpec>
+coreCommands() {
+    return {
+        {"attach", "PID", "Attach to a running CPython process and hook its allocators.",
+         "Returns once the hooks are live. The process keeps running throughout; one of its threads\n"
+         "is borrowed for a few milliseconds at a safe point. Nothing is installed in its environment.",
+         1, 1, attachOptionSpecs(), runAttach},
+        {"status", "PID", "Show whether memtap is attached to PID, and what it has seen.",
+         "--json prints one JSON object: attached, pid, python, mode, sample_bytes, frames,\n"
+         "allocations_seen, traced_bytes, traced_count, malloc_free_bytes, rss_bytes.",
+         1, 1, {{"--json", "", "print JSON"}}, runStatus},
+        {"detach", "PID", "Remove the hooks and end the agent's thread; the process runs on as before.", "", 1, 1,
+         {{"--timeout", "S", "wait at most S seconds for the agent (default 10)"}}, runDetach},
+    };
+}
+
+} // namespace memtap::cli

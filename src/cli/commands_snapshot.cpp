@@ -1,0 +1,114 @@
+// snapshot, diff.
+#include <cstdio>
+
+#include "base/error.h"
+#include "cli/commands.h"
+#include "cli/snapshot_store.h"
+#include "cli/source_lines.h"
+#include "inject/control_client.h"
+#include "report/diff.h"
+#include "report/json.h"
+#include "report/snapshot.h"
+#include "report/text_report.h"
+#include "attach/proc.h"
+
+namespace memtap::cli {
+
+std::string
+takeSnapshotTextOrThrow(pid_t pid) {
+    attach::readProcessInfoOrThrow(pid);
+    auto client = inject::ControlClient::tryConnect(pid);
+    if (!client) {
+        throw Error(ExitCode::NotAttached, fmt::format("memtap is not attached to process {}", pid),
+                    fmt::format("attach first with `memtap attach {}`", pid));
+    }
+    return client->requestOrThrow("snapshot", std::chrono::milliseconds(30000));
+}
+
+namespace {
+
+int
+runSnapshot(const ParsedArgs& args) {
+    pid_t pid = parsePidOrThrow(args.positional[0]);
+    auto store = SnapshotStore::forProcessOrThrow(pid);
+    std::string name = args.positional.size() > 1 ? args.positional[1] : store.nextDefaultName();
+    validateSnapshotNameOrThrow(name);
+    std::string text = takeSnapshotTextOrThrow(pid);
+    report::parseSnapshotOrThrow(text); // never store what we could not read back
+    store.saveOrThrow(name, text);
+    std::printf("%s\n", name.c_str());
+    return 0;
+}
+
+report::Snapshot
+loadOrTake(const SnapshotStore& store, pid_t pid, const std::string& name) {
+    if (name == "now") {
+        return report::parseSnapshotOrThrow(takeSnapshotTextOrThrow(pid));
+    }
+    validateSnapshotNameOrThrow(name);
+    return report::parseSnapshotOrThrow(store.loadOrThrow(name));
+}
+
+int
+runDiff(const ParsedArgs& args) {
+    pid_t pid = parsePidOrThrow(args.positional[0]);
+    const std::string& oldName = args.positional[1];
+    const std::string& newName = args.positional[2];
+    auto by = report::GroupBy::Lineno;
+    if (auto v = args.value("--by")) {
+        auto parsed = report::parseGroupBy(*v);
+        if (!parsed) {
+            throw Error(ExitCode::Usage, fmt::format("--by must be lineno, filename or traceback, not '{}'", *v));
+        }
+        by = *parsed;
+    }
+    size_t top = 10;
+    if (auto v = args.value("--top")) {
+        top = parseUnsignedOrThrow(*v, "--top", 1, 100000);
+    }
+    auto store = SnapshotStore::forProcessOrThrow(pid);
+    auto older = loadOrTake(store, pid, oldName);
+    auto newer = loadOrTake(store, pid, newName);
+    auto stats = report::compareSnapshots(older, newer, by);
+    std::string out;
+    if (args.has("--json")) {
+        out = report::renderDiffJson(stats, pid, oldName, newName, by, newer.mode, top) + "\n";
+    } else {
+        SourceLines sources(pid);
+        report::TextReportOptions options;
+        options.top = top;
+        options.oldName = oldName;
+        options.newName = newName;
+        options.sourceLine = [&](const std::string& file, int line) { return sources.line(file, line); };
+        out = report::renderDiffText(stats, older, newer, by, options);
+    }
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    return 0;
+}
+
+} // namespace
+
+std::vector<CommandSpec>
+snapshotCommands() {
+    return {
+        {"snapshot", "PID [NAME]", "Take a snapshot of what the agent traces now; prints its name.",
+         "Names default to s1, s2, ... Snapshots are kept on this machine, per process instance,\n"
+         "under $XDG_RUNTIME_DIR/memtap or /tmp/memtap-UID.",
+         1, 2, {}, runSnapshot},
+        {"diff", "PID OLD NEW", "Compare two snapshots, largest growth first ('now' = a fresh snapshot).",
+         "Text lines follow tracemalloc's StatisticDiff: FILE:LINE: size=... (+...), count=... (+...),\n"
+         "average=..., each followed by its source line. In sampled mode figures are estimates.",
+         3, 3,
+         {{"--by", "KEY", "group by lineno (default), filename or traceback"},
+          {"--top", "N", "show the N largest (default 10)"},
+          {"--json", "", "print JSON"}},
+         runDiff},
+    };
+}
+
+std::vector<CommandSpec>
+watchCommands() {
+    return {};
+}
+
+} // namespace memtap::cli

@@ -1,0 +1,110 @@
+#include "inject/control_client.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "base/error.h"
+
+namespace memtap::inject {
+
+std::string
+agentSocketPath(pid_t pid) {
+    return fmt::format("/tmp/memtap-{}.sock", pid);
+}
+
+std::optional<ControlClient>
+ControlClient::tryConnect(pid_t pid) {
+    std::string path = fmt::format("/proc/{}/root{}", pid, agentSocketPath(pid));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof(addr.sun_path)) {
+        throw Error(ExitCode::Failure, fmt::format("socket path too long: {}", path));
+    }
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        throw Error(ExitCode::Failure, describeErrno("socket", errno));
+    }
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+        int err = errno;
+        ::close(fd);
+        if (err == EACCES || err == EPERM) {
+            throw Error(ExitCode::PermissionDenied,
+                        describeErrno(fmt::format("cannot connect to the agent of process {}", pid), err),
+                        "run memtap as root or as the user that attached");
+        }
+        return std::nullopt; // ENOENT, ECONNREFUSED: nobody listening
+    }
+    return ControlClient(fd, pid);
+}
+
+ControlClient::ControlClient(ControlClient&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), pid_(other.pid_) {}
+
+ControlClient::~ControlClient() {
+    if (fd_ >= 0) {
+        ::close(fd_);
+    }
+}
+
+std::string
+ControlClient::requestOrThrow(const std::string& command, std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::string line = command + "\n";
+    if (::send(fd_, line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size())) {
+        throw Error(ExitCode::Failure, describeErrno("sending to the agent", errno));
+    }
+    std::string data;
+    std::optional<size_t> payloadSize;
+    size_t headerEnd = 0;
+    char buffer[65536];
+    for (;;) {
+        if (!payloadSize) {
+            if (auto nl = data.find('\n'); nl != std::string::npos) {
+                std::string header = data.substr(0, nl);
+                headerEnd = nl + 1;
+                if (header.rfind("err ", 0) == 0) {
+                    throw Error(ExitCode::Failure, fmt::format("agent in process {}: {}", pid_, header.substr(4)));
+                }
+                if (header.rfind("ok ", 0) != 0) {
+                    throw Error(ExitCode::Failure, fmt::format("agent sent a malformed reply: {}", header));
+                }
+                payloadSize = std::stoull(header.substr(3));
+            }
+        }
+        if (payloadSize && data.size() >= headerEnd + *payloadSize) {
+            return data.substr(headerEnd, *payloadSize);
+        }
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                          std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            throw Error(ExitCode::Timeout, fmt::format("the agent in process {} did not answer '{}' within {} ms",
+                                                       pid_, command, timeout.count()));
+        }
+        pollfd pfd{fd_, POLLIN, 0};
+        int ready = ::poll(&pfd, 1, static_cast<int>(std::min<long>(left.count(), 250)));
+        if (ready < 0 && errno != EINTR) {
+            throw Error(ExitCode::Failure, describeErrno("poll", errno));
+        }
+        if (ready <= 0) {
+            continue;
+        }
+        ssize_t n = ::recv(fd_, buffer, sizeof(buffer), 0);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            throw Error(ExitCode::Failure,
+                        fmt::format("the agent in process {} closed the connection during '{}'", pid_, command));
+        }
+        data.append(buffer, static_cast<size_t>(n));
+    }
+}
+
+} // namespace memtap::inject

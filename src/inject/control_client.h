@@ -1,0 +1,34 @@
+// Host end of the agent's control socket (protocol.h): one request, one reply.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+namespace memtap::inject {
+
+// Path of the socket inside the target's mount namespace.
+std::string agentSocketPath(pid_t pid);
+
+class ControlClient {
+public:
+    // Connects through /proc/PID/root, so a target in another mount namespace
+    // works. nullopt when no agent listens (not attached).
+    static std::optional<ControlClient> tryConnect(pid_t pid);
+
+    // Sends "command\n" and returns the payload of "ok N\n"; an "err" reply
+    // becomes Error(Failure, "agent: <message>"). Waits at most `timeout`.
+    std::string requestOrThrow(const std::string& command, std::chrono::milliseconds timeout);
+
+    ControlClient(ControlClient&&) noexcept;
+    ~ControlClient();
+
+private:
+    explicit ControlClient(int fd, pid_t pid) : fd_(fd), pid_(pid) {}
+    int fd_;
+    pid_t pid_;
+};
+
+} // namespace memtap::inject

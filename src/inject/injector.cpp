@@ -1,0 +1,396 @@
+#include "inject/injector.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "attach/proc.h"
+#include "attach/remote_memory.h"
+#include "attach/traced_thread.h"
+#include "base/error.h"
+#include "inject/agent_image.h"
+#include "inject/code_scan.h"
+#include "inject/control_client.h"
+#include "inject/remote_call.h"
+#include "inject/safe_point.h"
+#include "symbols/proc_maps.h"
+#include "symbols/python_discovery.h"
+#include "symbols/unwinder.h"
+
+namespace memtap::inject {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr uint64_t kScratchBytes = 4 * 4096; // name + path at 0, start args at 4096
+constexpr uint64_t kArgsOffset = 4096;
+constexpr uint64_t kPathOffset = 256;
+static_assert(sizeof(memtap_start_args) <= kScratchBytes - kArgsOffset);
+
+// Catchable termination signals wait while the target is being changed, so
+// Ctrl-C or a plain `kill` of memtap cannot leave a thread half-hijacked; they
+// take effect as soon as the guards have run. (SIGKILL cannot be deferred: the
+// kernel then detaches and the borrowed thread is the one risk; the window is
+// a few milliseconds.)
+class DeferTerminationSignals {
+public:
+    DeferTerminationSignals() {
+        sigset_t set;
+        sigemptyset(&set);
+        for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) {
+            sigaddset(&set, sig);
+        }
+        ::sigprocmask(SIG_BLOCK, &set, &old_);
+    }
+    ~DeferTerminationSignals() { ::sigprocmask(SIG_SETMASK, &old_, nullptr); }
+    DeferTerminationSignals(const DeferTerminationSignals&) = delete;
+    DeferTerminationSignals& operator=(const DeferTerminationSignals&) = delete;
+
+private:
+    sigset_t old_;
+};
+
+// Undo one change on the borrowed thread when leaving scope.
+class RemoteUndo {
+public:
+    explicit RemoteUndo(std::function<void()> undo) : undo_(std::move(undo)) {}
+    ~RemoteUndo() {
+        if (undo_) {
+            try {
+                undo_();
+            } catch (const std::exception& e) {
+                spdlog::error("cleanup in the target failed: {}", e.what());
+            }
+        }
+    }
+    RemoteUndo(const RemoteUndo&) = delete;
+    RemoteUndo& operator=(const RemoteUndo&) = delete;
+
+private:
+    std::function<void()> undo_;
+};
+
+void
+checkSyscallResult(int64_t result, const char* what) {
+    if (result < 0 && result > -4096) {
+        throw Error(ExitCode::Failure, describeErrno(fmt::format("{} in the target", what),
+                                                     static_cast<int>(-result)));
+    }
+}
+
+void
+refuseUnattachableState(const attach::ProcessInfo& info) {
+    switch (info.state) {
+    case 'T':
+        throw Error(ExitCode::NotSupported, fmt::format("process {} is stopped (job control)", info.pid),
+                    fmt::format("resume it with `kill -CONT {}` and retry; memtap left it stopped", info.pid));
+    case 't':
+        throw Error(ExitCode::PermissionDenied,
+                    fmt::format("process {} is being traced by PID {}", info.pid, info.tracerPid),
+                    "detach the other debugger (gdb, strace, py-spy...) and retry");
+    case 'Z':
+    case 'X':
+        throw Error(ExitCode::NoSuchProcess, fmt::format("process {} has exited (zombie)", info.pid));
+    default:
+        break;
+    }
+}
+
+std::optional<RemotePtr>
+findLoadedAgent(pid_t pid, const std::string& memfdName) {
+    std::string wanted = "/memfd:" + memfdName;
+    for (const auto& entry : symbols::readMapsOrThrow(pid)) {
+        if (entry.offset == 0 && entry.path == wanted) {
+            return entry.start;
+        }
+    }
+    return std::nullopt;
+}
+
+// Threads worth interrupting, best first: blocked in a plain syscall, then
+// running (spinning in Python). Threads in futex or unknown states are left alone.
+std::vector<pid_t>
+rankCandidateThreads(pid_t pid) {
+    std::vector<pid_t> blocked, running;
+    for (pid_t tid : attach::listThreads(pid)) {
+        auto sc = attach::readThreadSyscall(pid, tid);
+        if (sc.kind == attach::ThreadSyscall::Kind::InSyscall && isPlainBlockingSyscall(sc.number)) {
+            blocked.push_back(tid);
+        } else if (sc.kind == attach::ThreadSyscall::Kind::Running) {
+            running.push_back(tid);
+        }
+    }
+    blocked.insert(blocked.end(), running.begin(), running.end());
+    return blocked;
+}
+
+// Stops candidate threads one at a time until one passes the safe-point rule.
+std::unique_ptr<attach::TracedThread>
+borrowSafeThread(pid_t pid, symbols::Unwinder& unwinder, const attach::RemoteMemory& memory,
+                 std::chrono::microseconds& longestStop, std::string& lastReason) {
+    for (pid_t tid : rankCandidateThreads(pid)) {
+        std::unique_ptr<attach::TracedThread> thread;
+        try {
+            thread = std::make_unique<attach::TracedThread>(
+                attach::TracedThread::seizeAndStopOrThrow(pid, tid, milliseconds(500)));
+        } catch (const Error& e) {
+            if (e.code() == ExitCode::NoSuchProcess && ::kill(pid, 0) == 0) {
+                continue; // that thread ended; the process lives on
+            }
+            throw;
+        }
+        auto regs = attach::fetchGeneralRegistersOrThrow(tid);
+        uint8_t before[16] = {};
+        bool readable = memory.tryRead(RemotePtr(regs.rip - sizeof(before)), before, sizeof(before));
+        auto stack = unwinder.unwind(tid, regs);
+        auto verdict = readable ? judgeSafePoint(regs, before, stack)
+                                : SafePointVerdict{false, "code at the stop site is unreadable"};
+        if (verdict.safe) {
+            spdlog::debug("borrowing thread {} (syscall {}, {} native frames)", tid,
+                          static_cast<long>(regs.orig_rax), stack.frames.size());
+            return thread;
+        }
+        lastReason = fmt::format("thread {}: {}", tid, verdict.reason);
+        spdlog::debug("not borrowing {}", lastReason);
+        thread->detach();
+        longestStop = std::max(longestStop, thread->stoppedFor());
+    }
+    return nullptr;
+}
+
+memtap_start_args
+makeStartArgs(pid_t pid, const AttachOptions& options, const symbols::PythonTarget& python) {
+    memtap_start_args args{};
+    args.struct_size = sizeof(args);
+    args.protocol_version = MEMTAP_PROTOCOL_VERSION;
+    args.mode = options.mode;
+    args.frames = options.frames;
+    args.sample_bytes = options.sampleBytes;
+    args.peer_uid = ::geteuid();
+    auto socketPath = agentSocketPath(pid);
+    std::memcpy(args.socket_path, socketPath.c_str(), socketPath.size() + 1);
+    if (!python.isMainExecutable) {
+        if (python.module.path.size() >= sizeof(args.python_module)) {
+            throw Error(ExitCode::Failure, "path of libpython too long");
+        }
+        std::memcpy(args.python_module, python.module.path.c_str(), python.module.path.size() + 1);
+    }
+    return args;
+}
+
+void
+throwForStartStatus(int status, pid_t pid) {
+    switch (status) {
+    case MEMTAP_START_OK:
+    case MEMTAP_START_ALREADY_RUNNING:
+        return;
+    case MEMTAP_START_NOT_INITIALIZED:
+        throw Error(ExitCode::NotSupported, fmt::format("the interpreter in process {} is not initialized yet", pid),
+                    "retry once the program has started");
+    case MEMTAP_START_FINALIZING:
+        throw Error(ExitCode::NotSupported, fmt::format("the interpreter in process {} is shutting down", pid));
+    case MEMTAP_START_NO_PYTHON:
+        throw Error(ExitCode::NotSupported,
+                    fmt::format("the agent found no CPython C-API in process {}", pid));
+    case MEMTAP_START_NO_GIL:
+        throw Error(ExitCode::NotSupported, fmt::format("the interpreter in process {} has no GIL yet", pid));
+    case MEMTAP_START_BAD_ARGS:
+        throw Error(ExitCode::Failure, "the agent rejected its start arguments (memtap build mismatch)");
+    case MEMTAP_START_SOCKET_FAILED:
+        throw Error(ExitCode::Failure,
+                    fmt::format("the agent could not create its socket {} in process {}", agentSocketPath(pid), pid),
+                    "check that /tmp exists and is writable for the target's user");
+    default:
+        throw Error(ExitCode::Failure, fmt::format("the agent failed to start (status {})", status));
+    }
+}
+
+// Runs on the borrowed thread: load (or reuse) the agent and call its entry.
+bool
+startAgentOnThread(HijackedThread& hijacked, pid_t pid, const attach::RemoteMemory& memory,
+                   const symbols::ProcessModules& modules, const symbols::PythonTarget& python,
+                   const AttachOptions& options) {
+    const auto& image = agentImageInfoOrThrow();
+    const symbols::Module* libc = modules.libc();
+    if (libc == nullptr) {
+        throw Error(ExitCode::NotSupported, fmt::format("process {} has no glibc mapped", pid));
+    }
+    RemotePtr syscallFn = modules.resolveOrThrow(*libc, "syscall");
+    uint8_t code[64];
+    memory.readOrThrow(syscallFn, code, sizeof(code));
+    auto syscallInsn = findSyscallInstruction(code, syscallFn);
+    if (!syscallInsn) {
+        throw Error(ExitCode::Failure, "no `syscall` instruction found in the target's libc syscall()");
+    }
+
+    // errno is thread-local state of the borrowed thread: dlopen may change it.
+    RemotePtr errnoAddress(hijacked.callOrThrow(modules.resolveOrThrow(*libc, "__errno_location"), {},
+                                                milliseconds(2000), "__errno_location"));
+    int savedErrno = memory.readOrThrow<int>(errnoAddress);
+    RemoteUndo restoreErrno([&] { memory.writeOrThrow(errnoAddress, &savedErrno, sizeof(savedErrno)); });
+
+    int64_t scratchResult =
+        hijacked.syscallOrThrow(*syscallInsn, SYS_mmap,
+                                {0, kScratchBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                                 static_cast<uint64_t>(-1), 0});
+    checkSyscallResult(scratchResult, "mmap");
+    RemotePtr scratch(static_cast<uint64_t>(scratchResult));
+    RemoteUndo unmapScratch([&] { hijacked.syscallOrThrow(*syscallInsn, SYS_munmap, {scratch.value(), kScratchBytes}); });
+
+    auto agentBase = findLoadedAgent(pid, image.memfdName);
+    bool reused = agentBase.has_value();
+    std::optional<RemoteUndo> closeMemfd;
+    if (!agentBase) {
+        memory.writeOrThrow(scratch, image.memfdName.c_str(), image.memfdName.size() + 1);
+        int64_t memfd = hijacked.syscallOrThrow(*syscallInsn, SYS_memfd_create, {scratch.value(), MFD_CLOEXEC});
+        checkSyscallResult(memfd, "memfd_create");
+        closeMemfd.emplace([&hijacked, syscallInsn, memfd] {
+            hijacked.syscallOrThrow(*syscallInsn, SYS_close, {static_cast<uint64_t>(memfd)});
+        });
+        {
+            // The memfd belongs to the target; we fill it through its /proc entry.
+            UniqueFd out(::open(fmt::format("/proc/{}/fd/{}", pid, memfd).c_str(), O_WRONLY | O_CLOEXEC));
+            if (!out) {
+                throw Error(ExitCode::Failure, describeErrno("opening the target's memfd", errno));
+            }
+            auto bytes = agentImage();
+            if (::write(out.get(), bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size())) {
+                throw Error(ExitCode::Failure, describeErrno("writing the agent into the target's memfd", errno));
+            }
+        }
+        std::string path = fmt::format("/proc/self/fd/{}", memfd);
+        memory.writeOrThrow(scratch + kPathOffset, path.c_str(), path.size() + 1);
+        uint64_t handle = hijacked.callOrThrow(modules.resolveOrThrow(*libc, "dlopen"),
+                                               {(scratch + kPathOffset).value(), RTLD_NOW}, options.timeout,
+                                               "dlopen");
+        if (handle == 0) {
+            uint64_t message = hijacked.callOrThrow(modules.resolveOrThrow(*libc, "dlerror"), {},
+                                                    milliseconds(2000), "dlerror");
+            std::string reason = message ? memory.readCStringOrThrow(RemotePtr(message), 512) : "unknown";
+            throw Error(ExitCode::Failure, fmt::format("process {} could not load the agent: {}", pid, reason));
+        }
+        agentBase = findLoadedAgent(pid, image.memfdName);
+        if (!agentBase) {
+            throw Error(ExitCode::Failure, "the agent was loaded but its mapping is not in /proc/PID/maps");
+        }
+    }
+
+    auto args = makeStartArgs(pid, options, python);
+    memory.writeOrThrow(scratch + kArgsOffset, &args, sizeof(args));
+    auto status = static_cast<int>(hijacked.callOrThrow(*agentBase + image.entryOffset,
+                                                        {(scratch + kArgsOffset).value()}, options.timeout,
+                                                        MEMTAP_AGENT_ENTRY));
+    throwForStartStatus(status, pid);
+    return reused;
+}
+
+} // namespace
+
+AttachResult
+attachOrThrow(pid_t pid, const AttachOptions& options) {
+    auto started = Clock::now();
+    AttachResult result;
+    auto info = attach::readProcessInfoOrThrow(pid);
+    refuseUnattachableState(info);
+    auto modules = symbols::ProcessModules::readOrThrow(pid);
+    auto python = symbols::discoverPythonOrThrow(modules);
+    result.python = python.version;
+
+    if (auto client = ControlClient::tryConnect(pid)) {
+        result.alreadyAttached = true;
+        return result;
+    }
+
+    auto memory = attach::RemoteMemory::openOrThrow(pid);
+    auto unwinder = symbols::Unwinder::createOrThrow(pid);
+    auto deadline = started + options.timeout;
+    auto nextNote = started + milliseconds(1000);
+    std::string lastReason = "no thread was blocked in a plain syscall or running";
+    {
+        DeferTerminationSignals defer;
+        std::unique_ptr<attach::TracedThread> borrowed;
+        while (!(borrowed = borrowSafeThread(pid, unwinder, memory, result.longestThreadStop, lastReason))) {
+            if (Clock::now() >= deadline) {
+                throw Error(ExitCode::Timeout,
+                            fmt::format("no thread of process {} reached a safe point within {} ms (last: {})",
+                                        pid, options.timeout.count(), lastReason),
+                            "retry, or give a longer --timeout; see the safe-point rule in src/inject/safe_point.h");
+            }
+            if (options.progress && Clock::now() >= nextNote) {
+                options.progress(fmt::format("waiting for a safe point in process {} ({})", pid, lastReason));
+                nextNote = Clock::now() + milliseconds(2000);
+            }
+            std::this_thread::sleep_for(milliseconds(2));
+        }
+        result.borrowedThread = borrowed->tid();
+        HijackedThread hijacked(std::move(*borrowed), memory);
+        result.reusedAgent = startAgentOnThread(hijacked, pid, memory, modules, python, options);
+        hijacked.restore();
+        hijacked.thread().detach();
+        result.longestThreadStop = std::max(result.longestThreadStop, hijacked.stoppedFor());
+    }
+
+    // The agent installs its hooks on its own thread, then serves the socket.
+    auto nextNote2 = Clock::now() + milliseconds(1000);
+    for (;;) {
+        if (auto client = ControlClient::tryConnect(pid)) {
+            auto left = std::max(milliseconds(100), std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
+            client->requestOrThrow("status", left);
+            break;
+        }
+        if (Clock::now() >= deadline) {
+            throw Error(ExitCode::Timeout,
+                        fmt::format("the agent in process {} did not open its socket within {} ms", pid,
+                                    options.timeout.count()));
+        }
+        if (options.progress && Clock::now() >= nextNote2) {
+            options.progress(fmt::format("waiting for the agent in process {} to start", pid));
+            nextNote2 = Clock::now() + milliseconds(2000);
+        }
+        std::this_thread::sleep_for(milliseconds(1));
+    }
+    result.latency = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started);
+    return result;
+}
+
+void
+detachOrThrow(pid_t pid, std::chrono::milliseconds timeout) {
+    attach::readProcessInfoOrThrow(pid);
+    auto client = ControlClient::tryConnect(pid);
+    if (!client) {
+        throw Error(ExitCode::NotAttached, fmt::format("memtap is not attached to process {}", pid),
+                    fmt::format("attach first with `memtap attach {}`", pid));
+    }
+    client->requestOrThrow("detach", timeout);
+    // Return only once the agent thread has ended, so thread counts are back.
+    auto deadline = Clock::now() + timeout;
+    for (;;) {
+        bool agentThreadAlive = false;
+        for (pid_t tid : attach::listThreads(pid)) {
+            auto comm = attach::readWholeFile(fmt::format("/proc/{}/task/{}/comm", pid, tid));
+            if (comm && comm->rfind("memtap-agent", 0) == 0) {
+                agentThreadAlive = true;
+            }
+        }
+        if (!agentThreadAlive) {
+            return;
+        }
+        if (Clock::now() >= deadline) {
+            throw Error(ExitCode::Timeout, fmt::format("the agent thread of process {} did not end", pid));
+        }
+        std::this_thread::sleep_for(milliseconds(1));
+    }
+}
+
+} // namespace memtap::inject
