@@ -59,7 +59,8 @@ enum memtap_start_status {
     MEMTAP_START_NOT_INITIALIZED = 4, /* Py_IsInitialized() == 0 */
     MEMTAP_START_FINALIZING = 5,      /* interpreter is shutting down */
     MEMTAP_START_NO_GIL = 6,          /* 3.6: threads never initialized */
-    MEMTAP_START_THREAD_FAILED = 7,   /* pthread_create failed */
+    MEMTAP_START_THREAD_FAILED = 7,   /* pthread_create failed, or the agent
+                                         could not map its tables */
     MEMTAP_START_SOCKET_FAILED = 8,   /* could not bind the control socket */
 };
 
@@ -77,9 +78,16 @@ typedef int (*memtap_agent_start_fn)(const struct memtap_start_args*);
  *                    traced_bytes, traced_count (estimates in sampled mode),
  *                    malloc_free_bytes (free bytes glibc's malloc holds,
  *                    mallinfo2), agent_bytes (the agent's own mappings),
- *                    hooks ("installed" or "passthrough")
+ *                    hooks ("installed" or "passthrough"),
+ *                    frame_capture ("yes", or "no" when the frame walker
+ *                    does not support this interpreter: tracebacks are then
+ *                    empty). allocations_seen is batched per thread and may
+ *                    lag by up to 63 calls per thread. Readers must ignore
+ *                    keys they do not know.
  *   detach           payload: empty; the agent removes its hooks, closes and
- *                    unlinks the socket, and its thread ends
+ *                    unlinks the socket, and its thread ends. All of that
+ *                    happens before the reply is sent: once the host reads
+ *                    "ok 0" the socket path is gone and a new start works.
  *   snapshot         payload: a snapshot in the text format below
  *
  * Snapshot format (one record per line, fields separated by one space, the
