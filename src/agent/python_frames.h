@@ -45,10 +45,12 @@ struct CodeIdentity {
 bool codeIdentity(const void* code, CodeIdentity* out) noexcept;
 
 // Copies co_filename and the function name as UTF-8, NUL-terminated and
-// truncated (on a character boundary) to fit cap bytes including the NUL.
-// The function name is co_name on every version (not co_qualname), so the
-// output matches the traceback module. Requires the GIL. Returns 0 on
-// success, -1 if a string could not be read (then both buffers hold "?").
+// truncated (on a character boundary) to fit cap bytes including the NUL; a
+// buffer may be null with cap 0 to skip it. Lone surrogates (file names
+// decoded with surrogateescape) are written as U+FFFD. The function name is
+// co_name on every version (not co_qualname), so the output matches the
+// traceback module. Requires the GIL. Returns 0 on success, -1 if a string
+// could not be read (that buffer then holds "?").
 int copyCodeNames(const void* code, char* file, int fileCap, char* func, int funcCap) noexcept;
 
 } // namespace memtap_agent
