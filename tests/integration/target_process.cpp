@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,7 +81,10 @@ TargetProcess::waitForLine(const std::string& prefix, std::chrono::milliseconds 
 
 std::map<std::string, std::string>
 TargetProcess::check(std::chrono::milliseconds timeout) {
-    ::kill(pid_, SIGUSR1);
+    // To the main thread: Python runs handlers there, and a process-directed
+    // signal may land on a thread whose wakeup the main thread never sees
+    // while it sleeps in a lock wait.
+    ::syscall(SYS_tgkill, pid_, pid_, SIGUSR1);
     return parseFacts(waitForLine("check ", timeout));
 }
 
