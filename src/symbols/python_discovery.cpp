@@ -2,9 +2,9 @@
 
 #include <sys/uio.h>
 
+#include <charconv>
 #include <cstring>
 #include <optional>
-#include <regex>
 
 #include <fmt/format.h>
 
@@ -14,17 +14,54 @@ namespace memtap::symbols {
 
 namespace detail {
 
+namespace {
+
+// Reads a run of 1..maxDigits decimal digits at the front of `text`.
+bool
+takeNumber(std::string_view& text, int& out, size_t maxDigits) {
+    size_t n = 0;
+    while (n < text.size() && n < maxDigits + 1 && text[n] >= '0' && text[n] <= '9') {
+        ++n;
+    }
+    if (n == 0 || n > maxDigits) {
+        return false;
+    }
+    std::from_chars(text.data(), text.data() + n, out);
+    text.remove_prefix(n);
+    return true;
+}
+
+bool
+takePrefix(std::string_view& text, std::string_view prefix) {
+    if (!text.starts_with(prefix)) {
+        return false;
+    }
+    text.remove_prefix(prefix.size());
+    return true;
+}
+
+} // namespace
+
 bool
 versionFromFileName(std::string_view path, int& major, int& minor) {
     size_t slash = path.rfind('/');
-    std::string name(slash == std::string_view::npos ? path : path.substr(slash + 1));
-    static const std::regex pattern(R"(^(?:lib)?python(\d+)\.(\d+)(?:[dmu]*)(?:$|[.\-_]))");
-    std::smatch match;
-    if (!std::regex_search(name, match, pattern)) {
+    std::string_view name = slash == std::string_view::npos ? path : path.substr(slash + 1);
+    takePrefix(name, "lib");
+    int parsedMajor = 0;
+    int parsedMinor = 0;
+    if (!takePrefix(name, "python") || !takeNumber(name, parsedMajor, 1) || !takePrefix(name, ".") ||
+        !takeNumber(name, parsedMinor, 2)) {
         return false;
     }
-    major = std::stoi(match[1].str());
-    minor = std::stoi(match[2].str());
+    // ABI flags of old builds (PEP 3149: d, m, u), then the end or a separator.
+    while (!name.empty() && (name.front() == 'd' || name.front() == 'm' || name.front() == 'u')) {
+        name.remove_prefix(1);
+    }
+    if (!name.empty() && name.front() != '.' && name.front() != '-' && name.front() != '_') {
+        return false;
+    }
+    major = parsedMajor;
+    minor = parsedMinor;
     return true;
 }
 
@@ -52,14 +89,28 @@ formatVersionHex(uint64_t hex, int& major, int& minor) {
 
 bool
 parseVersionString(std::string_view text, int& major, int& minor) {
-    static const std::regex pattern(R"(^([23])\.(\d{1,2})\.(\d{1,3})(?:(?:a|b|rc)\d{1,2})?\+?$)");
-    std::string copy(text);
-    std::smatch match;
-    if (!std::regex_match(copy, match, pattern)) {
+    // PY_VERSION (Include/patchlevel.h): "X.Y.Z", then an optional "aN", "bN"
+    // or "rcN", then "+" for builds between releases.
+    int parsedMajor = 0;
+    int parsedMinor = 0;
+    int micro = 0;
+    if (!takeNumber(text, parsedMajor, 1) || (parsedMajor != 2 && parsedMajor != 3) ||
+        !takePrefix(text, ".") || !takeNumber(text, parsedMinor, 2) || !takePrefix(text, ".") ||
+        !takeNumber(text, micro, 3)) {
         return false;
     }
-    major = std::stoi(match[1].str());
-    minor = std::stoi(match[2].str());
+    if (takePrefix(text, "rc") || takePrefix(text, "a") || takePrefix(text, "b")) {
+        int serial = 0;
+        if (!takeNumber(text, serial, 2)) {
+            return false;
+        }
+    }
+    takePrefix(text, "+");
+    if (!text.empty()) {
+        return false;
+    }
+    major = parsedMajor;
+    minor = parsedMinor;
     return true;
 }
 
