@@ -120,6 +120,7 @@ checkParkedPython(const std::string& python, const std::string& label) {
         std::chrono::duration_cast<us>(t1 - t0).count(), std::chrono::duration_cast<us>(t2 - t1).count(),
         std::chrono::duration_cast<us>(t3 - t2).count() / kRepeats, first.frames.size());
     INFO(describe(first));
+    CHECK(first.complete); // parked in sleep: every frame has CFI down to _start
     CHECK(first.frames.size() >= 3);
     CHECK(first.frames.front().pc.value() == stopped.regs().rip);
     CHECK(hasFunction(first, "sleep"));
