@@ -1,14 +1,27 @@
 // Every memtap command, as a CommandSpec the dispatcher in main.cpp lists.
 #pragma once
 
+#include <sys/types.h>
+
+#include <string>
 #include <vector>
 
 #include "cli/args.h"
+#include "inject/injector.h"
 
 namespace memtap::cli {
 
 std::vector<CommandSpec> coreCommands();     // attach, status, detach
 std::vector<CommandSpec> snapshotCommands(); // snapshot, diff
 std::vector<CommandSpec> watchCommands();    // watch
+
+// Shared by the commands that attach (attach, watch): the options and how
+// they become AttachOptions (commands_core.cpp).
+std::vector<OptionSpec> attachOptionSpecs();
+inject::AttachOptions attachOptionsFrom(const ParsedArgs& args);
+
+// The agent's "snapshot" reply, as text (commands_snapshot.cpp).
+// Error(NotAttached) when no agent serves the process.
+std::string takeSnapshotTextOrThrow(pid_t pid);
 
 } // namespace memtap::cli

@@ -106,9 +106,4 @@ snapshotCommands() {
     };
 }
 
-std::vector<CommandSpec>
-watchCommands() {
-    return {};
-}
-
 } // namespace memtap::cli

@@ -1,0 +1,544 @@
+// watch: a live view of growing allocation sites, on a terminal or as plain
+// reports for logs. The order of the owners in runWatch is the cleanup
+// policy: signals are read as data before anything is attached, the agents
+// are detached (only where watch attached them) after the terminal is
+// restored, and the signals stay blocked until every detach has finished.
+#include <poll.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <optional>
+
+#include "base/error.h"
+#include "cli/commands.h"
+#include "cli/snapshot_store.h"
+#include "cli/source_lines.h"
+#include "cli/target_status.h"
+#include "cli/terminal.h"
+#include "cli/uwsgi.h"
+#include "cli/watch_loop.h"
+#include "inject/control_client.h"
+#include "report/diff.h"
+#include "report/watch_screen.h"
+
+namespace memtap::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::chrono::milliseconds kAgentTimeout{10000};
+constexpr size_t kPlainTop = 10;
+constexpr size_t kScreenTop = 200; // the screen scrolls; this only bounds the work
+
+void
+note(const std::string& line) {
+    std::fprintf(stderr, "memtap: %s\n", line.c_str());
+}
+
+struct WatchSettings {
+    pid_t pid = 0;
+    std::chrono::milliseconds interval{2000};
+    std::optional<size_t> top;
+    report::GroupBy by = report::GroupBy::Lineno;
+    uint64_t count = 0; // 0: until stopped
+    bool allWorkers = false;
+    inject::AttachOptions attach;
+};
+
+WatchSettings
+settingsFrom(const ParsedArgs& args) {
+    WatchSettings settings;
+    settings.pid = parsePidOrThrow(args.positional[0]);
+    if (auto v = args.value("--interval")) {
+        double seconds = parseSecondsOrThrow(*v, "--interval");
+        settings.interval =
+            std::chrono::milliseconds(std::max<int64_t>(1, std::llround(seconds * 1000)));
+    }
+    if (auto v = args.value("--top")) {
+        settings.top = parseUnsignedOrThrow(*v, "--top", 1, 100000);
+    }
+    if (auto v = args.value("--by")) {
+        auto by = report::parseGroupBy(*v);
+        if (!by) {
+            throw Error(ExitCode::Usage,
+                        fmt::format("--by must be lineno, filename or traceback, not '{}'", *v));
+        }
+        settings.by = *by;
+    }
+    if (auto v = args.value("--count")) {
+        settings.count = parseUnsignedOrThrow(*v, "--count", 1, 1000000000);
+    }
+    settings.allWorkers = args.has("--all-workers");
+    settings.attach = attachOptionsFrom(args);
+    return settings;
+}
+
+// The agent in one process for as long as watch runs. Only an agent that
+// watch attached is detached again; one that was there before stays.
+class AgentLease {
+public:
+    static AgentLease attachOrThrow(pid_t pid, const inject::AttachOptions& options) {
+        note(fmt::format("attaching to {}...", pid));
+        auto result = inject::attachOrThrow(pid, options);
+        if (result.alreadyAttached) {
+            note(fmt::format("memtap was already attached to {}; watch will leave it attached", pid));
+        }
+        return AgentLease(pid, result.python, !result.alreadyAttached);
+    }
+    AgentLease(AgentLease&& other) noexcept
+        : pid_(other.pid_), python_(std::move(other.python_)),
+          owned_(std::exchange(other.owned_, false)) {}
+    AgentLease& operator=(AgentLease&&) = delete;
+    ~AgentLease() {
+        // Reached only when an error is already on its way to main's catch
+        // site: report a failed detach here, since it cannot be thrown.
+        try {
+            endOrThrow();
+        } catch (const std::exception& e) {
+            note(fmt::format("could not detach from {}: {} (run `memtap detach {}`)", pid_, e.what(),
+                             pid_));
+        }
+    }
+
+    pid_t pid() const { return pid_; }
+    const std::string& python() const { return python_; }
+
+    void endOrThrow() {
+        if (!std::exchange(owned_, false)) {
+            return;
+        }
+        note(fmt::format("detaching from {}...", pid_));
+        try {
+            inject::detachOrThrow(pid_, kAgentTimeout);
+        } catch (const Error& e) {
+            // A target that exited, or that someone else detached meanwhile,
+            // has nothing left of ours in it.
+            if (e.code() != ExitCode::NoSuchProcess && e.code() != ExitCode::NotAttached) {
+                throw;
+            }
+        }
+    }
+
+private:
+    AgentLease(pid_t pid, std::string python, bool owned)
+        : pid_(pid), python_(std::move(python)), owned_(owned) {}
+    pid_t pid_;
+    std::string python_;
+    bool owned_;
+};
+
+std::map<std::string, std::string>
+agentStatusOrThrow(pid_t pid) {
+    auto client = inject::ControlClient::tryConnect(pid);
+    if (!client) {
+        throw Error(ExitCode::NotAttached,
+                    fmt::format("memtap is no longer attached to process {}", pid),
+                    "another `memtap detach` ended the agent while watch was running");
+    }
+    return parseKeyValueLines(client->requestOrThrow("status", kAgentTimeout));
+}
+
+int64_t
+numberOr(const std::map<std::string, std::string>& values, const std::string& key, int64_t fallback) {
+    auto it = values.find(key);
+    if (it == values.end()) {
+        return fallback;
+    }
+    try {
+        return std::stoll(it->second);
+    } catch (const std::exception&) {
+        return fallback;
+    }
+}
+
+// One watched process: its agent, its snapshots, its figures at the baseline.
+struct Target {
+    explicit Target(AgentLease agentLease) : lease(std::move(agentLease)) {}
+    AgentLease lease;
+    std::optional<WatchModel> model;
+    std::map<std::string, std::string> status;
+    int64_t rssAtBaseline = 0;
+
+    pid_t pid() const { return lease.pid(); }
+    void startOrThrow(report::GroupBy by) {
+        status = agentStatusOrThrow(pid());
+        rssAtBaseline = readRssBytes(pid());
+        model.emplace(report::parseSnapshotOrThrow(takeSnapshotTextOrThrow(pid())), by);
+    }
+    void updateOrThrow() {
+        status = agentStatusOrThrow(pid());
+        model->addSnapshot(report::parseSnapshotOrThrow(takeSnapshotTextOrThrow(pid())));
+    }
+};
+
+report::GroupBy
+nextGrouping(report::GroupBy by) {
+    switch (by) {
+    case report::GroupBy::Lineno:
+        return report::GroupBy::Filename;
+    case report::GroupBy::Filename:
+        return report::GroupBy::Traceback;
+    case report::GroupBy::Traceback:
+        return report::GroupBy::Lineno;
+    }
+    return report::GroupBy::Lineno;
+}
+
+// The loop: poll the signalfd and the keyboard with the time left in the
+// interval as timeout, so keys act at once and reports stay on schedule.
+class WatchLoop {
+public:
+    WatchLoop(const WatchSettings& settings, std::vector<Target>& targets, SignalInbox& inbox,
+              TerminalSession* session, pid_t master)
+        : settings_(settings), targets_(targets), inbox_(inbox), session_(session), master_(master),
+          sources_(targets.front().pid()), color_(session != nullptr && colorWanted(STDOUT_FILENO)),
+          by_(settings.by) {}
+
+    // Returns the signal that stopped the loop, or 0.
+    int runOrThrow();
+
+private:
+    void tickOrThrow();
+    void handleKey(const Key& key);
+    void takeNamedSnapshots();
+    report::WatchHeader headerFor(const std::vector<Target*>& targets) const;
+    std::vector<report::WatchRow> currentRows() const;
+    void redraw();
+    bool emitPlain();
+
+    const WatchSettings& settings_;
+    std::vector<Target>& targets_;
+    SignalInbox& inbox_;
+    TerminalSession* session_; // null: plain reports
+    pid_t master_;             // the uWSGI master with --all-workers, else 0
+    mutable SourceLines sources_;
+    bool color_;
+    report::GroupBy by_;
+    Clock::time_point started_ = Clock::now();
+    std::string statusLine_;
+    std::string selectedSite_; // siteKeyOf the selected row; empty for none
+    bool showTraceback_ = false;
+    bool stop_ = false;
+};
+
+int
+WatchLoop::runOrThrow() {
+    for (auto& target : targets_) {
+        target.startOrThrow(by_);
+    }
+    started_ = Clock::now();
+    if (session_ != nullptr) {
+        redraw(); // the baseline screen, so the terminal is not blank for an interval
+    }
+    uint64_t reports = 0;
+    int stopSignal = 0;
+    auto next = Clock::now() + settings_.interval;
+    while (!stop_) {
+        auto left = std::chrono::ceil<std::chrono::milliseconds>(next - Clock::now());
+        pollfd fds[2] = {{inbox_.fd(), POLLIN, 0}, {STDIN_FILENO, POLLIN, 0}};
+        nfds_t count = session_ != nullptr && session_->readsKeys() ? 2 : 1;
+        if (::poll(fds, count, static_cast<int>(std::max<int64_t>(0, left.count()))) < 0 &&
+            errno != EINTR) {
+            throw Error(ExitCode::Failure, describeErrno("poll", errno));
+        }
+        bool dirty = false;
+        for (int signal : inbox_.drain()) {
+            if (signal == SIGWINCH) {
+                dirty = true;
+            } else {
+                stop_ = true;
+                stopSignal = signal;
+            }
+        }
+        if (count == 2 && (fds[1].revents & POLLIN) != 0) {
+            for (const Key& key : decodeKeys(session_->readAvailable())) {
+                handleKey(key);
+            }
+            dirty = true;
+        } else if (count == 2 && (fds[1].revents & (POLLHUP | POLLERR)) != 0) {
+            stop_ = true; // the terminal went away
+        }
+        if (stop_) {
+            break;
+        }
+        if (Clock::now() >= next) {
+            tickOrThrow();
+            ++reports;
+            if (session_ != nullptr) {
+                dirty = true;
+            } else if (!emitPlain()) {
+                break; // stdout closed (`| head`): nobody reads on
+            }
+            if (settings_.count != 0 && reports >= settings_.count) {
+                stop_ = true;
+            }
+            // A slow snapshot must not cause a burst of catch-up reports.
+            next = std::max(next + settings_.interval, Clock::now());
+        }
+        if (dirty && session_ != nullptr) {
+            redraw();
+        }
+    }
+    return stopSignal;
+}
+
+void
+WatchLoop::tickOrThrow() {
+    for (auto& target : targets_) {
+        target.updateOrThrow();
+    }
+}
+
+void
+WatchLoop::handleKey(const Key& key) {
+    bool perWorker = master_ != 0;
+    if (showTraceback_) {
+        if (key.kind == KeyKind::Enter || key.kind == KeyKind::Escape ||
+            (key.kind == KeyKind::Char && (key.ch == 'q' || key.ch == 'Q'))) {
+            showTraceback_ = false;
+        }
+        return;
+    }
+    auto rows = perWorker ? std::vector<report::WatchRow>{} : currentRows();
+    int selected = -1;
+    for (size_t i = 0; i < rows.size(); ++i) {
+        if (siteKeyOf(rows[i].key) == selectedSite_) {
+            selected = static_cast<int>(i);
+        }
+    }
+    auto select = [&](int index) {
+        if (!rows.empty()) {
+            index = std::clamp(index, 0, static_cast<int>(rows.size()) - 1);
+            selectedSite_ = siteKeyOf(rows[static_cast<size_t>(index)].key);
+        }
+    };
+    switch (key.kind) {
+    case KeyKind::Up:
+        select(selected < 0 ? 0 : selected - 1);
+        return;
+    case KeyKind::Down:
+        select(selected + 1);
+        return;
+    case KeyKind::Enter:
+        showTraceback_ = selected >= 0;
+        return;
+    case KeyKind::Escape:
+        selectedSite_.clear();
+        return;
+    case KeyKind::Char:
+        break;
+    }
+    switch (key.ch) {
+    case 'q':
+    case 'Q':
+        stop_ = true;
+        break;
+    case 's':
+        takeNamedSnapshots();
+        break;
+    case 'b':
+        for (auto& target : targets_) {
+            target.model->resetBaseline();
+            target.rssAtBaseline = readRssBytes(target.pid());
+        }
+        statusLine_ = "baseline reset: growth is counted from now";
+        break;
+    case 't':
+        by_ = nextGrouping(by_);
+        for (auto& target : targets_) {
+            target.model->setGroupBy(by_);
+        }
+        selectedSite_.clear();
+        statusLine_ = fmt::format("grouping by {}", report::name(by_));
+        break;
+    default:
+        break;
+    }
+}
+
+void
+WatchLoop::takeNamedSnapshots() {
+    // A snapshot that cannot be saved is news for the status line, not a
+    // reason to end the watch.
+    std::string saved;
+    try {
+        for (auto& target : targets_) {
+            auto store = SnapshotStore::forProcessOrThrow(target.pid());
+            std::string name = store.nextDefaultName();
+            std::string text = takeSnapshotTextOrThrow(target.pid());
+            report::parseSnapshotOrThrow(text);
+            store.saveOrThrow(name, text);
+            saved += fmt::format("{}{}", saved.empty() ? "" : ", ",
+                                 targets_.size() == 1 ? name : fmt::format("{}:{}", target.pid(), name));
+        }
+        statusLine_ = targets_.size() == 1
+                          ? fmt::format("snapshot {} saved (`memtap diff {} {} now` compares with it)",
+                                        saved, targets_.front().pid(), saved)
+                          : fmt::format("snapshots saved: {}", saved);
+    } catch (const Error& e) {
+        statusLine_ = fmt::format("snapshot failed: {}", e.what());
+    }
+}
+
+report::WatchHeader
+WatchLoop::headerFor(const std::vector<Target*>& targets) const {
+    report::WatchHeader header;
+    const Target& first = *targets.front();
+    header.pid = master_ != 0 ? master_ : first.pid();
+    header.python = first.status.count("python") ? first.status.at("python") : first.lease.python();
+    header.mode = first.model->latest().mode;
+    header.sampleBytes = first.model->latest().sampleBytes;
+    header.attachedSeconds = std::chrono::duration<double>(Clock::now() - started_).count();
+    for (const Target* target : targets) {
+        int64_t rss = readRssBytes(target->pid());
+        header.rssBytes += rss;
+        header.rssChange += rss - target->rssAtBaseline;
+        header.tracedBytes +=
+            numberOr(target->status, "traced_bytes", target->model->latest().tracedBytes);
+        header.mallocFreeBytes += numberOr(target->status, "malloc_free_bytes", 0);
+    }
+    header.byName = std::string(report::name(by_));
+    header.statusLine = statusLine_;
+    return header;
+}
+
+std::vector<report::WatchRow>
+WatchLoop::currentRows() const {
+    size_t top = settings_.top.value_or(session_ != nullptr ? kScreenTop : kPlainTop);
+    return targets_.front().model->rows(top, sources_);
+}
+
+void
+WatchLoop::redraw() {
+    auto size = terminalSizeOf(STDOUT_FILENO).value_or(TerminalSize{});
+    std::vector<Target*> all;
+    for (auto& target : targets_) {
+        all.push_back(&target);
+    }
+    if (master_ != 0) {
+        std::vector<const WatchModel*> models;
+        WorkerReport report{master_, {}, headerFor(all)};
+        for (auto& target : targets_) {
+            models.push_back(&*target.model);
+            report.workers.push_back(target.pid());
+        }
+        size_t top = settings_.top.value_or(static_cast<size_t>(std::max(1, size.rows - 6)));
+        session_->draw(
+            renderWorkerReport(report, combineWorkers(models, top, sources_), size.columns, size.rows));
+        return;
+    }
+    report::WatchScreen screen{headerFor(all), currentRows()};
+    report::ScreenOptions options;
+    options.width = size.columns;
+    options.height = size.rows;
+    options.color = color_;
+    for (size_t i = 0; i < screen.rows.size(); ++i) {
+        if (siteKeyOf(screen.rows[i].key) == selectedSite_) {
+            options.selected = static_cast<int>(i);
+        }
+    }
+    options.showTraceback = showTraceback_ && options.selected >= 0;
+    if (options.showTraceback) {
+        auto& row = screen.rows[static_cast<size_t>(options.selected)];
+        row.key = targets_.front().model->fullTracebackOf(row.key);
+    }
+    session_->draw(report::renderWatchScreen(screen, options));
+}
+
+bool
+WatchLoop::emitPlain() {
+    std::vector<Target*> all;
+    for (auto& target : targets_) {
+        all.push_back(&target);
+    }
+    std::string out;
+    if (master_ != 0) {
+        std::vector<const WatchModel*> models;
+        WorkerReport report{master_, {}, headerFor(all)};
+        for (auto& target : targets_) {
+            models.push_back(&*target.model);
+            report.workers.push_back(target.pid());
+        }
+        out = renderWorkerReport(
+            report, combineWorkers(models, settings_.top.value_or(kPlainTop), sources_), 0, 0);
+    } else {
+        report::WatchScreen screen{headerFor(all), currentRows()};
+        out = report::renderWatchPlain(screen, 0);
+    }
+    statusLine_.clear(); // shown once in the log, not repeated in every report
+    return std::fwrite(out.data(), 1, out.size(), stdout) == out.size() && std::fflush(stdout) == 0;
+}
+
+int
+runWatch(const ParsedArgs& args) {
+    WatchSettings settings = settingsFrom(args);
+    std::vector<pid_t> pids{settings.pid};
+    pid_t master = 0;
+    if (settings.allWorkers) {
+        if (!isUwsgiMaster(settings.pid)) {
+            throw Error(ExitCode::Usage, fmt::format("process {} is not a uWSGI master", settings.pid),
+                        "--all-workers watches every worker of a uWSGI master; drop it for one process");
+        }
+        master = settings.pid;
+        pids = uwsgiWorkersOf(master);
+    } else {
+        explainUwsgiMasterOrContinue(settings.pid, "watch");
+    }
+
+    // Declared in the order they must be set up; destroyed in reverse:
+    // terminal restored, then agents detached, then signals unblocked.
+    SignalInbox inbox;
+    std::vector<Target> targets;
+    for (pid_t pid : pids) {
+        targets.emplace_back(AgentLease::attachOrThrow(pid, settings.attach));
+    }
+    std::optional<TerminalSession> session;
+    if (::isatty(STDOUT_FILENO)) {
+        session.emplace();
+    }
+    WatchLoop loop(settings, targets, inbox, session ? &*session : nullptr, master);
+    int signal = loop.runOrThrow();
+    session.reset();
+    if (signal != 0) {
+        note(fmt::format("stopping on {}", signal == SIGINT    ? "SIGINT"
+                                           : signal == SIGTERM ? "SIGTERM"
+                                                               : "SIGHUP"));
+    }
+    for (auto& target : targets) {
+        target.lease.endOrThrow();
+    }
+    return 0;
+}
+
+} // namespace
+
+std::vector<CommandSpec>
+watchCommands() {
+    auto options = std::vector<OptionSpec>{
+        {"--interval", "S", "seconds between reports (default 2; fractions allowed)"},
+        {"--top", "N", "sites shown (default: what fits on a terminal, 10 in plain reports)"},
+        {"--by", "KEY", "group by lineno (default), filename or traceback"},
+        {"--count", "K", "stop after K reports (default: run until q, Ctrl-C or SIGTERM)"},
+        {"--all-workers", "", "PID is a uWSGI master: watch all its workers, one column each"},
+    };
+    auto attach = attachOptionSpecs();
+    options.insert(options.end(), attach.begin(), attach.end());
+    return {
+        {"watch", "PID", "Watch which source lines hold growing memory, live.",
+         "Attaches if needed and takes a baseline, then every interval shows for each site its\n"
+         "growth since the baseline, its growth in the last interval, the change in block count,\n"
+         "a trend of the last intervals and the source line. Stopping (q, Ctrl-C, SIGTERM, --count)\n"
+         "detaches if watch attached, and leaves an agent attached before watch started in place.\n"
+         "\n"
+         "keys: q quit; s save a snapshot (as `memtap snapshot`); b reset the baseline;\n"
+         "      t cycle lineno/filename/traceback; up/down select a site; Enter its traceback\n"
+         "      (Enter, Esc or q back).\n"
+         "When stdout is not a terminal, plain reports are written one after another, flushed\n"
+         "each time, without escape codes. Colors honor NO_COLOR.",
+         1, 1, options, runWatch},
+    };
+}
+
+} // namespace memtap::cli

@@ -1,0 +1,244 @@
+#include "cli/watch_loop.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "cli/source_lines.h"
+#include "report/text_report.h"
+#include "report/text_width.h"
+
+namespace memtap::cli {
+namespace {
+
+std::map<std::string, int64_t>
+growthBySite(const report::Snapshot& older, const report::Snapshot& newer, report::GroupBy by) {
+    std::map<std::string, int64_t> growth;
+    for (const auto& stat : report::compareSnapshots(older, newer, by)) {
+        growth[siteKeyOf(stat.key)] = stat.sizeDiff;
+    }
+    return growth;
+}
+
+int64_t
+lookup(const std::map<std::string, int64_t>& growth, const std::string& key) {
+    auto it = growth.find(key);
+    return it == growth.end() ? 0 : it->second;
+}
+
+std::string
+sourceOf(const std::vector<report::Frame>& key, SourceLines& sources) {
+    if (key.empty() || key.front().line <= 0) {
+        return {};
+    }
+    return sources.line(key.front().file, key.front().line).value_or("");
+}
+
+std::string
+siteText(const std::vector<report::Frame>& key) {
+    if (key.empty()) {
+        return "<unknown>";
+    }
+    const report::Frame& top = key.front();
+    std::string file = report::sanitizeText(top.file);
+    return top.line > 0 ? fmt::format("{}:{}", file, top.line) : file;
+}
+
+} // namespace
+
+std::string
+siteKeyOf(const std::vector<report::Frame>& key) {
+    std::string text;
+    for (const auto& frame : key) {
+        text += fmt::format("{}\x1f{}\x1e", frame.file, frame.line);
+    }
+    return text;
+}
+
+WatchModel::WatchModel(report::Snapshot baseline, report::GroupBy by)
+    : by_(by), baseline_(std::move(baseline)) {
+    recent_.push_back(baseline_);
+    recompute();
+}
+
+void
+WatchModel::addSnapshot(report::Snapshot current) {
+    intervals_.push_back(growthBySite(recent_.back(), current, by_));
+    recent_.push_back(std::move(current));
+    while (recent_.size() > kHistory + 1) {
+        recent_.pop_front();
+    }
+    while (intervals_.size() > kHistory) {
+        intervals_.pop_front();
+    }
+    recompute();
+}
+
+void
+WatchModel::resetBaseline() {
+    baseline_ = recent_.back();
+    recompute();
+}
+
+void
+WatchModel::setGroupBy(report::GroupBy by) {
+    by_ = by;
+    intervals_.clear();
+    for (size_t i = 1; i < recent_.size(); ++i) {
+        intervals_.push_back(growthBySite(recent_[i - 1], recent_[i], by_));
+    }
+    recompute();
+}
+
+void
+WatchModel::recompute() {
+    sinceBaseline_ = report::compareSnapshots(baseline_, recent_.back(), by_);
+}
+
+std::vector<int64_t>
+WatchModel::historyOf(const std::vector<report::Frame>& key) const {
+    std::string site = siteKeyOf(key);
+    std::vector<int64_t> history;
+    history.reserve(intervals_.size());
+    for (const auto& interval : intervals_) {
+        history.push_back(lookup(interval, site));
+    }
+    return history;
+}
+
+std::vector<report::WatchRow>
+WatchModel::rows(size_t top, SourceLines& sources) const {
+    size_t shown = top == 0 ? sinceBaseline_.size() : std::min(top, sinceBaseline_.size());
+    std::vector<report::WatchRow> rows;
+    rows.reserve(shown);
+    for (size_t i = 0; i < shown; ++i) {
+        const report::StatDiff& stat = sinceBaseline_[i];
+        report::WatchRow row;
+        row.key = stat.key;
+        row.sizeGrowth = stat.sizeDiff;
+        row.countDiff = stat.countDiff;
+        row.history = historyOf(stat.key);
+        row.lastIntervalGrowth = row.history.empty() ? 0 : row.history.back();
+        row.sourceLine = sourceOf(stat.key, sources);
+        rows.push_back(std::move(row));
+    }
+    return rows;
+}
+
+std::vector<report::Frame>
+WatchModel::fullTracebackOf(const std::vector<report::Frame>& key) const {
+    if (by_ == report::GroupBy::Traceback || key.empty()) {
+        return key;
+    }
+    const report::Frame& wanted = key.front();
+    const report::Trace* best = nullptr;
+    for (const auto& trace : latest().traces) {
+        if (trace.frames.empty() || trace.frames.front().file != wanted.file) {
+            continue;
+        }
+        if (by_ == report::GroupBy::Lineno && trace.frames.front().line != wanted.line) {
+            continue;
+        }
+        if (best == nullptr || trace.size > best->size) {
+            best = &trace;
+        }
+    }
+    return best == nullptr ? key : best->frames;
+}
+
+std::vector<WorkerRow>
+combineWorkers(const std::vector<const WatchModel*>& models, size_t top, SourceLines& sources) {
+    std::map<std::string, WorkerRow> bySite;
+    for (size_t w = 0; w < models.size(); ++w) {
+        for (const auto& stat : models[w]->sinceBaseline()) {
+            auto [it, inserted] = bySite.try_emplace(siteKeyOf(stat.key));
+            WorkerRow& row = it->second;
+            if (inserted) {
+                row.key = stat.key;
+                row.perWorker.assign(models.size(), 0);
+            }
+            row.perWorker[w] = stat.sizeDiff;
+            row.total += stat.sizeDiff;
+            auto history = models[w]->historyOf(stat.key);
+            row.lastInterval += history.empty() ? 0 : history.back();
+        }
+    }
+    std::vector<WorkerRow> rows;
+    rows.reserve(bySite.size());
+    for (auto& [site, row] : bySite) {
+        rows.push_back(std::move(row));
+    }
+    // Sum first; the site key keeps equal sums in a stable order.
+    std::stable_sort(rows.begin(), rows.end(),
+                     [](const WorkerRow& a, const WorkerRow& b) { return a.total > b.total; });
+    if (top != 0 && rows.size() > top) {
+        rows.resize(top);
+    }
+    for (auto& row : rows) {
+        row.sourceLine = sourceOf(row.key, sources);
+    }
+    return rows;
+}
+
+std::string
+renderWorkerReport(const WorkerReport& report, const std::vector<WorkerRow>& rows, int width,
+                   int height) {
+    constexpr int kCell = 10;
+    const report::WatchHeader& h = report.header;
+    std::vector<std::string> lines;
+    std::string mode = h.mode == "sampled"
+                           ? fmt::format("sampled (mean {}, estimates)",
+                                         report::formatSize(static_cast<double>(h.sampleBytes), false))
+                           : h.mode;
+    lines.push_back(fmt::format("memtap watch: uWSGI master {}, {} workers, python {}, {}",
+                                report.master, report.workers.size(), report::sanitizeText(h.python),
+                                mode));
+    lines.push_back(fmt::format(
+        "workers' rss {} ({}), traced {}, malloc free {}, by {}", report::formatSize(h.rssBytes, false),
+        report::formatSize(h.rssChange, true), report::formatSize(h.tracedBytes, false),
+        report::formatSize(h.mallocFreeBytes, false), h.byName));
+    if (!h.statusLine.empty()) {
+        lines.push_back(report::sanitizeText(h.statusLine));
+    }
+    std::string titles = fmt::format("{} {} {}", report::padLeft("#", 3),
+                                     report::padLeft("TOTAL", kCell), report::padLeft("LAST", kCell));
+    for (pid_t worker : report.workers) {
+        titles += " " + report::padLeft(fmt::format("{}", worker), kCell);
+    }
+    lines.push_back(titles + "  SITE");
+    if (rows.empty()) {
+        lines.push_back("no allocation sites to show yet");
+    }
+    for (size_t i = 0; i < rows.size(); ++i) {
+        const WorkerRow& row = rows[i];
+        std::string line =
+            fmt::format("{} {} {}", report::padLeft(fmt::format("{}", i + 1), 3),
+                        report::padLeft(report::formatSize(row.total, true), kCell),
+                        report::padLeft(report::formatSize(row.lastInterval, true), kCell));
+        for (int64_t growth : row.perWorker) {
+            line += " " + report::padLeft(report::formatSize(growth, true), kCell);
+        }
+        line += "  " + siteText(row.key);
+        if (!row.sourceLine.empty()) {
+            line += "  " + report::sanitizeText(row.sourceLine);
+        }
+        lines.push_back(std::move(line));
+    }
+    if (height > 0) {
+        lines.resize(std::min(lines.size(), static_cast<size_t>(std::max(1, height - 1))));
+        lines.push_back("q quit  s snapshot  b baseline  t group-by");
+    }
+    std::string out;
+    for (size_t i = 0; i < lines.size(); ++i) {
+        if (i > 0) {
+            out += '\n';
+        }
+        out += width > 0 ? report::clipToWidth(lines[i], width) : lines[i];
+    }
+    if (height <= 0) {
+        out += "\n\n";
+    }
+    return out;
+}
+
+} // namespace memtap::cli

@@ -1,0 +1,89 @@
+// What `memtap watch` knows between two redraws, kept apart from the terminal
+// and the agent so its arithmetic is plain: a baseline, the last few
+// snapshots, and the growth of every site per interval for the sparkline.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <deque>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "report/diff.h"
+#include "report/snapshot.h"
+#include "report/watch_screen.h"
+
+namespace memtap::cli {
+
+class SourceLines;
+
+// One target's snapshots. The last kHistory + 1 are held, so changing --by
+// recomputes the sparkline from them instead of starting it over.
+class WatchModel {
+public:
+    // The sparkline shows this many intervals (report/watch_screen.cpp).
+    static constexpr size_t kHistory = 8;
+
+    WatchModel(report::Snapshot baseline, report::GroupBy by);
+
+    void addSnapshot(report::Snapshot current);
+    // The latest snapshot becomes the baseline: growth restarts from zero,
+    // the interval history (which does not depend on the baseline) stays.
+    void resetBaseline();
+    void setGroupBy(report::GroupBy by);
+    report::GroupBy groupBy() const { return by_; }
+    const report::Snapshot& latest() const { return recent_.back(); }
+
+    // Growth since the baseline, largest first (compareSnapshots order).
+    const std::vector<report::StatDiff>& sinceBaseline() const { return sinceBaseline_; }
+    // The site's growth in each held interval, oldest first.
+    std::vector<int64_t> historyOf(const std::vector<report::Frame>& key) const;
+    // Rows for the screen: at most `top` (0: all), each with its source line.
+    std::vector<report::WatchRow> rows(size_t top, SourceLines& sources) const;
+    // A full traceback for a row's key: the key itself when grouped by
+    // traceback, else the largest trace of the latest snapshot in that group.
+    std::vector<report::Frame> fullTracebackOf(const std::vector<report::Frame>& key) const;
+
+private:
+    void recompute();
+
+    report::GroupBy by_;
+    report::Snapshot baseline_;
+    std::deque<report::Snapshot> recent_; // newest last, at most kHistory + 1
+    // Per interval (oldest first): site key -> growth in that interval.
+    std::deque<std::map<std::string, int64_t>> intervals_;
+    std::vector<report::StatDiff> sinceBaseline_;
+};
+
+// Identifies a group across snapshots: (file, line) of each key frame, as
+// compareSnapshots pairs them.
+std::string siteKeyOf(const std::vector<report::Frame>& key);
+
+// --all-workers: one column of growth per worker; the sum ranks the sites.
+struct WorkerReport {
+    pid_t master = 0;
+    std::vector<pid_t> workers;
+    report::WatchHeader header; // summed figures; pid is the master's
+};
+
+struct WorkerRow {
+    std::vector<report::Frame> key;
+    int64_t total = 0;
+    int64_t lastInterval = 0;
+    std::vector<int64_t> perWorker; // aligned with WorkerReport::workers
+    std::string sourceLine;
+};
+
+// Sums the workers' growth per site (models aligned with report.workers).
+std::vector<WorkerRow> combineWorkers(const std::vector<const WatchModel*>& models, size_t top,
+                                      SourceLines& sources);
+
+// Plain lines (no escape codes) for both the terminal and logs: the terminal
+// form clips each line to `width` and stops at `height` lines; width 0 and
+// height 0 mean unbounded (plain reports, which end with a blank line).
+std::string renderWorkerReport(const WorkerReport& report, const std::vector<WorkerRow>& rows, int width,
+                               int height);
+
+} // namespace memtap::cli
