@@ -7,6 +7,7 @@ Prints "ready" on stdout, then appends a 64 KiB bytearray to a list every
 then keeps the process alive without growing. Runs on CPython 3.6 to 3.13.
 """
 import sys
+import threading
 import time
 
 HELD = []
@@ -16,6 +17,11 @@ LIMIT = 256 * 1024 * 1024 // (64 * 1024)
 def grow():
     HELD.append(bytearray(64 * 1024))  # GROWTH-LINE
 
+
+# CPython 3.6 creates its GIL with the first thread; memtap needs one.
+idle = threading.Thread(target=lambda: time.sleep(1e6))
+idle.daemon = True
+idle.start()
 
 sys.stdout.write("ready\n")
 sys.stdout.flush()
