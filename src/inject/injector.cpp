@@ -314,6 +314,7 @@ attachOrThrow(pid_t pid, const AttachOptions& options) {
 
     auto memory = attach::RemoteMemory::openOrThrow(pid);
     auto unwinder = symbols::Unwinder::createOrThrow(pid);
+    unwinder.warmUp(); // before any thread stops, not while one is held
     auto deadline = started + options.timeout;
     auto nextNote = started + milliseconds(1000);
     std::string lastReason = "no thread was blocked in a plain syscall or running";

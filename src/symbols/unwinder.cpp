@@ -296,6 +296,26 @@ Unwinder::createOrThrow(pid_t pid) {
     return Unwinder(std::move(context), std::move(dwfl));
 }
 
+namespace {
+
+int
+warmUpModule(Dwfl_Module* module, void**, const char*, Dwarf_Addr, void* arg) {
+    auto* context = static_cast<Unwinder::Context*>(arg);
+    Dwarf_Addr bias = 0;
+    // Both may fail for a module without ELF on disk; the unwind then copes as before.
+    (void)::dwfl_module_getelf(module, &bias);
+    (void)::dwfl_module_eh_cfi(module, &bias);
+    context->symbols.try_emplace(module, module);
+    return DWARF_CB_OK;
+}
+
+} // namespace
+
+void
+Unwinder::warmUp() {
+    ::dwfl_getmodules(dwfl_.get(), warmUpModule, context_.get(), 0);
+}
+
 UnwindResult
 Unwinder::unwind(pid_t tid, const struct user_regs_struct& regs, size_t maxFrames) {
     UnwindResult result;

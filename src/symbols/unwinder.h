@@ -50,6 +50,11 @@ public:
     // for unwinding problems: they end up in UnwindResult::error.
     UnwindResult unwind(pid_t tid, const struct user_regs_struct& regs, size_t maxFrames = 128);
 
+    // Loads every module's ELF, unwind tables (CFI) and symbol index now.
+    // Otherwise the first unwind pays for it (2-30 ms) while the caller holds
+    // a target thread stopped; call this before stopping anything.
+    void warmUp();
+
     pid_t pid() const;
 
     // Implementation detail, public only so that the libdwfl callbacks in the
