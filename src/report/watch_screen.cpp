@@ -46,7 +46,9 @@ paint(std::string_view text, std::string_view sgr, bool color) {
 
 std::string
 formatDuration(double seconds) {
-    long total = std::isfinite(seconds) && seconds > 0 ? static_cast<long>(seconds) : 0;
+    // Clamped before the conversion: a double past the range of long is UB.
+    double clamped = std::isfinite(seconds) ? std::clamp(seconds, 0.0, 1e12) : 0.0;
+    long total = static_cast<long>(clamped);
     return fmt::format("{}:{:02d}:{:02d}", total / 3600, (total / 60) % 60, total % 60);
 }
 

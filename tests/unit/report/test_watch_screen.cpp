@@ -106,6 +106,30 @@ TEST_CASE("watch screen has a sparkline of eight cells and the key footer", "[wa
     CHECK(lines.back() == "q quit  s snapshot  b baseline  t group-by  ↑/↓ select  Enter traceback");
 }
 
+TEST_CASE("tiny or odd screens stay in bounds", "[watch]") {
+    WatchScreen screen = test::fixtureWatchScreen();
+    screen.header.attachedSeconds = 1e300;
+    WatchScreen empty;
+    for (const WatchScreen* s : {&screen, &empty}) {
+        for (int width : {0, 1, 10, 30, 45}) {
+            for (int height : {1, 2, 6}) {
+                for (int selected : {-1, 0, 5, 99}) {
+                    std::string text =
+                        renderWatchScreen(*s, optionsFor(width, height, true, selected, selected == 0));
+                    INFO("width " << width << " height " << height << " selected " << selected << "\n"
+                                  << text);
+                    std::vector<std::string> lines = splitLines(text);
+                    CHECK(static_cast<int>(lines.size()) <= height);
+                    for (const std::string& line : lines) {
+                        CHECK(columns(line) <= width);
+                    }
+                }
+            }
+        }
+    }
+    CHECK_THAT(renderWatchPlain(empty, 10), Catch::Contains("no allocation sites to show yet\n"));
+}
+
 TEST_CASE("without color there are no escape bytes", "[watch]") {
     WatchScreen screen = test::fixtureWatchScreen();
     screen.header.statusLine = "status with \x1b[31m an escape";
