@@ -2,11 +2,11 @@
 
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <thread>
 
 #include "attach/proc.h"
 #include "base/error.h"
@@ -77,13 +77,46 @@ TracedThread::TracedThread(TracedThread&& other) noexcept
 
 TracedThread::~TracedThread() { detach(); }
 
+// waitpid has no timeout. A one-shot ITIMER_REAL whose SIGALRM handler does
+// nothing (and is installed without SA_RESTART) makes a blocking waitpid
+// return EINTR when the time is up, so a stop is seen the moment it happens
+// instead of at the next poll (memtap's host process is single-threaded).
+class WaitDeadline {
+public:
+    explicit WaitDeadline(std::chrono::milliseconds timeout) {
+        struct sigaction action {};
+        action.sa_handler = [](int) {};
+        sigemptyset(&action.sa_mask);
+        action.sa_flags = 0; // no SA_RESTART: interrupt the waitpid
+        ::sigaction(SIGALRM, &action, &oldAction_);
+        itimerval timer{};
+        timer.it_value.tv_sec = timeout.count() / 1000;
+        timer.it_value.tv_usec = (timeout.count() % 1000) * 1000 + 1;
+        // Keep ticking: an expiry that lands just before waitpid is entered
+        // would otherwise be lost and leave it blocked for good.
+        timer.it_interval.tv_usec = 20000;
+        ::setitimer(ITIMER_REAL, &timer, &oldTimer_);
+    }
+    ~WaitDeadline() {
+        itimerval off{};
+        ::setitimer(ITIMER_REAL, &off, nullptr);
+        ::sigaction(SIGALRM, &oldAction_, nullptr);
+    }
+    WaitDeadline(const WaitDeadline&) = delete;
+    WaitDeadline& operator=(const WaitDeadline&) = delete;
+
+private:
+    struct sigaction oldAction_ {};
+    itimerval oldTimer_{};
+};
+
 Stop
 TracedThread::waitForStopOrThrow(std::chrono::milliseconds timeout) {
     auto deadline = Clock::now() + timeout;
-    auto pause = std::chrono::microseconds(10);
+    WaitDeadline alarm(timeout);
     for (;;) {
         int status = 0;
-        pid_t got = ::waitpid(tid_, &status, __WALL | WNOHANG);
+        pid_t got = ::waitpid(tid_, &status, __WALL);
         if (got == tid_) {
             if (WIFEXITED(status) || WIFSIGNALED(status)) {
                 alive_ = false;
@@ -97,10 +130,7 @@ TracedThread::waitForStopOrThrow(std::chrono::milliseconds timeout) {
             }
             return Stop{Stop::Kind::Signal, sig};
         }
-        if (got < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
+        if (got < 0 && errno != EINTR) {
             alive_ = false;
             attached_ = false;
             return Stop{Stop::Kind::Exited, 0};
@@ -109,8 +139,6 @@ TracedThread::waitForStopOrThrow(std::chrono::milliseconds timeout) {
             throw Error(ExitCode::Timeout, fmt::format("thread {} of process {} did not stop within {} ms",
                                                        tid_, pid_, timeout.count()));
         }
-        std::this_thread::sleep_for(pause);
-        pause = std::min(pause * 2, std::chrono::microseconds(1000));
     }
 }
 
