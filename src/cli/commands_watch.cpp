@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <optional>
 
+#include "attach/proc.h"
 #include "base/error.h"
 #include "cli/commands.h"
 #include "cli/snapshot_store.h"
@@ -131,6 +132,7 @@ private:
 
 std::map<std::string, std::string>
 agentStatusOrThrow(pid_t pid) {
+    attach::readProcessInfoOrThrow(pid); // a target that exited says so, not "not attached"
     auto client = inject::ControlClient::tryConnect(pid);
     if (!client) {
         throw Error(ExitCode::NotAttached,

@@ -1,6 +1,6 @@
 """Integration tests of `memtap watch` against a real target.
 
-Usage: watch_test.py plain|screen|preattached|signals
+Usage: watch_test.py plain|screen|nocolor|vanish|preattached|signals|workers
 
 Environment (set by ctest): MEMTAP_BIN (the memtap binary), MEMTAP_TEST_PYTHON
 (the interpreter that runs the target), MEMTAP_TEST_TARGETS (tests/targets).
@@ -84,14 +84,15 @@ class Tmux:
     def __init__(self, command):
         self.socket = "memtap-test-%d" % os.getpid()
         self.run("new-session", "-d", "-x", "120", "-y", "40", command)
+        self.socket_path = self.display("#{socket_path}")
 
     def run(self, *args):
         return subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null"] + list(args),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               universal_newlines=True, timeout=10)
 
-    def screen(self):
-        return self.run("capture-pane", "-p").stdout
+    def screen(self, escapes=False):
+        return self.run("capture-pane", "-p", *(["-e"] if escapes else [])).stdout
 
     def wait_for(self, text, timeout=20):
         """The screen, once it shows text."""
@@ -108,13 +109,25 @@ class Tmux:
 
     def close(self):
         self.run("kill-server")
+        # kill-server leaves the socket file behind.
+        if self.socket_path and os.path.exists(self.socket_path):
+            os.unlink(self.socket_path)
 
 
-def shell_command(*watch_args):
+def shell_command(*watch_args, env=""):
     # After watch ends the shell reports its exit status and the terminal
     # modes, and stays, so the restored terminal can be inspected.
     words = " ".join([MEMTAP, "watch"] + [str(a) for a in watch_args])
-    return "sh -c '%s 2>/dev/null; echo WATCH-EXIT=$?; stty -a; sleep 120'" % words
+    return "sh -c '%s %s 2>/dev/null; echo WATCH-EXIT=$?; stty -a; sleep 120'" % (env, words)
+
+
+def check_restored(tmux, exit_code):
+    screen = tmux.wait_for("min = ")  # stty's output, after watch has ended
+    check("WATCH-EXIT=%d" % exit_code in screen, "watch did not exit %d" % exit_code, screen)
+    check(" icanon " in screen and " echo " in screen and "min = 1;" in screen,
+          "terminal modes not restored", screen)
+    check(tmux.display("#{alternate_on} #{cursor_flag}") == "0 1",
+          "alternate screen or hidden cursor left behind")
 
 
 def require_ptrace(pid):
@@ -149,6 +162,7 @@ def test_screen(target):
               "header missing", screen)
         check(growth_site() in screen, "growing site missing", screen)
         check(tmux.display("#{alternate_on}") == "1", "not on the alternate screen")
+        check("\x1b[1m" in tmux.screen(escapes=True), "no colors on a terminal")
 
         tmux.keys("t")
         tmux.wait_for("by filename")
@@ -171,14 +185,40 @@ def test_screen(target):
         tmux.keys("Escape")
         tmux.wait_for("GROWTH ")
 
+        # SIGWINCH: the table is laid out again for the new width.
+        tmux.run("resize-window", "-x", "70", "-y", "20")
+        screen = tmux.wait_for("ect Enter trace")  # the footer's short form
+        check(max(len(line) for line in screen.splitlines()) <= 70, "wider than 70", screen)
+
         tmux.keys("q")
-        screen = tmux.wait_for("min = ")  # stty's output, after watch has ended
-        check("WATCH-EXIT=0" in screen, "watch did not exit 0", screen)
-        check(" icanon " in screen and " echo " in screen and "min = 1;" in screen,
-              "terminal modes not restored", screen)
-        check(tmux.display("#{alternate_on} #{cursor_flag}") == "0 1",
-              "alternate screen or hidden cursor left behind")
+        check_restored(tmux, 0)
         check(not attached(target.pid), "agent still attached after q")
+    finally:
+        tmux.close()
+
+
+def test_nocolor(target):
+    tmux = Tmux(shell_command(target.pid, "--interval", 0.5, env="NO_COLOR="))
+    try:
+        tmux.wait_for(GROWTH_SOURCE[:20])
+        tmux.keys("Down")
+        tmux.wait_for(">  1")
+        screen = tmux.screen(escapes=True)
+        check("\x1b[" not in screen, "attributes on screen with NO_COLOR set (empty)", repr(screen))
+        tmux.keys("q")
+        check_restored(tmux, 0)
+    finally:
+        tmux.close()
+
+
+def test_vanish(target):
+    # The target exits under watch: the error reaches the user, the
+    # terminal is restored all the same.
+    tmux = Tmux(shell_command(target.pid, "--interval", 0.3))
+    try:
+        tmux.wait_for(GROWTH_SOURCE[:20])
+        target.close()
+        check_restored(tmux, 3)  # ExitCode::NoSuchProcess
     finally:
         tmux.close()
 
@@ -190,8 +230,7 @@ def test_preattached(target):
         try:
             tmux.wait_for(GROWTH_SOURCE[:20])
             tmux.keys("q")
-            screen = tmux.wait_for("WATCH-EXIT=")
-            check("WATCH-EXIT=0" in screen, "watch did not exit 0", screen)
+            check_restored(tmux, 0)
         finally:
             tmux.close()
         check(attached(target.pid), "watch detached an agent it did not attach")
@@ -229,10 +268,77 @@ def test_signals(target):
         check(target.proc.poll() is None, "target died")
 
 
+def children_of(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(word) for word in f.read().split()]
+    except OSError:
+        return []
+
+
+def test_workers():
+    uwsgi = shutil.which("uwsgi")
+    if uwsgi is None:
+        raise Skip("uwsgi is not installed")
+    app = os.path.join(os.path.dirname(os.path.abspath(__file__)), "uwsgi_app.py")
+    log = "/tmp/memtap-watch-uwsgi-%d.log" % os.getpid()
+    master = subprocess.Popen([uwsgi, "--plugin", "python3", "--http-socket", "127.0.0.1:0", "--master",
+                               "--processes", "2", "--enable-threads", "--lazy-apps", "--die-on-term",
+                               "--logto", log, "--wsgi-file", app],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        def ready():
+            try:
+                with open(log) as f:
+                    return f.read().count("ready in") >= 2 and len(children_of(master.pid)) == 2
+            except OSError:
+                return False
+        try:
+            wait_until(ready, 20, "two uWSGI workers")
+        except AssertionError:
+            raise Skip("uwsgi with the python3 plugin did not start here")
+        workers = children_of(master.pid)
+        result = memtap("watch", master.pid, "--count", 1, "--interval", 0.3)
+        check(result.returncode == 2 and "uWSGI master" in result.stderr,
+              "a master without --all-workers is not explained", result.stderr)
+        result = memtap("watch", master.pid, "--all-workers", "--count", 2, "--interval", 0.5)
+        if result.returncode == PERMISSION_DENIED:
+            raise Skip("ptrace is not allowed here")
+        check(result.returncode == 0, "watch --all-workers exited %d" % result.returncode, result.stderr)
+        out = result.stdout
+        check("\x1b" not in out and out.count("uWSGI master %d, 2 workers" % master.pid) == 2,
+              "expected 2 combined reports", out)
+        titles = [line for line in out.splitlines() if "TOTAL" in line][-1]
+        check(all(str(w) in titles for w in workers), "no column per worker", out)
+        check("# WORKER-GROWTH" in out, "the workers' growing line is missing", out)
+        for worker in workers:
+            check(not attached(worker), "worker %d left attached" % worker)
+    finally:
+        try:
+            os.killpg(master.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        master.wait()
+        if os.path.exists(log):
+            os.unlink(log)
+
+
 def main():
-    test = {"plain": test_plain, "screen": test_screen, "preattached": test_preattached,
-            "signals": test_signals}[sys.argv[1]]
-    if test in (test_screen, test_preattached) and shutil.which("tmux") is None:
+    if sys.argv[1] == "workers":
+        try:
+            test_workers()
+        except Skip as e:
+            print("SKIP: %s" % e)
+            return SKIP
+        except AssertionError as e:
+            print("FAIL: %s" % e)
+            return 1
+        print("ok")
+        return 0
+    test = {"plain": test_plain, "screen": test_screen, "nocolor": test_nocolor, "vanish": test_vanish,
+            "preattached": test_preattached, "signals": test_signals}[sys.argv[1]]
+    if test not in (test_plain, test_signals) and shutil.which("tmux") is None:
         print("SKIP: tmux is not installed")
         return SKIP
     target = Target()
