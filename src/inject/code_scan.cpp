@@ -39,8 +39,7 @@ disassemble(const CapstoneHandle& cs, std::span<const uint8_t> code, uint64_t ad
 
 bool
 endsWithSyscallInstruction(std::span<const uint8_t> bytes) {
-    // `syscall` is 0f 05 (Intel SDM vol. 2B); decode exactly those two bytes so
-    // a longer instruction that merely ends in 0f 05 is not mistaken for it.
+    // `syscall` is 0f 05 (Intel SDM vol. 2B).
     if (bytes.size() < 2) {
         return false;
     }

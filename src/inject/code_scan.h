@@ -11,8 +11,11 @@
 
 namespace memtap::inject {
 
-// True when `bytes` (the code just before a stop site) end with a complete
-// `syscall` instruction, i.e. the thread stopped on return from a syscall.
+// True when the last two of `bytes` (the code just before a stop site)
+// decode as `syscall`. The kernel already told us the thread is in a syscall
+// (orig_rax >= 0) and rip points just past the instruction that entered it;
+// this confirms that instruction was `syscall` (not int 0x80 or sysenter), so
+// rewinding rip by 2 on restart re-issues the same call.
 bool endsWithSyscallInstruction(std::span<const uint8_t> bytes);
 
 // The address of the first `syscall` instruction in a linear decode of

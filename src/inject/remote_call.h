@@ -32,6 +32,17 @@ namespace memtap::inject {
 
 inline constexpr RemotePtr kReturnSentinel{0x3e7}; // page zero: unmappable
 
+// The registers for calling `function(args...)` from a thread stopped with
+// `interrupted`, and where the sentinel return address goes. Pure, so the ABI
+// rules above are unit-tested without a target.
+struct CallPlan {
+    user_regs_struct regs;
+    RemotePtr returnAddressSlot; // == regs.rsp
+};
+CallPlan planCall(const user_regs_struct& interrupted, RemotePtr function, std::initializer_list<uint64_t> args);
+user_regs_struct planSyscall(const user_regs_struct& interrupted, RemotePtr syscallInsn, long number,
+                             std::initializer_list<uint64_t> args);
+
 class HijackedThread {
 public:
     // Saves the complete register state of the stopped thread.

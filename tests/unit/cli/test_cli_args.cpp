@@ -1,0 +1,98 @@
+// The command-line contract: strict parsing, usage errors that name the word.
+#include <catch2/catch.hpp>
+
+#include "base/error.h"
+#include "cli/args.h"
+#include "cli/snapshot_store.h"
+#include "cli/target_status.h"
+
+using namespace memtap::cli;
+using memtap::ExitCode;
+
+namespace {
+
+CommandSpec
+spec() {
+    CommandSpec s;
+    s.name = "diff";
+    s.positionalUsage = "PID OLD NEW";
+    s.minPositional = 3;
+    s.maxPositional = 3;
+    s.options = {{"--by", "KEY", ""}, {"--json", "", ""}};
+    return s;
+}
+
+ExitCode
+codeOf(const std::function<void()>& fn) {
+    try {
+        fn();
+    } catch (const memtap::Error& e) {
+        return e.code();
+    }
+    return ExitCode::Ok;
+}
+
+} // namespace
+
+TEST_CASE("options with values, flags and positionals", "[args]") {
+    auto parsed = parseOrThrow(spec(), {"123", "--by", "filename", "s1", "--json", "now"});
+    CHECK(parsed.positional == std::vector<std::string>{"123", "s1", "now"});
+    CHECK(parsed.value("--by") == "filename");
+    CHECK(parsed.has("--json"));
+    CHECK(parseOrThrow(spec(), {"1", "a", "b", "--by=traceback"}).value("--by") == "traceback");
+}
+
+TEST_CASE("bad command lines are usage errors naming the cause", "[args]") {
+    CHECK(codeOf([] { parseOrThrow(spec(), {"1", "a", "b", "--bogus"}); }) == ExitCode::Usage);
+    CHECK(codeOf([] { parseOrThrow(spec(), {"1", "a"}); }) == ExitCode::Usage);
+    CHECK(codeOf([] { parseOrThrow(spec(), {"1", "a", "b", "--by"}); }) == ExitCode::Usage);
+    CHECK(codeOf([] { parseOrThrow(spec(), {"1", "a", "b", "--json=yes"}); }) == ExitCode::Usage);
+    try {
+        parseOrThrow(spec(), {"1", "a", "b", "--bogus"});
+    } catch (const memtap::Error& e) {
+        CHECK(std::string(e.what()).find("--bogus") != std::string::npos);
+        CHECK(e.hint().find("memtap diff --help") != std::string::npos);
+    }
+}
+
+TEST_CASE("numbers are parsed whole", "[args]") {
+    CHECK(parsePidOrThrow("4242") == 4242);
+    for (const char* bad : {"", "0", "-1", "12x", "abc", "99999999999"}) {
+        CHECK(codeOf([&] { parsePidOrThrow(bad); }) == ExitCode::Usage);
+    }
+    CHECK(parseByteSizeOrThrow("512K", "--sample-bytes") == 512 * 1024);
+    CHECK(parseByteSizeOrThrow("2m", "--sample-bytes") == 2 * 1024 * 1024);
+    CHECK(parseByteSizeOrThrow("4096", "--sample-bytes") == 4096);
+    CHECK(codeOf([] { parseByteSizeOrThrow("K", "--sample-bytes"); }) == ExitCode::Usage);
+    CHECK(codeOf([] { parseUnsignedOrThrow("65", "--frames", 1, 64); }) == ExitCode::Usage);
+    CHECK(parseSecondsOrThrow("0.5", "--interval") == 0.5);
+    CHECK(codeOf([] { parseSecondsOrThrow("0", "--interval"); }) == ExitCode::Usage);
+    CHECK(codeOf([] { parseSecondsOrThrow("nan", "--interval"); }) == ExitCode::Usage);
+}
+
+TEST_CASE("snapshot names are safe file names", "[args]") {
+    validateSnapshotNameOrThrow("s1");
+    validateSnapshotNameOrThrow("before-deploy_2.x");
+    for (const char* bad : {"", "now", "../x", "a/b", ".hidden", "with space"}) {
+        CHECK(codeOf([&] { validateSnapshotNameOrThrow(bad); }) == ExitCode::Usage);
+    }
+}
+
+TEST_CASE("status key-value payloads and JSON", "[status]") {
+    auto kv = parseKeyValueLines("python 3.11.7\nmode sampled\nallocations_seen 12\n");
+    CHECK(kv.at("python") == "3.11.7");
+    CHECK(kv.at("allocations_seen") == "12");
+    TargetStatus status;
+    status.pid = 7;
+    status.attached = true;
+    status.python = "3.11.7";
+    status.rssBytes = 4096;
+    status.agent = kv;
+    CHECK(renderStatusJson(status) ==
+          "{\"attached\":true,\"pid\":7,\"python\":\"3.11.7\",\"allocations_seen\":12,\"mode\":\"sampled\","
+          "\"rss_bytes\":4096}\n");
+    TargetStatus idle;
+    idle.pid = 8;
+    idle.python = "3.6.15";
+    CHECK(renderStatusJson(idle) == "{\"attached\":false,\"pid\":8,\"python\":\"3.6.15\",\"rss_bytes\":0}\n");
+}
