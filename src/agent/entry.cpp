@@ -90,13 +90,11 @@ checkInterpreter() {
     if (pythonIsFinalizing(api)) {
         return MEMTAP_START_FINALIZING;
     }
-    // 3.6 creates the GIL lazily (PyEval_InitThreads, Python/ceval.c): until
-    // then no thread state is GIL-protected and frame capture cannot tell
-    // whether a hook runs on the thread that owns Python. From 3.7 the GIL
-    // always exists (and 3.13 dropped the function).
-    if (api.minor == 6 && api.threadsInitialized != nullptr && api.threadsInitialized() == 0) {
-        return MEMTAP_START_NO_GIL;
-    }
+    // 3.6 creates the GIL lazily (PyEval_InitThreads, Python/ceval.c), and a
+    // single-threaded program never does. The agent never takes the GIL, and
+    // frame capture compares the current thread state with the gilstate TSS
+    // (set up by Py_Initialize whether or not threads exist), so such a
+    // process is traced like any other: only its main thread runs Python.
     return MEMTAP_START_OK;
 }
 
