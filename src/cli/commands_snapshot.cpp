@@ -11,6 +11,7 @@
 #include "report/snapshot.h"
 #include "report/text_report.h"
 #include "attach/proc.h"
+#include "cli/target_status.h"
 
 namespace memtap::cli {
 
@@ -70,17 +71,28 @@ runDiff(const ParsedArgs& args) {
     auto older = loadOrTake(store, pid, oldName);
     auto newer = loadOrTake(store, pid, newName);
     auto stats = report::compareSnapshots(older, newer, by);
+    // The context a reader needs to judge the numbers: a service whose RSS
+    // stays high after its objects are gone shows it as malloc's free bytes.
+    auto status = readTargetStatusOrThrow(pid);
+    auto agentValue = [&](const char* key) -> int64_t {
+        auto it = status.agent.find(key);
+        return it == status.agent.end() ? 0 : std::stoll(it->second);
+    };
     std::string out;
     if (args.has("--json")) {
-        out = report::renderDiffJson(stats, pid, oldName, newName, by, newer.mode, top) + "\n";
+        report::DiffContext context{status.rssBytes, agentValue("malloc_free_bytes")};
+        out = report::renderDiffJson(stats, pid, oldName, newName, by, newer.mode, top, context) + "\n";
     } else {
+        out = fmt::format("process {}: rss {}, malloc holds {} free (not returned to the OS)\n", pid,
+                          report::formatSize(static_cast<double>(status.rssBytes), false),
+                          report::formatSize(static_cast<double>(agentValue("malloc_free_bytes")), false));
         SourceLines sources(pid);
         report::TextReportOptions options;
         options.top = top;
         options.oldName = oldName;
         options.newName = newName;
         options.sourceLine = [&](const std::string& file, int line) { return sources.line(file, line); };
-        out = report::renderDiffText(stats, older, newer, by, options);
+        out += report::renderDiffText(stats, older, newer, by, options);
     }
     std::fwrite(out.data(), 1, out.size(), stdout);
     return 0;

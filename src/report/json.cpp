@@ -147,7 +147,8 @@ JsonWriter::appendString(std::string_view text) {
 
 std::string
 renderDiffJson(const std::vector<StatDiff>& stats, int pid, std::string_view oldName,
-               std::string_view newName, GroupBy by, std::string_view mode, size_t top) {
+               std::string_view newName, GroupBy by, std::string_view mode, size_t top,
+               const DiffContext& context) {
     JsonWriter json;
     json.beginObject();
     json.key("pid");
@@ -162,6 +163,14 @@ renderDiffJson(const std::vector<StatDiff>& stats, int pid, std::string_view old
     json.value(mode);
     json.key("estimated");
     json.value(mode == "sampled");
+    if (context.rssBytes >= 0) {
+        json.key("rss_bytes");
+        json.value(context.rssBytes);
+    }
+    if (context.mallocFreeBytes >= 0) {
+        json.key("malloc_free_bytes");
+        json.value(context.mallocFreeBytes);
+    }
     json.key("stats");
     json.beginArray();
     size_t shown = top == 0 ? stats.size() : std::min(top, stats.size());

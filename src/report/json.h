@@ -58,7 +58,14 @@ private:
 //  "function", "size", "size_diff", "count", "count_diff",
 //  "traceback": [{"file", "line", "function"}, ...]}, ...]}
 // stats in the given (sorted) order, the first `top` of them (0: all).
+// Process context printed with a diff; negative values are left out.
+struct DiffContext {
+    int64_t rssBytes = -1;
+    int64_t mallocFreeBytes = -1;
+};
+
 std::string renderDiffJson(const std::vector<StatDiff>& stats, int pid, std::string_view oldName,
-                           std::string_view newName, GroupBy by, std::string_view mode, size_t top);
+                           std::string_view newName, GroupBy by, std::string_view mode, size_t top,
+                           const DiffContext& context = {});
 
 } // namespace memtap::report

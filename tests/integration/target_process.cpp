@@ -8,7 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <sstream>
 #include <stdexcept>
 
@@ -81,11 +83,34 @@ TargetProcess::waitForLine(const std::string& prefix, std::chrono::milliseconds 
 
 std::map<std::string, std::string>
 TargetProcess::check(std::chrono::milliseconds timeout) {
-    // To the main thread: Python runs handlers there, and a process-directed
-    // signal may land on a thread whose wakeup the main thread never sees
-    // while it sleeps in a lock wait.
-    ::syscall(SYS_tgkill, pid_, pid_, SIGUSR1);
-    return parseFacts(waitForLine("check ", timeout));
+    std::string nonce = std::to_string(++checks_);
+    std::string path = "/tmp/memtap-check-" + std::to_string(pid_);
+    {
+        std::ofstream(path) << nonce << "\n";
+    }
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        // To the main thread: Python runs handlers there, and a process-directed
+        // signal may land on a thread whose wakeup the main thread never sees
+        // while it sleeps in a lock wait.
+        ::syscall(SYS_tgkill, pid_, pid_, SIGUSR1);
+        auto retryAt = std::min(deadline, std::chrono::steady_clock::now() + std::chrono::seconds(2));
+        try {
+            for (;;) {
+                auto left = std::chrono::duration_cast<std::chrono::milliseconds>(retryAt - std::chrono::steady_clock::now());
+                auto facts = parseFacts(waitForLine("check ", std::max(left, std::chrono::milliseconds(1))));
+                if (facts["nonce"] == nonce) {
+                    std::remove(path.c_str());
+                    return facts;
+                }
+            }
+        } catch (const std::runtime_error&) {
+            if (std::chrono::steady_clock::now() >= deadline) {
+                std::remove(path.c_str());
+                throw;
+            }
+        }
+    }
 }
 
 std::map<std::string, std::string>

@@ -30,6 +30,7 @@ private:
     pid_t pid_ = -1;
     int out_ = -1;
     std::string buffer_;
+    int checks_ = 0;
 };
 
 std::map<std::string, std::string> parseFacts(const std::string& line);
