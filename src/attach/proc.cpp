@@ -102,8 +102,8 @@ parseThreadSyscall(const std::string& text) {
         result.stackPointer = RemotePtr(std::strtoull(fields[fields.size() - 2].c_str(), nullptr, 16));
         result.programCounter = RemotePtr(std::strtoull(fields.back().c_str(), nullptr, 16));
     }
-    result.kind = result.number < 0 ? ThreadSyscall::Kind::BlockedOutsideSyscall
-                                    : ThreadSyscall::Kind::InSyscall;
+    result.kind =
+        result.number < 0 ? ThreadSyscall::Kind::BlockedOutsideSyscall : ThreadSyscall::Kind::InSyscall;
     return result;
 }
 

@@ -13,8 +13,8 @@ namespace memtap::attach {
 
 struct ProcessInfo {
     pid_t pid = 0;
-    std::string name;   // "Name:" in /proc/PID/status (comm)
-    char state = '?';   // 'R', 'S', 'D', 'T' (stopped), 't' (tracing stop), 'Z'...
+    std::string name; // "Name:" in /proc/PID/status (comm)
+    char state = '?'; // 'R', 'S', 'D', 'T' (stopped), 't' (tracing stop), 'Z'...
     uid_t effectiveUid = 0;
     pid_t tracerPid = 0;
     int threads = 0;

@@ -32,7 +32,8 @@ RemoteMemory::tryRead(RemotePtr address, void* buffer, size_t size) const {
     auto* out = static_cast<char*>(buffer);
     size_t done = 0;
     while (done < size) {
-        ssize_t n = ::pread(fd_.get(), out + done, size - done, static_cast<off_t>(address.value() + done));
+        ssize_t n =
+            ::pread(fd_.get(), out + done, size - done, static_cast<off_t>(address.value() + done));
         if (n <= 0) {
             if (n < 0 && errno == EINTR) {
                 continue;
@@ -47,8 +48,9 @@ RemoteMemory::tryRead(RemotePtr address, void* buffer, size_t size) const {
 void
 RemoteMemory::readOrThrow(RemotePtr address, void* buffer, size_t size) const {
     if (!tryRead(address, buffer, size)) {
-        throw Error(ExitCode::Failure,
-                    describeErrno(fmt::format("reading {} bytes at {} in process {}", size, address, pid_), errno));
+        throw Error(ExitCode::Failure, describeErrno(fmt::format("reading {} bytes at {} in process {}",
+                                                                 size, address, pid_),
+                                                     errno));
     }
 }
 
@@ -57,14 +59,16 @@ RemoteMemory::writeOrThrow(RemotePtr address, const void* data, size_t size) con
     auto* in = static_cast<const char*>(data);
     size_t done = 0;
     while (done < size) {
-        ssize_t n = ::pwrite(fd_.get(), in + done, size - done, static_cast<off_t>(address.value() + done));
+        ssize_t n =
+            ::pwrite(fd_.get(), in + done, size - done, static_cast<off_t>(address.value() + done));
         if (n <= 0) {
             if (n < 0 && errno == EINTR) {
                 continue;
             }
-            throw Error(ExitCode::Failure, describeErrno(fmt::format("writing {} bytes at {} in process {}",
-                                                                     size, address, pid_),
-                                                         n == 0 ? EIO : errno));
+            throw Error(
+                ExitCode::Failure,
+                describeErrno(fmt::format("writing {} bytes at {} in process {}", size, address, pid_),
+                              n == 0 ? EIO : errno));
         }
         done += static_cast<size_t>(n);
     }

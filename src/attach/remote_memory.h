@@ -24,8 +24,7 @@ public:
     void writeOrThrow(RemotePtr address, const void* data, size_t size) const;
     std::string readCStringOrThrow(RemotePtr address, size_t maxLength = 4096) const;
 
-    template <typename T>
-    T readOrThrow(RemotePtr address) const {
+    template <typename T> T readOrThrow(RemotePtr address) const {
         T value{};
         readOrThrow(address, &value, sizeof(T));
         return value;

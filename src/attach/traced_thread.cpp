@@ -19,8 +19,8 @@ using Clock = std::chrono::steady_clock;
 std::string
 ptraceHint() {
     std::string hint = "run memtap as root, or as the target's user with CAP_SYS_PTRACE";
-    if (auto scope = readWholeFile("/proc/sys/kernel/yama/ptrace_scope"); scope && !scope->empty() &&
-                                                                          (*scope)[0] != '0') {
+    if (auto scope = readWholeFile("/proc/sys/kernel/yama/ptrace_scope");
+        scope && !scope->empty() && (*scope)[0] != '0') {
         hint += fmt::format("; kernel.yama.ptrace_scope is {} (0 lets a user trace its own processes: "
                             "sysctl kernel.yama.ptrace_scope=0)",
                             (*scope)[0]);
@@ -41,14 +41,16 @@ TracedThread::seizeAndStopOrThrow(pid_t pid, pid_t tid, std::chrono::millisecond
         if (err == EPERM) {
             auto info = readProcessInfoOrThrow(pid);
             if (info.tracerPid != 0) {
-                throw Error(ExitCode::PermissionDenied,
-                            fmt::format("process {} is already being traced by PID {}", pid, info.tracerPid),
-                            "detach the other debugger (gdb, strace, py-spy...) and retry");
+                throw Error(
+                    ExitCode::PermissionDenied,
+                    fmt::format("process {} is already being traced by PID {}", pid, info.tracerPid),
+                    "detach the other debugger (gdb, strace, py-spy...) and retry");
             }
             throw Error(ExitCode::PermissionDenied,
                         describeErrno(fmt::format("cannot ptrace process {}", pid), err), ptraceHint());
         }
-        throw Error(ExitCode::Failure, describeErrno(fmt::format("PTRACE_SEIZE of thread {}", tid), err));
+        throw Error(ExitCode::Failure,
+                    describeErrno(fmt::format("PTRACE_SEIZE of thread {}", tid), err));
     }
     thread.attached_ = true;
     if (::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) {
@@ -61,8 +63,8 @@ TracedThread::seizeAndStopOrThrow(pid_t pid, pid_t tid, std::chrono::millisecond
             return thread;
         }
         thread.pendingSignals_.push_back(stop.signal);
-        thread.stoppedTotal_ += std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() -
-                                                                                      thread.stoppedAt_);
+        thread.stoppedTotal_ +=
+            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - thread.stoppedAt_);
         // Suppress now, re-raise on detach; the interrupt is still pending.
         ::ptrace(PTRACE_CONT, tid, nullptr, nullptr);
     }
@@ -75,7 +77,9 @@ TracedThread::TracedThread(TracedThread&& other) noexcept
     other.attached_ = false;
 }
 
-TracedThread::~TracedThread() { detach(); }
+TracedThread::~TracedThread() {
+    detach();
+}
 
 // waitpid has no timeout. A one-shot ITIMER_REAL whose SIGALRM handler does
 // nothing (and is installed without SA_RESTART) makes a blocking waitpid
@@ -136,16 +140,19 @@ TracedThread::waitForStopOrThrow(std::chrono::milliseconds timeout) {
             return Stop{Stop::Kind::Exited, 0};
         }
         if (Clock::now() >= deadline) {
-            throw Error(ExitCode::Timeout, fmt::format("thread {} of process {} did not stop within {} ms",
-                                                       tid_, pid_, timeout.count()));
+            throw Error(ExitCode::Timeout,
+                        fmt::format("thread {} of process {} did not stop within {} ms", tid_, pid_,
+                                    timeout.count()));
         }
     }
 }
 
 Stop
-TracedThread::resumeAndWaitOrThrow(bool singleStep, int expectedSignal, std::chrono::milliseconds timeout) {
+TracedThread::resumeAndWaitOrThrow(bool singleStep, int expectedSignal,
+                                   std::chrono::milliseconds timeout) {
     for (;;) {
-        stoppedTotal_ += std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - stoppedAt_);
+        stoppedTotal_ +=
+            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - stoppedAt_);
         if (::ptrace(singleStep ? PTRACE_SINGLESTEP : PTRACE_CONT, tid_, nullptr, nullptr) != 0) {
             alive_ = false;
             throw Error(ExitCode::NoSuchProcess, fmt::format("process {} exited during attach", pid_));

@@ -19,11 +19,11 @@ namespace memtap::attach {
 
 struct Stop {
     enum class Kind {
-        Interrupt,   // PTRACE_EVENT_STOP from PTRACE_INTERRUPT (or a group-stop, see signal)
-        Signal,      // signal-delivery-stop: `signal` is about to be delivered
-        Exited,      // the thread (or the whole process) is gone
+        Interrupt, // PTRACE_EVENT_STOP from PTRACE_INTERRUPT (or a group-stop, see signal)
+        Signal,    // signal-delivery-stop: `signal` is about to be delivered
+        Exited,    // the thread (or the whole process) is gone
     } kind = Kind::Interrupt;
-    int signal = 0;  // for Signal; for Interrupt the stop signal (SIGTRAP unless group-stop)
+    int signal = 0; // for Signal; for Interrupt the stop signal (SIGTRAP unless group-stop)
 };
 
 class TracedThread {

@@ -15,13 +15,13 @@ namespace memtap {
 // Exit codes scripts can rely on; documented in README.md.
 enum class ExitCode : int {
     Ok = 0,
-    Failure = 1,        // anything not listed below
-    Usage = 2,          // bad command line
-    NoSuchProcess = 3,  // PID does not exist, or exited while we worked
-    NotSupported = 4,   // not a Python process, Python 2, unsupported version, stopped process
+    Failure = 1,       // anything not listed below
+    Usage = 2,         // bad command line
+    NoSuchProcess = 3, // PID does not exist, or exited while we worked
+    NotSupported = 4,  // not a Python process, Python 2, unsupported version, stopped process
     PermissionDenied = 5,
-    Timeout = 6,        // no safe point / agent did not answer in time
-    NotAttached = 7,    // command needs an attached agent and there is none
+    Timeout = 6,     // no safe point / agent did not answer in time
+    NotAttached = 7, // command needs an attached agent and there is none
 };
 
 class Error : public std::runtime_error {

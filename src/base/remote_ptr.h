@@ -31,15 +31,12 @@ private:
 
 } // namespace memtap
 
-template <>
-struct std::hash<memtap::RemotePtr> {
+template <> struct std::hash<memtap::RemotePtr> {
     size_t operator()(memtap::RemotePtr p) const noexcept { return std::hash<uint64_t>{}(p.value()); }
 };
 
-template <>
-struct fmt::formatter<memtap::RemotePtr> : fmt::formatter<std::string_view> {
-    template <typename Context>
-    auto format(memtap::RemotePtr p, Context& ctx) const {
+template <> struct fmt::formatter<memtap::RemotePtr> : fmt::formatter<std::string_view> {
+    template <typename Context> auto format(memtap::RemotePtr p, Context& ctx) const {
         return fmt::format_to(ctx.out(), "{:#x}", p.value());
     }
 };

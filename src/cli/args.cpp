@@ -35,8 +35,8 @@ parseOrThrow(const CommandSpec& spec, const std::vector<std::string>& words) {
             auto spec_it = std::find_if(spec.options.begin(), spec.options.end(),
                                         [&](const OptionSpec& o) { return o.name == name; });
             if (spec_it == spec.options.end()) {
-                throw Error(ExitCode::Usage, fmt::format("unknown option '{}' for 'memtap {}'", name, spec.name),
-                            hint);
+                throw Error(ExitCode::Usage,
+                            fmt::format("unknown option '{}' for 'memtap {}'", name, spec.name), hint);
             }
             if (spec_it->valueName.empty()) {
                 if (inlineValue) {
@@ -48,8 +48,8 @@ parseOrThrow(const CommandSpec& spec, const std::vector<std::string>& words) {
             } else if (i + 1 < words.size()) {
                 parsed.values[name] = words[++i];
             } else {
-                throw Error(ExitCode::Usage, fmt::format("option {} needs a value ({})", name, spec_it->valueName),
-                            hint);
+                throw Error(ExitCode::Usage,
+                            fmt::format("option {} needs a value ({})", name, spec_it->valueName), hint);
             }
         } else {
             parsed.positional.push_back(word);
@@ -57,8 +57,9 @@ parseOrThrow(const CommandSpec& spec, const std::vector<std::string>& words) {
     }
     if (parsed.positional.size() < spec.minPositional || parsed.positional.size() > spec.maxPositional) {
         throw Error(ExitCode::Usage,
-                    fmt::format("'memtap {}' takes {}; got {} argument{}", spec.name, spec.positionalUsage,
-                                parsed.positional.size(), parsed.positional.size() == 1 ? "" : "s"),
+                    fmt::format("'memtap {}' takes {}; got {} argument{}", spec.name,
+                                spec.positionalUsage, parsed.positional.size(),
+                                parsed.positional.size() == 1 ? "" : "s"),
                     hint);
     }
     return parsed;
@@ -98,8 +99,8 @@ parseUnsignedOrThrow(const std::string& word, const std::string& what, uint64_t 
     uint64_t value = 0;
     auto [ptr, ec] = std::from_chars(word.data(), word.data() + word.size(), value);
     if (ec != std::errc() || ptr != word.data() + word.size() || value < min || value > max) {
-        throw Error(ExitCode::Usage, fmt::format("{} must be a whole number from {} to {}, not '{}'", what, min,
-                                                 max, word));
+        throw Error(ExitCode::Usage, fmt::format("{} must be a whole number from {} to {}, not '{}'",
+                                                 what, min, max, word));
     }
     return value;
 }
@@ -110,7 +111,8 @@ parseSecondsOrThrow(const std::string& word, const std::string& what) {
     auto [ptr, ec] = std::from_chars(word.data(), word.data() + word.size(), value);
     if (ec != std::errc() || ptr != word.data() + word.size() || !(value > 0) || value > 86400 ||
         !std::isfinite(value)) {
-        throw Error(ExitCode::Usage, fmt::format("{} must be a number of seconds > 0, not '{}'", what, word));
+        throw Error(ExitCode::Usage,
+                    fmt::format("{} must be a number of seconds > 0, not '{}'", what, word));
     }
     return value;
 }

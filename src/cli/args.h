@@ -31,7 +31,7 @@ struct CommandSpec {
     std::string name;
     std::string positionalUsage; // "PID [NAME]"
     std::string summary;
-    std::string details;         // extra paragraphs for --help
+    std::string details; // extra paragraphs for --help
     size_t minPositional = 0;
     size_t maxPositional = 0;
     std::vector<OptionSpec> options;
@@ -44,7 +44,8 @@ std::string commandHelp(const CommandSpec& spec);
 
 // Strict numbers: the whole word must parse. Error(Usage) names the option.
 pid_t parsePidOrThrow(const std::string& word);
-uint64_t parseUnsignedOrThrow(const std::string& word, const std::string& what, uint64_t min, uint64_t max);
+uint64_t parseUnsignedOrThrow(const std::string& word, const std::string& what, uint64_t min,
+                              uint64_t max);
 double parseSecondsOrThrow(const std::string& word, const std::string& what);
 // "512K", "1M", "65536": sizes for --sample-bytes.
 uint64_t parseByteSizeOrThrow(const std::string& word, const std::string& what);

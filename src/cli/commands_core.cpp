@@ -6,8 +6,8 @@
 #include "base/error.h"
 #include "cli/commands.h"
 #include "cli/target_status.h"
-#include "inject/injector.h"
 #include "cli/uwsgi.h"
+#include "inject/injector.h"
 
 namespace memtap::cli {
 namespace {
@@ -23,7 +23,8 @@ std::vector<OptionSpec>
 attachOptionSpecs() {
     return {
         {"--exact", "", "trace every allocation (like tracemalloc; slower)"},
-        {"--sample-bytes", "N", "sampled mode: mean bytes between samples (default 512K; K/M/G suffixes)"},
+        {"--sample-bytes", "N",
+         "sampled mode: mean bytes between samples (default 512K; K/M/G suffixes)"},
         {"--frames", "N", "traceback depth, 1-64 (default 16)"},
         {"--timeout", "S", "give up attaching after S seconds (default 10)"},
     };
@@ -43,11 +44,12 @@ attachOptionsFrom(const ParsedArgs& args) {
         options.sampleBytes = parseByteSizeOrThrow(*v, "--sample-bytes");
     }
     if (auto v = args.value("--frames")) {
-        options.frames = static_cast<uint32_t>(parseUnsignedOrThrow(*v, "--frames", 1, MEMTAP_MAX_FRAMES));
+        options.frames =
+            static_cast<uint32_t>(parseUnsignedOrThrow(*v, "--frames", 1, MEMTAP_MAX_FRAMES));
     }
     if (auto v = args.value("--timeout")) {
-        options.timeout = std::chrono::milliseconds(
-            static_cast<int64_t>(parseSecondsOrThrow(*v, "--timeout") * 1000));
+        options.timeout =
+            std::chrono::milliseconds(static_cast<int64_t>(parseSecondsOrThrow(*v, "--timeout") * 1000));
     }
     options.progress = progressToStderr;
     return options;
@@ -60,8 +62,9 @@ runAttach(const ParsedArgs& args) {
     explainUwsgiMasterOrContinue(pid, "attach");
     auto result = inject::attachOrThrow(pid, options);
     if (result.alreadyAttached) {
-        std::printf("memtap is already attached to process %d (CPython %s); `memtap detach %d` ends it\n", pid,
-                    result.python.c_str(), pid);
+        std::printf(
+            "memtap is already attached to process %d (CPython %s); `memtap detach %d` ends it\n", pid,
+            result.python.c_str(), pid);
         return 0;
     }
     std::printf("attached to process %d (CPython %s), %s mode, hooks live in %.1f ms "
@@ -100,12 +103,23 @@ coreCommands() {
          "Returns once the hooks are live. The process keeps running throughout; one of its threads\n"
          "is borrowed for a few milliseconds at a safe point. Nothing is installed in its environment.",
          1, 1, attachOptionSpecs(), runAttach},
-        {"status", "PID", "Show whether memtap is attached to PID, and what it has seen.",
+        {"status",
+         "PID",
+         "Show whether memtap is attached to PID, and what it has seen.",
          "--json prints one JSON object: attached, pid, python, mode, sample_bytes, frames,\n"
          "allocations_seen, traced_bytes, traced_count, malloc_free_bytes, rss_bytes.",
-         1, 1, {{"--json", "", "print JSON"}}, runStatus},
-        {"detach", "PID", "Remove the hooks and end the agent's thread; the process runs on as before.", "", 1, 1,
-         {{"--timeout", "S", "wait at most S seconds for the agent (default 10)"}}, runDetach},
+         1,
+         1,
+         {{"--json", "", "print JSON"}},
+         runStatus},
+        {"detach",
+         "PID",
+         "Remove the hooks and end the agent's thread; the process runs on as before.",
+         "",
+         1,
+         1,
+         {{"--timeout", "S", "wait at most S seconds for the agent (default 10)"}},
+         runDetach},
     };
 }
 

@@ -1,17 +1,17 @@
 // snapshot, diff.
 #include <cstdio>
 
+#include "attach/proc.h"
 #include "base/error.h"
 #include "cli/commands.h"
 #include "cli/snapshot_store.h"
 #include "cli/source_lines.h"
+#include "cli/target_status.h"
 #include "inject/control_client.h"
 #include "report/diff.h"
 #include "report/json.h"
 #include "report/snapshot.h"
 #include "report/text_report.h"
-#include "attach/proc.h"
-#include "cli/target_status.h"
 
 namespace memtap::cli {
 
@@ -59,7 +59,8 @@ runDiff(const ParsedArgs& args) {
     if (auto v = args.value("--by")) {
         auto parsed = report::parseGroupBy(*v);
         if (!parsed) {
-            throw Error(ExitCode::Usage, fmt::format("--by must be lineno, filename or traceback, not '{}'", *v));
+            throw Error(ExitCode::Usage,
+                        fmt::format("--by must be lineno, filename or traceback, not '{}'", *v));
         }
         by = *parsed;
     }
@@ -83,9 +84,10 @@ runDiff(const ParsedArgs& args) {
         report::DiffContext context{status.rssBytes, agentValue("malloc_free_bytes")};
         out = report::renderDiffJson(stats, pid, oldName, newName, by, newer.mode, top, context) + "\n";
     } else {
-        out = fmt::format("process {}: rss {}, malloc holds {} free (not returned to the OS)\n", pid,
-                          report::formatSize(static_cast<double>(status.rssBytes), false),
-                          report::formatSize(static_cast<double>(agentValue("malloc_free_bytes")), false));
+        out =
+            fmt::format("process {}: rss {}, malloc holds {} free (not returned to the OS)\n", pid,
+                        report::formatSize(static_cast<double>(status.rssBytes), false),
+                        report::formatSize(static_cast<double>(agentValue("malloc_free_bytes")), false));
         SourceLines sources(pid);
         report::TextReportOptions options;
         options.top = top;
@@ -103,14 +105,22 @@ runDiff(const ParsedArgs& args) {
 std::vector<CommandSpec>
 snapshotCommands() {
     return {
-        {"snapshot", "PID [NAME]", "Take a snapshot of what the agent traces now; prints its name.",
+        {"snapshot",
+         "PID [NAME]",
+         "Take a snapshot of what the agent traces now; prints its name.",
          "Names default to s1, s2, ... Snapshots are kept on this machine, per process instance,\n"
          "under $XDG_RUNTIME_DIR/memtap or /tmp/memtap-UID.",
-         1, 2, {}, runSnapshot},
-        {"diff", "PID OLD NEW", "Compare two snapshots, largest growth first ('now' = a fresh snapshot).",
+         1,
+         2,
+         {},
+         runSnapshot},
+        {"diff",
+         "PID OLD NEW",
+         "Compare two snapshots, largest growth first ('now' = a fresh snapshot).",
          "Text lines follow tracemalloc's StatisticDiff: FILE:LINE: size=... (+...), count=... (+...),\n"
          "average=..., each followed by its source line. In sampled mode figures are estimates.",
-         3, 3,
+         3,
+         3,
          {{"--by", "KEY", "group by lineno (default), filename or traceback"},
           {"--top", "N", "show the N largest (default 10)"},
           {"--json", "", "print JSON"}},

@@ -46,8 +46,9 @@ validateSnapshotNameOrThrow(const std::string& name) {
                   return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
               });
     if (!ok) {
-        throw Error(ExitCode::Usage, fmt::format("'{}' is not a valid snapshot name", name),
-                    "use letters, digits, '-', '_' or '.' (and not 'now', which means a fresh snapshot)");
+        throw Error(
+            ExitCode::Usage, fmt::format("'{}' is not a valid snapshot name", name),
+            "use letters, digits, '-', '_' or '.' (and not 'now', which means a fresh snapshot)");
     }
 }
 
@@ -127,7 +128,8 @@ SnapshotStore::names() const {
     while (dirent* entry = ::readdir(dir)) {
         std::string file = entry->d_name;
         const std::string suffix = ".snapshot";
-        if (file.size() > suffix.size() && file.compare(file.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        if (file.size() > suffix.size() &&
+            file.compare(file.size() - suffix.size(), suffix.size(), suffix) == 0) {
             result.push_back(file.substr(0, file.size() - suffix.size()));
         }
     }

@@ -47,7 +47,8 @@ readTargetStatusOrThrow(pid_t pid) {
     auto modules = symbols::ProcessModules::readOrThrow(pid);
     status.python = symbols::discoverPythonOrThrow(modules).version;
     if (auto client = inject::ControlClient::tryConnect(pid)) {
-        status.agent = parseKeyValueLines(client->requestOrThrow("status", std::chrono::milliseconds(5000)));
+        status.agent =
+            parseKeyValueLines(client->requestOrThrow("status", std::chrono::milliseconds(5000)));
         status.attached = true;
         if (auto it = status.agent.find("python"); it != status.agent.end() && !it->second.empty()) {
             status.python = it->second;
@@ -95,15 +96,16 @@ renderStatusJson(const TargetStatus& status) {
 
 std::string
 renderStatusText(const TargetStatus& status) {
-    std::string text = fmt::format("pid:              {}\npython:           {}\nattached:         {}\n", status.pid,
-                                   status.python, status.attached ? "yes" : "no");
+    std::string text = fmt::format("pid:              {}\npython:           {}\nattached:         {}\n",
+                                   status.pid, status.python, status.attached ? "yes" : "no");
     auto get = [&](const char* key) {
         auto it = status.agent.find(key);
         return it == status.agent.end() ? std::string("?") : it->second;
     };
     auto bytes = [&](const char* key) {
         auto value = get(key);
-        return isNumber(value) ? report::formatSize(static_cast<double>(std::stoull(value)), false) : value;
+        return isNumber(value) ? report::formatSize(static_cast<double>(std::stoull(value)), false)
+                               : value;
     };
     if (status.attached) {
         bool sampled = get("mode") == "sampled";
@@ -116,7 +118,8 @@ renderStatusText(const TargetStatus& status) {
         text += fmt::format("malloc free:      {} (held by glibc malloc, not returned to the OS)\n",
                             bytes("malloc_free_bytes"));
     }
-    text += fmt::format("rss:              {}\n", report::formatSize(static_cast<double>(status.rssBytes), false));
+    text += fmt::format("rss:              {}\n",
+                        report::formatSize(static_cast<double>(status.rssBytes), false));
     return text;
 }
 

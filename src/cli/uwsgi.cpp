@@ -70,10 +70,11 @@ explainUwsgiMasterOrContinue(pid_t pid, const std::string& command) {
     for (pid_t w : workers) {
         list += (list.empty() ? "" : " ") + std::to_string(w);
     }
-    throw Error(ExitCode::Usage,
-                fmt::format("process {} is a uWSGI master; its workers run the application: {}", pid, list),
-                fmt::format("run `memtap {} WORKER_PID` on one of them, or `memtap watch --all-workers {}`",
-                            command, pid));
+    throw Error(
+        ExitCode::Usage,
+        fmt::format("process {} is a uWSGI master; its workers run the application: {}", pid, list),
+        fmt::format("run `memtap {} WORKER_PID` on one of them, or `memtap watch --all-workers {}`",
+                    command, pid));
 }
 
 } // namespace memtap::cli

@@ -15,7 +15,8 @@ namespace memtap::inject {
 
 std::span<const uint8_t>
 agentImage() {
-    return {memtap_agent_image_begin, static_cast<size_t>(memtap_agent_image_end - memtap_agent_image_begin)};
+    return {memtap_agent_image_begin,
+            static_cast<size_t>(memtap_agent_image_end - memtap_agent_image_begin)};
 }
 
 const AgentImageInfo&
@@ -33,7 +34,8 @@ agentImageInfoOrThrow() {
         auto elf = symbols::ElfFile::openOrThrow(fmt::format("/proc/self/fd/{}", fd.get()));
         auto entry = elf.findSymbol(MEMTAP_AGENT_ENTRY);
         if (!entry) {
-            throw Error(ExitCode::Failure, "the embedded agent has no " MEMTAP_AGENT_ENTRY " (broken build)");
+            throw Error(ExitCode::Failure,
+                        "the embedded agent has no " MEMTAP_AGENT_ENTRY " (broken build)");
         }
         AgentImageInfo result;
         result.entryOffset = entry->value - elf.firstLoadVaddr();

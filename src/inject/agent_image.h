@@ -14,9 +14,9 @@ std::span<const uint8_t> agentImage();
 
 // Facts about the embedded image, read once with libelf.
 struct AgentImageInfo {
-    uint64_t entryOffset = 0;  // st_value of memtap_agent_start (a DSO's first PT_LOAD is at 0)
-    std::string buildId;       // hex
-    std::string memfdName;     // "memtap-agent-<first 12 hex of build id>"
+    uint64_t entryOffset = 0; // st_value of memtap_agent_start (a DSO's first PT_LOAD is at 0)
+    std::string buildId;      // hex
+    std::string memfdName;    // "memtap-agent-<first 12 hex of build id>"
 };
 const AgentImageInfo& agentImageInfoOrThrow();
 

@@ -35,9 +35,10 @@ ControlClient::tryConnect(pid_t pid) {
         int err = errno;
         ::close(fd);
         if (err == EACCES || err == EPERM) {
-            throw Error(ExitCode::PermissionDenied,
-                        describeErrno(fmt::format("cannot connect to the agent of process {}", pid), err),
-                        "run memtap as root or as the user that attached");
+            throw Error(
+                ExitCode::PermissionDenied,
+                describeErrno(fmt::format("cannot connect to the agent of process {}", pid), err),
+                "run memtap as root or as the user that attached");
         }
         return std::nullopt; // ENOENT, ECONNREFUSED: nobody listening
     }
@@ -70,10 +71,12 @@ ControlClient::requestOrThrow(const std::string& command, std::chrono::milliseco
                 std::string header = data.substr(0, nl);
                 headerEnd = nl + 1;
                 if (header.rfind("err ", 0) == 0) {
-                    throw Error(ExitCode::Failure, fmt::format("agent in process {}: {}", pid_, header.substr(4)));
+                    throw Error(ExitCode::Failure,
+                                fmt::format("agent in process {}: {}", pid_, header.substr(4)));
                 }
                 if (header.rfind("ok ", 0) != 0) {
-                    throw Error(ExitCode::Failure, fmt::format("agent sent a malformed reply: {}", header));
+                    throw Error(ExitCode::Failure,
+                                fmt::format("agent sent a malformed reply: {}", header));
                 }
                 payloadSize = std::stoull(header.substr(3));
             }
@@ -81,11 +84,12 @@ ControlClient::requestOrThrow(const std::string& command, std::chrono::milliseco
         if (payloadSize && data.size() >= headerEnd + *payloadSize) {
             return data.substr(headerEnd, *payloadSize);
         }
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                          std::chrono::steady_clock::now());
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
-            throw Error(ExitCode::Timeout, fmt::format("the agent in process {} did not answer '{}' within {} ms",
-                                                       pid_, command, timeout.count()));
+            throw Error(ExitCode::Timeout,
+                        fmt::format("the agent in process {} did not answer '{}' within {} ms", pid_,
+                                    command, timeout.count()));
         }
         pollfd pfd{fd_, POLLIN, 0};
         int ready = ::poll(&pfd, 1, static_cast<int>(std::min<long>(left.count(), 250)));
@@ -100,8 +104,9 @@ ControlClient::requestOrThrow(const std::string& command, std::chrono::milliseco
             continue;
         }
         if (n <= 0) {
-            throw Error(ExitCode::Failure,
-                        fmt::format("the agent in process {} closed the connection during '{}'", pid_, command));
+            throw Error(
+                ExitCode::Failure,
+                fmt::format("the agent in process {} closed the connection during '{}'", pid_, command));
         }
         data.append(buffer, static_cast<size_t>(n));
     }

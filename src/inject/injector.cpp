@@ -84,8 +84,8 @@ private:
 void
 checkSyscallResult(int64_t result, const char* what) {
     if (result < 0 && result > -4096) {
-        throw Error(ExitCode::Failure, describeErrno(fmt::format("{} in the target", what),
-                                                     static_cast<int>(-result)));
+        throw Error(ExitCode::Failure,
+                    describeErrno(fmt::format("{} in the target", what), static_cast<int>(-result)));
     }
 }
 
@@ -93,8 +93,9 @@ void
 refuseUnattachableState(const attach::ProcessInfo& info) {
     switch (info.state) {
     case 'T':
-        throw Error(ExitCode::NotSupported, fmt::format("process {} is stopped (job control)", info.pid),
-                    fmt::format("resume it with `kill -CONT {}` and retry; memtap left it stopped", info.pid));
+        throw Error(
+            ExitCode::NotSupported, fmt::format("process {} is stopped (job control)", info.pid),
+            fmt::format("resume it with `kill -CONT {}` and retry; memtap left it stopped", info.pid));
     case 't':
         throw Error(ExitCode::PermissionDenied,
                     fmt::format("process {} is being traced by PID {}", info.pid, info.tracerPid),
@@ -196,20 +197,24 @@ throwForStartStatus(int status, pid_t pid) {
     case MEMTAP_START_ALREADY_RUNNING:
         return;
     case MEMTAP_START_NOT_INITIALIZED:
-        throw Error(ExitCode::NotSupported, fmt::format("the interpreter in process {} is not initialized yet", pid),
+        throw Error(ExitCode::NotSupported,
+                    fmt::format("the interpreter in process {} is not initialized yet", pid),
                     "retry once the program has started");
     case MEMTAP_START_FINALIZING:
-        throw Error(ExitCode::NotSupported, fmt::format("the interpreter in process {} is shutting down", pid));
+        throw Error(ExitCode::NotSupported,
+                    fmt::format("the interpreter in process {} is shutting down", pid));
     case MEMTAP_START_NO_PYTHON:
         throw Error(ExitCode::NotSupported,
                     fmt::format("the agent found no CPython C-API in process {}", pid));
     case MEMTAP_START_NO_GIL:
-        throw Error(ExitCode::NotSupported, fmt::format("the interpreter in process {} has no GIL yet", pid));
+        throw Error(ExitCode::NotSupported,
+                    fmt::format("the interpreter in process {} has no GIL yet", pid));
     case MEMTAP_START_BAD_ARGS:
         throw Error(ExitCode::Failure, "the agent rejected its start arguments (memtap build mismatch)");
     case MEMTAP_START_SOCKET_FAILED:
         throw Error(ExitCode::Failure,
-                    fmt::format("the agent could not create its socket {} in process {}", agentSocketPath(pid), pid),
+                    fmt::format("the agent could not create its socket {} in process {}",
+                                agentSocketPath(pid), pid),
                     "check that /tmp exists and is writable for the target's user");
     default:
         throw Error(ExitCode::Failure, fmt::format("the agent failed to start (status {})", status));
@@ -246,51 +251,59 @@ startAgentOnThread(HijackedThread& hijacked, pid_t pid, const attach::RemoteMemo
                                  static_cast<uint64_t>(-1), 0});
     checkSyscallResult(scratchResult, "mmap");
     RemotePtr scratch(static_cast<uint64_t>(scratchResult));
-    RemoteUndo unmapScratch([&] { hijacked.syscallOrThrow(*syscallInsn, SYS_munmap, {scratch.value(), kScratchBytes}); });
+    RemoteUndo unmapScratch([&] {
+        hijacked.syscallOrThrow(*syscallInsn, SYS_munmap, {scratch.value(), kScratchBytes});
+    });
 
     auto agentBase = findLoadedAgent(pid, image.memfdName);
     bool reused = agentBase.has_value();
     std::optional<RemoteUndo> closeMemfd;
     if (!agentBase) {
         memory.writeOrThrow(scratch, image.memfdName.c_str(), image.memfdName.size() + 1);
-        int64_t memfd = hijacked.syscallOrThrow(*syscallInsn, SYS_memfd_create, {scratch.value(), MFD_CLOEXEC});
+        int64_t memfd =
+            hijacked.syscallOrThrow(*syscallInsn, SYS_memfd_create, {scratch.value(), MFD_CLOEXEC});
         checkSyscallResult(memfd, "memfd_create");
         closeMemfd.emplace([&hijacked, syscallInsn, memfd] {
             hijacked.syscallOrThrow(*syscallInsn, SYS_close, {static_cast<uint64_t>(memfd)});
         });
         {
             // The memfd belongs to the target; we fill it through its /proc entry.
-            UniqueFd out(::open(fmt::format("/proc/{}/fd/{}", pid, memfd).c_str(), O_WRONLY | O_CLOEXEC));
+            UniqueFd out(
+                ::open(fmt::format("/proc/{}/fd/{}", pid, memfd).c_str(), O_WRONLY | O_CLOEXEC));
             if (!out) {
                 throw Error(ExitCode::Failure, describeErrno("opening the target's memfd", errno));
             }
             auto bytes = agentImage();
             if (::write(out.get(), bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size())) {
-                throw Error(ExitCode::Failure, describeErrno("writing the agent into the target's memfd", errno));
+                throw Error(ExitCode::Failure,
+                            describeErrno("writing the agent into the target's memfd", errno));
             }
         }
         std::string path = fmt::format("/proc/self/fd/{}", memfd);
         memory.writeOrThrow(scratch + kPathOffset, path.c_str(), path.size() + 1);
-        uint64_t handle = hijacked.callOrThrow(modules.resolveOrThrow(*libc, "dlopen"),
-                                               {(scratch + kPathOffset).value(), RTLD_NOW}, options.timeout,
-                                               "dlopen");
+        uint64_t handle =
+            hijacked.callOrThrow(modules.resolveOrThrow(*libc, "dlopen"),
+                                 {(scratch + kPathOffset).value(), RTLD_NOW}, options.timeout, "dlopen");
         if (handle == 0) {
             uint64_t message = hijacked.callOrThrow(modules.resolveOrThrow(*libc, "dlerror"), {},
                                                     milliseconds(2000), "dlerror");
-            std::string reason = message ? memory.readCStringOrThrow(RemotePtr(message), 512) : "unknown";
-            throw Error(ExitCode::Failure, fmt::format("process {} could not load the agent: {}", pid, reason));
+            std::string reason =
+                message ? memory.readCStringOrThrow(RemotePtr(message), 512) : "unknown";
+            throw Error(ExitCode::Failure,
+                        fmt::format("process {} could not load the agent: {}", pid, reason));
         }
         agentBase = findLoadedAgent(pid, image.memfdName);
         if (!agentBase) {
-            throw Error(ExitCode::Failure, "the agent was loaded but its mapping is not in /proc/PID/maps");
+            throw Error(ExitCode::Failure,
+                        "the agent was loaded but its mapping is not in /proc/PID/maps");
         }
     }
 
     auto args = makeStartArgs(pid, options, python);
     memory.writeOrThrow(scratch + kArgsOffset, &args, sizeof(args));
     auto status = static_cast<int>(hijacked.callOrThrow(*agentBase + image.entryOffset,
-                                                        {(scratch + kArgsOffset).value()}, options.timeout,
-                                                        MEMTAP_AGENT_ENTRY));
+                                                        {(scratch + kArgsOffset).value()},
+                                                        options.timeout, MEMTAP_AGENT_ENTRY));
     throwForStartStatus(status, pid);
     return reused;
 }
@@ -321,15 +334,19 @@ attachOrThrow(pid_t pid, const AttachOptions& options) {
     {
         DeferTerminationSignals defer;
         std::unique_ptr<attach::TracedThread> borrowed;
-        while (!(borrowed = borrowSafeThread(pid, unwinder, memory, result.longestThreadStop, lastReason))) {
+        while (!(borrowed =
+                     borrowSafeThread(pid, unwinder, memory, result.longestThreadStop, lastReason))) {
             if (Clock::now() >= deadline) {
-                throw Error(ExitCode::Timeout,
-                            fmt::format("no thread of process {} reached a safe point within {} ms (last: {})",
-                                        pid, options.timeout.count(), lastReason),
-                            "retry, or give a longer --timeout; see the safe-point rule in src/inject/safe_point.h");
+                throw Error(
+                    ExitCode::Timeout,
+                    fmt::format("no thread of process {} reached a safe point within {} ms (last: {})",
+                                pid, options.timeout.count(), lastReason),
+                    "retry, or give a longer --timeout; see the safe-point rule in "
+                    "src/inject/safe_point.h");
             }
             if (options.progress && Clock::now() >= nextNote) {
-                options.progress(fmt::format("waiting for a safe point in process {} ({})", pid, lastReason));
+                options.progress(
+                    fmt::format("waiting for a safe point in process {} ({})", pid, lastReason));
                 nextNote = Clock::now() + milliseconds(2000);
             }
             std::this_thread::sleep_for(milliseconds(2));
@@ -346,7 +363,8 @@ attachOrThrow(pid_t pid, const AttachOptions& options) {
     auto nextNote2 = Clock::now() + milliseconds(1000);
     for (;;) {
         if (auto client = ControlClient::tryConnect(pid)) {
-            auto left = std::max(milliseconds(100), std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
+            auto left = std::max(milliseconds(100),
+                                 std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
             client->requestOrThrow("status", left);
             break;
         }
@@ -388,7 +406,8 @@ detachOrThrow(pid_t pid, std::chrono::milliseconds timeout) {
             return;
         }
         if (Clock::now() >= deadline) {
-            throw Error(ExitCode::Timeout, fmt::format("the agent thread of process {} did not end", pid));
+            throw Error(ExitCode::Timeout,
+                        fmt::format("the agent thread of process {} did not end", pid));
         }
         std::this_thread::sleep_for(milliseconds(1));
     }

@@ -58,7 +58,8 @@ planSyscall(const user_regs_struct& interrupted, RemotePtr syscallInsn, long num
 }
 
 HijackedThread::HijackedThread(attach::TracedThread thread, const attach::RemoteMemory& memory)
-    : thread_(std::move(thread)), memory_(memory), saved_(attach::fetchRegistersOrThrow(thread_.tid())) {}
+    : thread_(std::move(thread)), memory_(memory), saved_(attach::fetchRegistersOrThrow(thread_.tid())) {
+}
 
 HijackedThread::~HijackedThread() {
     restore();
@@ -90,23 +91,27 @@ HijackedThread::callOrThrow(RemotePtr function, std::initializer_list<uint64_t> 
     attach::Stop stop = thread_.resumeAndWaitOrThrow(false, SIGSEGV, timeout);
     user_regs_struct after = attach::fetchGeneralRegistersOrThrow(thread_.tid());
     if (stop.kind != attach::Stop::Kind::Signal || after.rip != kReturnSentinel.value()) {
-        throw Error(ExitCode::Failure,
-                    fmt::format("remote call to {} in thread {} faulted at {:#x}; the thread was restored",
-                                what, thread_.tid(), after.rip));
+        throw Error(
+            ExitCode::Failure,
+            fmt::format("remote call to {} in thread {} faulted at {:#x}; the thread was restored", what,
+                        thread_.tid(), after.rip));
     }
     spdlog::debug("remote {}() = {:#x}", what, after.rax);
     return after.rax;
 }
 
 int64_t
-HijackedThread::syscallOrThrow(RemotePtr syscallInsn, long number, std::initializer_list<uint64_t> args) {
-    attach::storeGeneralRegistersOrThrow(thread_.tid(), planSyscall(saved_.general, syscallInsn, number, args));
+HijackedThread::syscallOrThrow(RemotePtr syscallInsn, long number,
+                               std::initializer_list<uint64_t> args) {
+    attach::storeGeneralRegistersOrThrow(thread_.tid(),
+                                         planSyscall(saved_.general, syscallInsn, number, args));
     restored_ = false;
     attach::Stop stop = thread_.resumeAndWaitOrThrow(true, SIGTRAP, std::chrono::milliseconds(5000));
     user_regs_struct after = attach::fetchGeneralRegistersOrThrow(thread_.tid());
     if (stop.kind != attach::Stop::Kind::Signal || after.rip != syscallInsn.value() + 2) {
-        throw Error(ExitCode::Failure, fmt::format("remote syscall {} in thread {} did not complete (rip {:#x})",
-                                                   number, thread_.tid(), after.rip));
+        throw Error(ExitCode::Failure,
+                    fmt::format("remote syscall {} in thread {} did not complete (rip {:#x})", number,
+                                thread_.tid(), after.rip));
     }
     spdlog::debug("remote syscall {} = {}", number, static_cast<int64_t>(after.rax));
     return static_cast<int64_t>(after.rax);

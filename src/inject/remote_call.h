@@ -39,7 +39,8 @@ struct CallPlan {
     user_regs_struct regs;
     RemotePtr returnAddressSlot; // == regs.rsp
 };
-CallPlan planCall(const user_regs_struct& interrupted, RemotePtr function, std::initializer_list<uint64_t> args);
+CallPlan planCall(const user_regs_struct& interrupted, RemotePtr function,
+                  std::initializer_list<uint64_t> args);
 user_regs_struct planSyscall(const user_regs_struct& interrupted, RemotePtr syscallInsn, long number,
                              std::initializer_list<uint64_t> args);
 

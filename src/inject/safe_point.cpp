@@ -15,11 +15,31 @@ namespace {
 // Plain blocking syscalls (x86-64 numbers from <sys/syscall.h>): they hold
 // no user-space lock and restart cleanly after an interrupt stop.
 constexpr std::array kBlockingSyscalls = {
-    SYS_read,       SYS_pread64,     SYS_readv,        SYS_preadv,     SYS_recvfrom,
-    SYS_recvmsg,    SYS_select,      SYS_pselect6,     SYS_poll,       SYS_ppoll,
-    SYS_epoll_wait, SYS_epoll_pwait, SYS_accept,       SYS_accept4,    SYS_nanosleep,
-    SYS_clock_nanosleep, SYS_wait4,  SYS_waitid,       SYS_pause,      SYS_rt_sigtimedwait,
-    SYS_write,      SYS_sendto,      SYS_sendmsg,      SYS_connect,    441 /* epoll_pwait2 */,
+    SYS_read,
+    SYS_pread64,
+    SYS_readv,
+    SYS_preadv,
+    SYS_recvfrom,
+    SYS_recvmsg,
+    SYS_select,
+    SYS_pselect6,
+    SYS_poll,
+    SYS_ppoll,
+    SYS_epoll_wait,
+    SYS_epoll_pwait,
+    SYS_accept,
+    SYS_accept4,
+    SYS_nanosleep,
+    SYS_clock_nanosleep,
+    SYS_wait4,
+    SYS_waitid,
+    SYS_pause,
+    SYS_rt_sigtimedwait,
+    SYS_write,
+    SYS_sendto,
+    SYS_sendmsg,
+    SYS_connect,
+    441 /* epoll_pwait2 */,
 };
 
 // libc / ld.so frames allowed on a borrowed thread's stack, as normalized
@@ -27,28 +47,36 @@ constexpr std::array kBlockingSyscalls = {
 // thread starts from (_start -> __libc_start_main for the main thread,
 // clone3 -> start_thread for the others).
 constexpr auto kAllowedLibcFrames = std::to_array<std::string_view>({
-    "read",         "pread64",    "pread",       "readv",      "preadv",       "recv",
-    "recvfrom",     "recvmsg",    "select",      "pselect",    "pselect6",     "poll",
-    "ppoll",        "epoll_wait", "epoll_pwait", "epoll_pwait2", "accept",     "accept4",
-    "nanosleep",    "clock_nanosleep", "sleep",  "usleep",     "wait4",        "waitpid",
-    "waitid",       "pause",      "sigtimedwait", "write",     "send",         "sendto",
-    "sendmsg",      "connect",    "syscall",     "start_thread", "clone3",     "clone",
-    "start_main",   "start_call_main", "start",
+    "read",       "pread64",         "pread",        "readv",        "preadv",   "recv",
+    "recvfrom",   "recvmsg",         "select",       "pselect",      "pselect6", "poll",
+    "ppoll",      "epoll_wait",      "epoll_pwait",  "epoll_pwait2", "accept",   "accept4",
+    "nanosleep",  "clock_nanosleep", "sleep",        "usleep",       "wait4",    "waitpid",
+    "waitid",     "pause",           "sigtimedwait", "write",        "send",     "sendto",
+    "sendmsg",    "connect",         "syscall",      "start_thread", "clone3",   "clone",
+    "start_main", "start_call_main", "start",
 });
 
 // Prefixes (after normalization) that mark allocator or loader code anywhere.
 constexpr auto kForbiddenPrefixes = std::to_array<std::string_view>({
-    "malloc",  "free",     "calloc",     "realloc",       "memalign",       "posix_memalign",
-    "aligned_alloc", "valloc", "pvalloc", "int_malloc",   "int_free",       "int_realloc",
-    "tcache",  "dl",       "PyMem_",     "PyObject_Malloc", "PyObject_Calloc", "PyObject_Realloc",
-    "PyObject_Free", "PyMem", "pymalloc", "fork",
+    "malloc",          "free",
+    "calloc",          "realloc",
+    "memalign",        "posix_memalign",
+    "aligned_alloc",   "valloc",
+    "pvalloc",         "int_malloc",
+    "int_free",        "int_realloc",
+    "tcache",          "dl",
+    "PyMem_",          "PyObject_Malloc",
+    "PyObject_Calloc", "PyObject_Realloc",
+    "PyObject_Free",   "PyMem",
+    "pymalloc",        "fork",
 });
 
 bool
 isLibcOrLoader(const std::string& module) {
     auto base = module.substr(module.rfind('/') + 1);
-    return base.rfind("libc.so", 0) == 0 || base.rfind("libc-", 0) == 0 || base.rfind("ld-linux", 0) == 0 ||
-           base.rfind("libpthread", 0) == 0 || base.rfind("libdl", 0) == 0;
+    return base.rfind("libc.so", 0) == 0 || base.rfind("libc-", 0) == 0 ||
+           base.rfind("ld-linux", 0) == 0 || base.rfind("libpthread", 0) == 0 ||
+           base.rfind("libdl", 0) == 0;
 }
 
 } // namespace
@@ -79,7 +107,8 @@ normalizeLibcName(std::string_view name) {
 
 bool
 isPlainBlockingSyscall(long number) {
-    return std::find(kBlockingSyscalls.begin(), kBlockingSyscalls.end(), number) != kBlockingSyscalls.end();
+    return std::find(kBlockingSyscalls.begin(), kBlockingSyscalls.end(), number) !=
+           kBlockingSyscalls.end();
 }
 
 SafePointVerdict

@@ -42,8 +42,8 @@ void
 attachDetachAndVerify(TargetProcess& target, const std::map<std::string, std::string>& ready) {
     auto result = memtap::inject::attachOrThrow(target.pid(), options());
     CHECK_FALSE(result.alreadyAttached);
-    INFO("attach took " << result.latency.count() << " us, longest stop " << result.longestThreadStop.count()
-                        << " us");
+    INFO("attach took " << result.latency.count() << " us, longest stop "
+                        << result.longestThreadStop.count() << " us");
 
     auto status = memtap::cli::readTargetStatusOrThrow(target.pid());
     REQUIRE(status.attached);
@@ -70,7 +70,8 @@ attachDetachAndVerify(TargetProcess& target, const std::map<std::string, std::st
 } // namespace
 
 TEST_CASE("attach and detach leave the target as it was, in every parked state", "[attach]") {
-    for (const char* mode : {"sleep", "read", "select", "accept", "lockwait", "busy_c", "allocating", "spin"}) {
+    for (const char* mode :
+         {"sleep", "read", "select", "accept", "lockwait", "busy_c", "allocating", "spin"}) {
         DYNAMIC_SECTION("mode " << mode) {
             TargetProcess target(targetArgv(mode));
             auto ready = memtap::testing::parseFacts(target.waitForLine("ready ", 20s));
@@ -110,7 +111,8 @@ TEST_CASE("a target whose threads all wait in futex times out and is left alone"
     TargetProcess target(targetArgv("futexonly"));
     auto ready = memtap::testing::parseFacts(target.waitForLine("ready ", 20s));
     // "ready" is printed just before the futex wait: wait until it is in it (futex = 202).
-    for (int i = 0; i < 500 && memtap::attach::readThreadSyscall(target.pid(), target.pid()).number != 202; ++i) {
+    for (int i = 0;
+         i < 500 && memtap::attach::readThreadSyscall(target.pid(), target.pid()).number != 202; ++i) {
         std::this_thread::sleep_for(10ms);
     }
     REQUIRE(memtap::attach::readThreadSyscall(target.pid(), target.pid()).number == 202);

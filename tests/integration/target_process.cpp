@@ -65,16 +65,19 @@ TargetProcess::waitForLine(const std::string& prefix, std::chrono::milliseconds 
                 return line;
             }
         }
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
-            throw std::runtime_error("target " + std::to_string(pid_) + " did not print '" + prefix + "' in time");
+            throw std::runtime_error("target " + std::to_string(pid_) + " did not print '" + prefix +
+                                     "' in time");
         }
         pollfd pfd{out_, POLLIN, 0};
         if (::poll(&pfd, 1, static_cast<int>(left.count())) > 0) {
             char chunk[4096];
             ssize_t n = ::read(out_, chunk, sizeof(chunk));
             if (n <= 0) {
-                throw std::runtime_error("target " + std::to_string(pid_) + " closed its output (exited?)");
+                throw std::runtime_error("target " + std::to_string(pid_) +
+                                         " closed its output (exited?)");
             }
             buffer_.append(chunk, static_cast<size_t>(n));
         }
@@ -85,9 +88,7 @@ std::map<std::string, std::string>
 TargetProcess::check(std::chrono::milliseconds timeout) {
     std::string nonce = std::to_string(++checks_);
     std::string path = "/tmp/memtap-check-" + std::to_string(pid_);
-    {
-        std::ofstream(path) << nonce << "\n";
-    }
+    { std::ofstream(path) << nonce << "\n"; }
     auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
         // To the main thread: Python runs handlers there, and a process-directed
@@ -97,8 +98,10 @@ TargetProcess::check(std::chrono::milliseconds timeout) {
         auto retryAt = std::min(deadline, std::chrono::steady_clock::now() + std::chrono::seconds(2));
         try {
             for (;;) {
-                auto left = std::chrono::duration_cast<std::chrono::milliseconds>(retryAt - std::chrono::steady_clock::now());
-                auto facts = parseFacts(waitForLine("check ", std::max(left, std::chrono::milliseconds(1))));
+                auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    retryAt - std::chrono::steady_clock::now());
+                auto facts =
+                    parseFacts(waitForLine("check ", std::max(left, std::chrono::milliseconds(1))));
                 if (facts["nonce"] == nonce) {
                     std::remove(path.c_str());
                     return facts;

@@ -23,7 +23,8 @@ public:
     // Next line that starts with `prefix`; throws std::runtime_error on timeout or EOF.
     std::string waitForLine(const std::string& prefix, std::chrono::milliseconds timeout);
     // Sends SIGUSR1 and returns the facts of the "check" line.
-    std::map<std::string, std::string> check(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+    std::map<std::string, std::string>
+    check(std::chrono::milliseconds timeout = std::chrono::seconds(10));
     bool running() const;
 
 private:
@@ -36,8 +37,8 @@ private:
 std::map<std::string, std::string> parseFacts(const std::string& line);
 
 // Paths the tests need, from the environment ctest sets (see CMakeLists.txt).
-std::string testPython();        // MEMTAP_TEST_PYTHON
+std::string testPython();         // MEMTAP_TEST_PYTHON
 std::string parkedTargetScript(); // tests/targets/parked_target.py
-bool ptraceIsPermitted();        // false -> the test binary exits 77
+bool ptraceIsPermitted();         // false -> the test binary exits 77
 
 } // namespace memtap::testing

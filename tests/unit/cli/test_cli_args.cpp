@@ -88,11 +88,12 @@ TEST_CASE("status key-value payloads and JSON", "[status]") {
     status.python = "3.11.7";
     status.rssBytes = 4096;
     status.agent = kv;
-    CHECK(renderStatusJson(status) ==
-          "{\"attached\":true,\"pid\":7,\"python\":\"3.11.7\",\"allocations_seen\":12,\"mode\":\"sampled\","
-          "\"rss_bytes\":4096}\n");
+    CHECK(renderStatusJson(status) == "{\"attached\":true,\"pid\":7,\"python\":\"3.11.7\",\"allocations_"
+                                      "seen\":12,\"mode\":\"sampled\","
+                                      "\"rss_bytes\":4096}\n");
     TargetStatus idle;
     idle.pid = 8;
     idle.python = "3.6.15";
-    CHECK(renderStatusJson(idle) == "{\"attached\":false,\"pid\":8,\"python\":\"3.6.15\",\"rss_bytes\":0}\n");
+    CHECK(renderStatusJson(idle) ==
+          "{\"attached\":false,\"pid\":8,\"python\":\"3.6.15\",\"rss_bytes\":0}\n");
 }

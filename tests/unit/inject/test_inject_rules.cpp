@@ -63,8 +63,9 @@ TEST_CASE("a thread blocked in read with a clean stack is a safe point", "[safep
 }
 
 TEST_CASE("a thread in a futex wait is never borrowed", "[safepoint]") {
-    auto verdict = judgeSafePoint(inSyscall(SYS_futex), kSyscallTail,
-                                  stack({{"__futex_abstimed_wait_common", kLibc}, {"start_thread", kLibc}}));
+    auto verdict =
+        judgeSafePoint(inSyscall(SYS_futex), kSyscallTail,
+                       stack({{"__futex_abstimed_wait_common", kLibc}, {"start_thread", kLibc}}));
     CHECK_FALSE(verdict.safe);
     CHECK(verdict.reason.find("syscall 202") != std::string::npos);
     CHECK_FALSE(memtap::inject::isPlainBlockingSyscall(SYS_futex));
@@ -80,22 +81,25 @@ TEST_CASE("the instruction before rip must be `syscall`", "[safepoint]") {
 }
 
 TEST_CASE("allocator and loader frames anywhere on the stack are unsafe", "[safepoint]") {
-    for (const char* bad : {"malloc", "__libc_malloc", "_int_free", "free", "realloc", "dlopen",
-                            "_dl_open", "__GI___libc_free", "PyObject_Malloc", "_PyObject_Malloc", "PyMem_RawMalloc"}) {
+    for (const char* bad :
+         {"malloc", "__libc_malloc", "_int_free", "free", "realloc", "dlopen", "_dl_open",
+          "__GI___libc_free", "PyObject_Malloc", "_PyObject_Malloc", "PyMem_RawMalloc"}) {
         DYNAMIC_SECTION(bad) {
-            auto verdict = judgeSafePoint(inUserMode(), {},
-                                          stack({{bad, kLibc}, {"_PyEval_EvalFrameDefault", kPython},
-                                                 {"start_thread", kLibc}}));
+            auto verdict = judgeSafePoint(
+                inUserMode(), {},
+                stack({{bad, kLibc}, {"_PyEval_EvalFrameDefault", kPython}, {"start_thread", kLibc}}));
             CHECK_FALSE(verdict.safe);
         }
     }
 }
 
 TEST_CASE("an unknown libc function is unsafe; Python code in user mode is safe", "[safepoint]") {
-    CHECK_FALSE(judgeSafePoint(inUserMode(), {}, stack({{"memcpy", kLibc}, {"start_thread", kLibc}})).safe);
+    CHECK_FALSE(
+        judgeSafePoint(inUserMode(), {}, stack({{"memcpy", kLibc}, {"start_thread", kLibc}})).safe);
     CHECK_FALSE(judgeSafePoint(inUserMode(), {}, stack({{"", kLibc}, {"start_thread", kLibc}})).safe);
     CHECK(judgeSafePoint(inUserMode(), {},
-                         stack({{"_PyEval_EvalFrameDefault", kPython}, {"PyEval_EvalCode", kPython},
+                         stack({{"_PyEval_EvalFrameDefault", kPython},
+                                {"PyEval_EvalCode", kPython},
                                 {"__libc_start_call_main", kLibc}}))
               .safe);
 }
@@ -143,11 +147,12 @@ TEST_CASE("the remote call follows the x86-64 System V ABI", "[abi]") {
             interrupted.orig_rax = SYS_read;
             interrupted.eflags = 0x246 | (1u << 10); // DF set by the interrupted code
             interrupted.r15 = 42;
-            auto plan = memtap::inject::planCall(interrupted, RemotePtr(0x7f0000001000), {1, 2, 3, 4, 5, 6});
+            auto plan =
+                memtap::inject::planCall(interrupted, RemotePtr(0x7f0000001000), {1, 2, 3, 4, 5, 6});
             CHECK(plan.regs.rsp == plan.returnAddressSlot.value());
-            CHECK(plan.regs.rsp % 16 == 8);                    // as after a `call`
-            CHECK(plan.regs.rsp + 8 <= rsp - 128);             // red zone untouched
-            CHECK(rsp - 128 - (plan.regs.rsp + 8) < 16);       // and no more than alignment skipped
+            CHECK(plan.regs.rsp % 16 == 8);              // as after a `call`
+            CHECK(plan.regs.rsp + 8 <= rsp - 128);       // red zone untouched
+            CHECK(rsp - 128 - (plan.regs.rsp + 8) < 16); // and no more than alignment skipped
             CHECK(plan.regs.rip == 0x7f0000001000);
             CHECK(plan.regs.orig_rax == static_cast<unsigned long long>(-1)); // no syscall restart
             CHECK(plan.regs.rax == 0);
@@ -167,7 +172,8 @@ TEST_CASE("the remote call follows the x86-64 System V ABI", "[abi]") {
 TEST_CASE("a remote syscall puts its arguments where the kernel reads them", "[abi]") {
     user_regs_struct interrupted{};
     interrupted.rcx = 99;
-    auto regs = memtap::inject::planSyscall(interrupted, RemotePtr(0x7f00000020aa), SYS_mmap, {1, 2, 3, 4, 5, 6});
+    auto regs = memtap::inject::planSyscall(interrupted, RemotePtr(0x7f00000020aa), SYS_mmap,
+                                            {1, 2, 3, 4, 5, 6});
     CHECK(regs.rax == SYS_mmap);
     CHECK(regs.rip == 0x7f00000020aa);
     CHECK(regs.rdi == 1);
