@@ -27,13 +27,12 @@ ControlClient::tryConnect(pid_t pid) {
         throw Error(ExitCode::Failure, fmt::format("socket path too long: {}", path));
     }
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) {
         throw Error(ExitCode::Failure, describeErrno("socket", errno));
     }
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
         int err = errno;
-        ::close(fd);
         if (err == EACCES || err == EPERM) {
             throw Error(
                 ExitCode::PermissionDenied,
@@ -42,23 +41,14 @@ ControlClient::tryConnect(pid_t pid) {
         }
         return std::nullopt; // ENOENT, ECONNREFUSED: nobody listening
     }
-    return ControlClient(fd, pid);
-}
-
-ControlClient::ControlClient(ControlClient&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), pid_(other.pid_) {}
-
-ControlClient::~ControlClient() {
-    if (fd_ >= 0) {
-        ::close(fd_);
-    }
+    return ControlClient(std::move(fd), pid);
 }
 
 std::string
 ControlClient::requestOrThrow(const std::string& command, std::chrono::milliseconds timeout) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     std::string line = command + "\n";
-    if (::send(fd_, line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size())) {
+    if (::send(fd_.get(), line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size())) {
         throw Error(ExitCode::Failure, describeErrno("sending to the agent", errno));
     }
     std::string data;
@@ -91,7 +81,7 @@ ControlClient::requestOrThrow(const std::string& command, std::chrono::milliseco
                         fmt::format("the agent in process {} did not answer '{}' within {} ms", pid_,
                                     command, timeout.count()));
         }
-        pollfd pfd{fd_, POLLIN, 0};
+        pollfd pfd{fd_.get(), POLLIN, 0};
         int ready = ::poll(&pfd, 1, static_cast<int>(std::min<long>(left.count(), 250)));
         if (ready < 0 && errno != EINTR) {
             throw Error(ExitCode::Failure, describeErrno("poll", errno));
@@ -99,7 +89,7 @@ ControlClient::requestOrThrow(const std::string& command, std::chrono::milliseco
         if (ready <= 0) {
             continue;
         }
-        ssize_t n = ::recv(fd_, buffer, sizeof(buffer), 0);
+        ssize_t n = ::recv(fd_.get(), buffer, sizeof(buffer), 0);
         if (n < 0 && errno == EINTR) {
             continue;
         }

@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 
+#include "base/unique_fd.h"
+
 namespace memtap::inject {
 
 // Path of the socket inside the target's mount namespace.
@@ -22,12 +24,9 @@ public:
     // becomes Error(Failure, "agent: <message>"). Waits at most `timeout`.
     std::string requestOrThrow(const std::string& command, std::chrono::milliseconds timeout);
 
-    ControlClient(ControlClient&&) noexcept;
-    ~ControlClient();
-
 private:
-    explicit ControlClient(int fd, pid_t pid) : fd_(fd), pid_(pid) {}
-    int fd_;
+    ControlClient(UniqueFd fd, pid_t pid) : fd_(std::move(fd)), pid_(pid) {}
+    UniqueFd fd_;
     pid_t pid_;
 };
 
