@@ -85,7 +85,7 @@ runDiff(const ParsedArgs& args) {
         out = report::renderDiffJson(stats, pid, oldName, newName, by, newer.mode, top, context) + "\n";
     } else {
         out =
-            fmt::format("process {}: rss {}, malloc holds {} free (not returned to the OS)\n", pid,
+            fmt::format("process {}: rss {}, {} free inside glibc malloc's heap\n", pid,
                         report::formatSize(static_cast<double>(status.rssBytes), false),
                         report::formatSize(static_cast<double>(agentValue("malloc_free_bytes")), false));
         SourceLines sources(pid);

@@ -115,8 +115,9 @@ renderStatusText(const TargetStatus& status) {
         text += fmt::format("allocations seen: {}\n", get("allocations_seen"));
         text += fmt::format("traced:           {}{} in {} blocks\n", bytes("traced_bytes"),
                             sampled ? " (estimate)" : "", get("traced_count"));
-        text += fmt::format("malloc free:      {} (held by glibc malloc, not returned to the OS)\n",
-                            bytes("malloc_free_bytes"));
+        text += fmt::format(
+            "malloc free:      {} (free inside glibc malloc's heap; counts in RSS until trimmed)\n",
+            bytes("malloc_free_bytes"));
     }
     text += fmt::format("rss:              {}\n",
                         report::formatSize(static_cast<double>(status.rssBytes), false));
