@@ -1,0 +1,65 @@
+// The pure parts of `memtap watch`: key decoding and the snapshot model.
+#include <catch2/catch.hpp>
+
+#include "cli/terminal.h"
+#include "cli/watch_loop.h"
+
+using namespace memtap;
+using cli::KeyKind;
+
+namespace {
+
+report::Snapshot
+snapshotWith(std::initializer_list<std::pair<int, int64_t>> lineSizes) {
+    report::Snapshot s;
+    s.mode = "exact";
+    for (auto [line, size] : lineSizes) {
+        report::Trace t;
+        t.frames = {report::Frame{"/app/leak.py", line, "f"}};
+        t.size = size;
+        t.count = size / 100;
+        s.traces.push_back(t);
+        s.tracedBytes += size;
+        s.tracedCount += t.count;
+    }
+    return s;
+}
+
+} // namespace
+
+TEST_CASE("keys: letters, arrows in both encodings, Enter and a lone Escape", "[watch]") {
+    auto keys = cli::decodeKeys("q\x1b[A\x1bOB\r\n\x1b");
+    REQUIRE(keys.size() == 6);
+    CHECK((keys[0].kind == KeyKind::Char && keys[0].ch == 'q'));
+    CHECK(keys[1].kind == KeyKind::Up);
+    CHECK(keys[2].kind == KeyKind::Down);
+    CHECK(keys[3].kind == KeyKind::Enter);
+    CHECK(keys[4].kind == KeyKind::Enter);
+    CHECK(keys[5].kind == KeyKind::Escape);
+}
+
+TEST_CASE("keys: an unknown escape sequence is dropped whole", "[watch]") {
+    // F5 is ESC [ 1 5 ~ : its tail must not become the commands '1', '5', '~'.
+    auto keys = cli::decodeKeys("\x1b[15~s");
+    REQUIRE(keys.size() == 1);
+    CHECK(keys[0].ch == 's');
+}
+
+TEST_CASE("the model tracks growth since the baseline and per interval", "[watch]") {
+    cli::WatchModel model(snapshotWith({{10, 1000}, {20, 5000}}), report::GroupBy::Lineno);
+    model.addSnapshot(snapshotWith({{10, 4000}, {20, 5000}}));
+    model.addSnapshot(snapshotWith({{10, 9000}, {20, 4000}}));
+
+    const auto& since = model.sinceBaseline();
+    REQUIRE(!since.empty());
+    CHECK(since[0].key[0].line == 10);
+    CHECK(since[0].sizeDiff == 8000);
+    CHECK(model.historyOf(since[0].key) == std::vector<int64_t>{3000, 5000});
+
+    model.resetBaseline();
+    CHECK(model.sinceBaseline().empty() || model.sinceBaseline()[0].sizeDiff == 0);
+    CHECK(model.historyOf(since[0].key) == std::vector<int64_t>{3000, 5000}); // history survives
+
+    model.setGroupBy(report::GroupBy::Filename);
+    CHECK(model.groupBy() == report::GroupBy::Filename);
+}
