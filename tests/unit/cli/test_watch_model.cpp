@@ -57,7 +57,7 @@ TEST_CASE("the model tracks growth since the baseline and per interval", "[watch
     CHECK(model.historyOf(since[0].key) == std::vector<int64_t>{3000, 5000});
 
     model.resetBaseline();
-    CHECK(model.sinceBaseline().empty() || model.sinceBaseline()[0].sizeDiff == 0);
+    CHECK((model.sinceBaseline().empty() || model.sinceBaseline()[0].sizeDiff == 0));
     CHECK(model.historyOf(since[0].key) == std::vector<int64_t>{3000, 5000}); // history survives
 
     model.setGroupBy(report::GroupBy::Filename);
