@@ -22,12 +22,17 @@ namespace {
 constexpr uint32_t kSeenBatch = 64;
 constexpr size_t kInitialAddresses = 1 << 16;
 
-// The free-side filter: one byte per slot, indexed by an address hash, holds
-// how many traced allocations hash there (saturating at 255, then never
-// decremented). A zero slot proves the block is not traced, so the common
-// free skips the lock and the table. Written under the lock, read without it.
-constexpr unsigned kFilterBits = 20;
+// The free-side filter, per slot of an address hash: a count of traced
+// allocations that hash there (saturating at 255, then never decremented),
+// read and written under the lock, and a bitmap whose bit is set while that
+// count is non-zero, written under the lock and read without it. A clear bit
+// proves the block is not traced, so the common free skips the lock and the
+// table. Every free reads the bitmap, so it is kept small (64 KiB, in cache);
+// the counts are touched only by traced allocations.
+constexpr unsigned kFilterBits = 19;
 constexpr size_t kFilterSlots = size_t{1} << kFilterBits;
+constexpr size_t kFilterBitmapBytes = kFilterSlots / 8;
+constexpr size_t kFilterBytes = kFilterSlots + kFilterBitmapBytes;
 
 // Static objects here must have no destructor that runs at exit: other
 // threads of the target may still be inside a hook while the process exits.
@@ -49,7 +54,7 @@ constinit bool g_capture = false;
 constinit int g_frames = 1;
 constinit NoDestroy<Traces> g_traces;
 constinit NoDestroy<AddressTable> g_addresses;
-constinit uint8_t* g_filter = nullptr; // mapped once, kept across attaches
+constinit uint8_t* g_filter = nullptr; // counts then bitmap; mapped once, kept across attaches
 constinit int64_t g_tracedBytes = 0;
 constinit int64_t g_tracedCountFp = 0;
 
@@ -61,14 +66,48 @@ countCall(ThreadState& t) {
     }
 }
 
-inline uint8_t*
+inline size_t
 filterSlot(const void* ptr) {
-    return &g_filter[mix64(reinterpret_cast<uintptr_t>(ptr)) >> (64 - kFilterBits)];
+    return mix64(reinterpret_cast<uintptr_t>(ptr)) >> (64 - kFilterBits);
+}
+
+inline uint64_t*
+filterWord(size_t slot) {
+    return reinterpret_cast<uint64_t*>(g_filter + kFilterSlots) + slot / 64;
 }
 
 inline bool
 maybeTraced(const void* ptr) {
-    return __atomic_load_n(filterSlot(ptr), __ATOMIC_RELAXED) != 0;
+    size_t slot = filterSlot(ptr);
+    return (__atomic_load_n(filterWord(slot), __ATOMIC_RELAXED) >> (slot % 64)) & 1;
+}
+
+// Under g_lock.
+void
+filterAdd(const void* ptr) {
+    size_t slot = filterSlot(ptr);
+    uint8_t& count = g_filter[slot];
+    if (count == 255) {
+        return;
+    }
+    if (count++ == 0) {
+        uint64_t* word = filterWord(slot);
+        __atomic_store_n(word, *word | (uint64_t{1} << (slot % 64)), __ATOMIC_RELAXED);
+    }
+}
+
+// Under g_lock.
+void
+filterRemove(const void* ptr) {
+    size_t slot = filterSlot(ptr);
+    uint8_t& count = g_filter[slot];
+    if (count == 255 || count == 0) {
+        return;
+    }
+    if (--count == 0) {
+        uint64_t* word = filterWord(slot);
+        __atomic_store_n(word, *word & ~(uint64_t{1} << (slot % 64)), __ATOMIC_RELAXED);
+    }
 }
 
 Weight
@@ -95,11 +134,7 @@ forget(void* ptr) {
         return;
     }
     account(trace, size, -1);
-    uint8_t* slot = filterSlot(ptr);
-    uint8_t n = *slot;
-    if (n != 255) {
-        __atomic_store_n(slot, static_cast<uint8_t>(n - 1), __ATOMIC_RELAXED);
-    }
+    filterRemove(ptr);
 }
 
 void
@@ -114,11 +149,7 @@ remember(void* ptr, size_t size, const RawFrame* raw, int n) {
         return; // out of memory: this allocation goes untraced
     }
     account(trace, size, +1);
-    uint8_t* slot = filterSlot(ptr);
-    uint8_t count = *slot;
-    if (count != 255) {
-        __atomic_store_n(slot, static_cast<uint8_t>(count + 1), __ATOMIC_RELAXED);
-    }
+    filterAdd(ptr);
 }
 
 void
@@ -159,7 +190,7 @@ freeTables() {
     g_tracedCountFp = 0;
     if (g_filter != nullptr) {
         // Anonymous memory: MADV_DONTNEED gives back the pages, zero-filled.
-        madvise(g_filter, kFilterSlots, MADV_DONTNEED);
+        madvise(g_filter, kFilterBytes, MADV_DONTNEED);
     }
 }
 
@@ -174,7 +205,7 @@ engineStart(const EngineConfig& config) noexcept {
     g_capture = config.captureFrames;
     g_frames = static_cast<int>(config.frames);
     if (g_filter == nullptr) {
-        g_filter = static_cast<uint8_t*>(mapZeroed(kFilterSlots));
+        g_filter = static_cast<uint8_t*>(mapZeroed(kFilterBytes));
     }
     bool ok = g_filter != nullptr && g_traces.value.init() && g_addresses.value.init(kInitialAddresses);
     if (ok) {
