@@ -190,6 +190,23 @@ makeStartArgs(pid_t pid, const AttachOptions& options, const symbols::PythonTarg
     return args;
 }
 
+// dlopen's handle is the library's struct link_map (<link.h>: l_addr, then
+// l_name, a char* the loader allocated for exactly the path it was given).
+void
+renameLoadedLibrary(const attach::RemoteMemory& memory, RemotePtr linkMap, const std::string& loadedPath,
+                    const std::string& newName) {
+    auto namePointer = RemotePtr(memory.readOrThrow<uint64_t>(linkMap + 8));
+    if (namePointer.isNull() || newName.size() > loadedPath.size() ||
+        memory.readCStringOrThrow(namePointer, loadedPath.size() + 1) != loadedPath) {
+        spdlog::warn("could not rename the agent in the loader's list; debuggers may see {}",
+                     loadedPath);
+        return;
+    }
+    std::string padded = newName;
+    padded.resize(loadedPath.size() + 1, '\0');
+    memory.writeOrThrow(namePointer, padded.data(), padded.size());
+}
+
 void
 throwForStartStatus(int status, pid_t pid) {
     switch (status) {
@@ -279,7 +296,17 @@ startAgentOnThread(HijackedThread& hijacked, pid_t pid, const attach::RemoteMemo
                             describeErrno("writing the agent into the target's memfd", errno));
             }
         }
-        std::string path = fmt::format("/proc/self/fd/{}", memfd);
+        // The loader keeps the path it was given as the library's name
+        // (link_map.l_name), and debuggers read it from outside: gdb opens
+        // "/proc/self/fd/N" in its own process and hangs reading its own pipe.
+        // So the path is padded ("./" steps) to leave room, and once loaded
+        // the name is overwritten with what /proc/PID/maps shows for it.
+        std::string loadedName = fmt::format("/memfd:{} (deleted)", image.memfdName);
+        std::string path = "/proc/self/fd/";
+        while (path.size() + std::to_string(memfd).size() < loadedName.size()) {
+            path += "./";
+        }
+        path += std::to_string(memfd);
         memory.writeOrThrow(scratch + kPathOffset, path.c_str(), path.size() + 1);
         uint64_t handle =
             hijacked.callOrThrow(modules.resolveOrThrow(*libc, "dlopen"),
@@ -292,6 +319,7 @@ startAgentOnThread(HijackedThread& hijacked, pid_t pid, const attach::RemoteMemo
             throw Error(ExitCode::Failure,
                         fmt::format("process {} could not load the agent: {}", pid, reason));
         }
+        renameLoadedLibrary(memory, RemotePtr(handle), path, loadedName);
         agentBase = findLoadedAgent(pid, image.memfdName);
         if (!agentBase) {
             throw Error(ExitCode::Failure,
