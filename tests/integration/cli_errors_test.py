@@ -4,6 +4,7 @@ and the target is left exactly as it was. Runs the real memtap binary.
 Usage: cli_errors_test.py MEMTAP PYTHON3 PYTHON2_OR_EMPTY TARGETS_DIR
 """
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -112,6 +113,19 @@ try:
     run("diff", target.pid, "base", "now", expect=0, stdout_has="grouped by lineno")
     run("detach", target.pid, expect=0)
     run("status", target.pid, expect=0, stdout_has="attached:         no")
+    # A debugger attached afterwards must work: the loader's list names the
+    # dormant agent as its memfd, not a /proc/self path gdb would resolve in
+    # its own process (it then hung reading its own pipe).
+    if shutil.which("gdb"):
+        try:
+            g = subprocess.run(["gdb", "-nx", "-p", str(target.pid), "-batch", "-ex", "info sharedlibrary"],
+                               capture_output=True, text=True, timeout=30)
+            if g.returncode != 0 or "/memfd:memtap-agent" not in g.stdout:
+                FAILURES.append("gdb after detach: exit %d, agent not listed as memfd" % g.returncode)
+        except subprocess.TimeoutExpired:
+            FAILURES.append("gdb hung on the target after memtap detached")
+        run("attach", target.pid, expect=0, stdout_has="attached to process")  # after gdb, too
+        run("detach", target.pid, expect=0)
 finally:
     stop(target)
 
