@@ -152,11 +152,10 @@ remember(void* ptr, size_t size, const RawFrame* raw, int n) {
     filterAdd(ptr);
 }
 
-void
-record(ThreadState& t, void* ptr, size_t size) {
-    if (!g_exact && !shouldSample(t, size)) {
-        return;
-    }
+// The slow half of recording, out of line so the hooks keep only the
+// sampling decision (a subtraction and a branch) inline.
+__attribute__((noinline)) void
+captureAndRemember(void* ptr, size_t size) {
     // Frames are captured before taking the lock: the walk only reads the
     // calling thread's own frames (it holds the GIL, or captureFrames is 0).
     RawFrame raw[MEMTAP_MAX_FRAMES];
@@ -168,16 +167,27 @@ record(ThreadState& t, void* ptr, size_t size) {
     pthread_mutex_unlock(&g_lock);
 }
 
-void
-release(void* ptr) {
-    if (!maybeTraced(ptr)) {
-        return;
+inline void
+record(ThreadState& t, void* ptr, size_t size) {
+    if (g_exact || shouldSample(t, size)) {
+        captureAndRemember(ptr, size);
     }
+}
+
+__attribute__((noinline)) void
+forgetLocked(void* ptr) {
     pthread_mutex_lock(&g_lock);
     if (g_live) {
         forget(ptr);
     }
     pthread_mutex_unlock(&g_lock);
+}
+
+inline void
+release(void* ptr) {
+    if (maybeTraced(ptr)) {
+        forgetLocked(ptr);
+    }
 }
 
 // Under g_lock.
