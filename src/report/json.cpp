@@ -145,6 +145,21 @@ JsonWriter::appendString(std::string_view text) {
     out_ += '"';
 }
 
+namespace {
+
+// "file", "line", "function": the same three keys for a stat and each frame.
+void
+writeFrameFields(JsonWriter& json, const Frame& frame) {
+    json.key("file");
+    json.value(frame.file);
+    json.key("line");
+    json.value(frame.line);
+    json.key("function");
+    json.value(frame.function);
+}
+
+} // namespace
+
 std::string
 renderDiffJson(const std::vector<StatDiff>& stats, int pid, std::string_view oldName,
                std::string_view newName, GroupBy by, std::string_view mode, size_t top,
@@ -176,14 +191,8 @@ renderDiffJson(const std::vector<StatDiff>& stats, int pid, std::string_view old
     size_t shown = top == 0 ? stats.size() : std::min(top, stats.size());
     for (size_t i = 0; i < shown; ++i) {
         const StatDiff& stat = stats[i];
-        const Frame& head = stat.key.front();
         json.beginObject();
-        json.key("file");
-        json.value(head.file);
-        json.key("line");
-        json.value(head.line);
-        json.key("function");
-        json.value(head.function);
+        writeFrameFields(json, stat.key.front());
         json.key("size");
         json.value(stat.size);
         json.key("size_diff");
@@ -196,12 +205,7 @@ renderDiffJson(const std::vector<StatDiff>& stats, int pid, std::string_view old
         json.beginArray();
         for (const Frame& frame : stat.key) {
             json.beginObject();
-            json.key("file");
-            json.value(frame.file);
-            json.key("line");
-            json.value(frame.line);
-            json.key("function");
-            json.value(frame.function);
+            writeFrameFields(json, frame);
             json.endObject();
         }
         json.endArray();
