@@ -215,6 +215,16 @@ agentThread(void*) {
 
 } // namespace
 
+// A target that exits while attached (exit(), not a kill -9) takes its
+// socket file with it: the loader runs this at exit for the loaded agent. A
+// forked child closed listenFd (atforkChild) and leaves its parent's alone.
+__attribute__((destructor)) void
+removeSocketAtExit() {
+    if (g_agent.listenFd >= 0) {
+        unlink(g_agent.args.socket_path);
+    }
+}
+
 int
 openControlSocket(const char* path) noexcept {
     sockaddr_un addr{};
