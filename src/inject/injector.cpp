@@ -364,6 +364,11 @@ attachOrThrow(pid_t pid, const AttachOptions& options) {
         std::unique_ptr<attach::TracedThread> borrowed;
         while (!(borrowed =
                      borrowSafeThread(pid, unwinder, memory, result.longestThreadStop, lastReason))) {
+            auto now = attach::readProcessInfoOrThrow(pid); // NoSuchProcess once reaped
+            if (now.state == 'Z' || now.state == 'X') {
+                throw Error(ExitCode::NoSuchProcess,
+                            fmt::format("process {} exited during attach", pid));
+            }
             if (Clock::now() >= deadline) {
                 throw Error(
                     ExitCode::Timeout,
