@@ -34,9 +34,12 @@ if probe.returncode != 0:
     print("SKIP: cannot make a mount namespace here: %s" % probe.stderr.decode().strip())
     sys.exit(77)
 
-script = os.path.join(TARGETS, "parked_target.py")
+# The source goes in with -c: the checkout itself may live under /tmp, which
+# the new tmpfs hides from the target.
+with open(os.path.join(TARGETS, "parked_target.py")) as f:
+    source = f.read()
 target = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                           'mount -t tmpfs none /tmp && exec "$0" -u "$1" sleep', PYTHON, script],
+                           'mount -t tmpfs none /tmp && exec "$0" -u -c "$1" sleep', PYTHON, source],
                           stdout=subprocess.PIPE, text=True)
 try:
     assert target.stdout.readline().startswith("ready"), "target did not start"
