@@ -199,11 +199,7 @@ def main():
                        % ("met" if goal_lat else "MISSED", median(m["wall"]), "met" if goal_stop else "MISSED",
                           max(m["stop"]), p90(m["c"]), p90(idle["c"]), median(g["wall"]) / median(m["wall"])
                           if g["wall"] else float("nan")))
-    text = "\n".join(out) + "\n"
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "a") as f:
-            f.write(text)
+    common.emit(out, args.markdown)
 
 
 if __name__ == "__main__":

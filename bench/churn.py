@@ -26,13 +26,7 @@ import common  # noqa: E402
 from common import Child, log, median  # noqa: E402
 
 WORKLOADS = {"dict": 200000, "list": 200000, "str": 100000, "flask": 1000}
-CONFIGS = [
-    ("baseline", None, {}),
-    ("sampled", [], {}),
-    ("exact-f1", ["--exact", "--frames", "1"], {}),
-    ("exact-f16", ["--exact"], {}),
-    ("tracemalloc", None, {"PYTHONTRACEMALLOC": "1"}),
-]
+CONFIGS = common.CONFIGS
 
 
 def has_flask(python):
@@ -124,11 +118,7 @@ def main():
                          % (w, s, "<=" if s <= 1.05 else "MISSES", ex, "<=" if ex <= limit else "MISSES",
                             limit, tm))
         out.append("\nGoals: " + "; ".join(notes) + ".\n")
-    text = "\n".join(out) + "\n"
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "a") as f:
-            f.write(text)
+    common.emit(out, args.markdown)
 
 
 if __name__ == "__main__":

@@ -209,3 +209,23 @@ def machine_note():
 def log(msg):
     sys.stderr.write(msg + "\n")
     sys.stderr.flush()
+
+
+# The configurations churn.py and peak_rss.py compare: (name, memtap attach
+# flags or None for no attach, extra environment).
+CONFIGS = [
+    ("baseline", None, {}),
+    ("sampled", [], {}),
+    ("exact-f1", ["--exact", "--frames", "1"], {}),
+    ("exact-f16", ["--exact"], {}),
+    ("tracemalloc", None, {"PYTHONTRACEMALLOC": "1"}),
+]
+
+
+def emit(out_lines, markdown_path):
+    """Print a benchmark's Markdown and append it to --markdown FILE, if given."""
+    text = "\n".join(out_lines) + "\n"
+    print(text)
+    if markdown_path:
+        with open(markdown_path, "a") as f:
+            f.write(text)

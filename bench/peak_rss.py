@@ -22,13 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 from common import Child, log, median  # noqa: E402
 
-CONFIGS = [
-    ("baseline", None, {}),
-    ("sampled", [], {}),
-    ("exact-f1", ["--exact", "--frames", "1"], {}),
-    ("exact-f16", ["--exact"], {}),
-    ("tracemalloc", None, {"PYTHONTRACEMALLOC": "1"}),
-]
+CONFIGS = common.CONFIGS
 
 
 def status(pid):
@@ -109,11 +103,7 @@ def main():
                                  "agent_bytes MB after work", "traced_bytes MB (estimate)", "traced_count"],
                                 rows))
         out.append("")
-    text = "\n".join(out) + "\n"
-    print(text)
-    if args.markdown:
-        with open(args.markdown, "a") as f:
-            f.write(text)
+    common.emit(out, args.markdown)
 
 
 if __name__ == "__main__":
