@@ -33,7 +33,9 @@ ptraceHint() {
 TracedThread
 TracedThread::seizeAndStopOrThrow(pid_t pid, pid_t tid, std::chrono::milliseconds timeout) {
     TracedThread thread(pid, tid);
-    if (::ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
+    // TRACESYSGOOD: syscall stops report SIGTRAP|0x80, told apart from a real
+    // SIGTRAP. No EXITKILL, ever (see the header).
+    if (::ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(PTRACE_O_TRACESYSGOOD)) != 0) {
         int err = errno;
         if (err == ESRCH) {
             throw Error(ExitCode::NoSuchProcess, fmt::format("process {} exited during attach", pid));
@@ -62,12 +64,27 @@ TracedThread::seizeAndStopOrThrow(pid_t pid, pid_t tid, std::chrono::millisecond
         if (stop.kind == Stop::Kind::Interrupt) {
             return thread;
         }
-        thread.pendingSignals_.push_back(stop.signal);
-        thread.stoppedTotal_ +=
-            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - thread.stoppedAt_);
-        // Suppress now, re-raise on detach; the interrupt is still pending.
-        ::ptrace(PTRACE_CONT, tid, nullptr, nullptr);
+        if (stop.kind == Stop::Kind::Exited) {
+            throw Error(ExitCode::NoSuchProcess, fmt::format("process {} exited during attach", pid));
+        }
+        // Deliver it now, siginfo and all, as if we were not there; the
+        // interrupt is still pending and stops the thread after it.
+        thread.resumeOrThrow(Resume::Continue, stop.kind == Stop::Kind::Signal ? stop.signal : 0);
     }
+}
+
+void
+TracedThread::resumeOrThrow(Resume how, int signal) {
+    stoppedTotal_ += std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - stoppedAt_);
+    int request = how == Resume::SingleStep  ? PTRACE_SINGLESTEP
+                  : how == Resume::ToSyscall ? PTRACE_SYSCALL
+                                             : PTRACE_CONT;
+    if (::ptrace(static_cast<__ptrace_request>(request), tid_, nullptr,
+                 reinterpret_cast<void*>(static_cast<uintptr_t>(signal))) != 0) {
+        alive_ = false;
+        throw Error(ExitCode::NoSuchProcess, fmt::format("process {} exited during attach", pid_));
+    }
+    stopped_ = false;
 }
 
 TracedThread::TracedThread(TracedThread&& other) noexcept
@@ -125,12 +142,17 @@ TracedThread::waitForStopOrThrow(std::chrono::milliseconds timeout) {
             if (WIFEXITED(status) || WIFSIGNALED(status)) {
                 alive_ = false;
                 attached_ = false;
+                stopped_ = false;
                 return Stop{Stop::Kind::Exited, 0};
             }
             stoppedAt_ = Clock::now();
+            stopped_ = true;
             int sig = WSTOPSIG(status);
             if ((status >> 16) == PTRACE_EVENT_STOP) {
                 return Stop{Stop::Kind::Interrupt, sig};
+            }
+            if (sig == (SIGTRAP | 0x80)) {
+                return Stop{Stop::Kind::Syscall, SIGTRAP};
             }
             return Stop{Stop::Kind::Signal, sig};
         }
@@ -150,19 +172,16 @@ TracedThread::waitForStopOrThrow(std::chrono::milliseconds timeout) {
 Stop
 TracedThread::resumeAndWaitOrThrow(bool singleStep, int expectedSignal,
                                    std::chrono::milliseconds timeout) {
+    int deliver = 0;
     for (;;) {
-        stoppedTotal_ +=
-            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - stoppedAt_);
-        if (::ptrace(singleStep ? PTRACE_SINGLESTEP : PTRACE_CONT, tid_, nullptr, nullptr) != 0) {
-            alive_ = false;
-            throw Error(ExitCode::NoSuchProcess, fmt::format("process {} exited during attach", pid_));
-        }
+        resumeOrThrow(singleStep ? Resume::SingleStep : Resume::Continue, deliver);
+        deliver = 0;
         Stop stop = waitForStopOrThrow(timeout);
         if (stop.kind == Stop::Kind::Exited) {
             throw Error(ExitCode::NoSuchProcess, fmt::format("process {} exited during attach", pid_));
         }
         if (stop.kind == Stop::Kind::Signal && stop.signal != expectedSignal) {
-            pendingSignals_.push_back(stop.signal);
+            deliver = stop.signal; // the target's own signal: deliver it, as without us
             continue;
         }
         if (stop.kind == Stop::Kind::Interrupt && stop.signal != SIGTRAP) {
@@ -180,8 +199,34 @@ TracedThread::detach() noexcept {
         return;
     }
     attached_ = false;
+    if (!stopped_ && alive_) {
+        // PTRACE_DETACH needs a stopped tracee: interrupt it where it is
+        // (registers untouched) and let it go from there.
+        if (::ptrace(PTRACE_INTERRUPT, tid_, nullptr, nullptr) == 0) {
+            for (int waited = 0; waited < 2000 && !stopped_; ++waited) { // at most ~2 s
+                int status = 0;
+                pid_t got = ::waitpid(tid_, &status, __WALL | WNOHANG);
+                if (got < 0 || (got == tid_ && (WIFEXITED(status) || WIFSIGNALED(status)))) {
+                    return;
+                }
+                if (got == 0) {
+                    ::usleep(1000);
+                    continue;
+                }
+                if ((status >> 16) == PTRACE_EVENT_STOP) {
+                    stopped_ = true;
+                    break;
+                }
+                int sig = WSTOPSIG(status);
+                int deliver = (sig == (SIGTRAP | 0x80)) ? 0 : sig;
+                ::ptrace(PTRACE_CONT, tid_, nullptr,
+                         reinterpret_cast<void*>(static_cast<uintptr_t>(deliver)));
+            }
+        }
+    }
     stoppedTotal_ += std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - stoppedAt_);
     ::ptrace(PTRACE_DETACH, tid_, nullptr, nullptr);
+    stopped_ = false;
     for (int sig : pendingSignals_) {
         ::syscall(SYS_tgkill, pid_, tid_, sig);
     }

@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -23,6 +24,7 @@
 #include "inject/control_client.h"
 #include "inject/remote_call.h"
 #include "inject/safe_point.h"
+#include "inject/scratch_stub.h"
 #include "symbols/proc_maps.h"
 #include "symbols/python_discovery.h"
 #include "symbols/unwinder.h"
@@ -33,10 +35,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-constexpr uint64_t kScratchBytes = 4 * 4096; // name + path at 0, start args at 4096
-constexpr uint64_t kArgsOffset = 4096;
-constexpr uint64_t kPathOffset = 256;
-static_assert(sizeof(memtap_start_args) <= kScratchBytes - kArgsOffset);
+constexpr uint64_t kPathOffset = 256; // the dlopen path, after the memfd name
+static_assert(sizeof(memtap_start_args) <= kScratchArgsBytes);
 
 // Catchable termination signals wait while the target is being changed, so
 // Ctrl-C or a plain `kill` of memtap cannot leave a thread half-hijacked; they
@@ -238,12 +238,9 @@ throwForStartStatus(int status, pid_t pid) {
     }
 }
 
-// Runs on the borrowed thread: load (or reuse) the agent and call its entry.
-bool
-startAgentOnThread(HijackedThread& hijacked, pid_t pid, const attach::RemoteMemory& memory,
-                   const symbols::ProcessModules& modules, const symbols::PythonTarget& python,
-                   const AttachOptions& options) {
-    const auto& image = agentImageInfoOrThrow();
+RemotePtr
+findLibcSyscallInstructionOrThrow(pid_t pid, const attach::RemoteMemory& memory,
+                                  const symbols::ProcessModules& modules) {
     const symbols::Module* libc = modules.libc();
     if (libc == nullptr) {
         throw Error(ExitCode::NotSupported, fmt::format("process {} has no glibc mapped", pid));
@@ -255,33 +252,58 @@ startAgentOnThread(HijackedThread& hijacked, pid_t pid, const attach::RemoteMemo
     if (!syscallInsn) {
         throw Error(ExitCode::Failure, "no `syscall` instruction found in the target's libc syscall()");
     }
+    return *syscallInsn;
+}
+
+// Puts the scratch mapping in place on the borrowed thread: a leftover of a
+// killed memtap if there is one to take over (no mmap needed), else a new
+// one. Other adoptable leftovers are unmapped through the stub.
+void
+setUpScratchOrThrow(HijackedThread& hijacked, pid_t pid, const attach::RemoteMemory& memory,
+                    RemotePtr libcSyscallInsn) {
+    auto leftovers = findLeftoverScratch(pid, memory);
+    auto adoptable = std::find_if(leftovers.begin(), leftovers.end(), [](const LeftoverScratch& l) {
+        return l.adoptable;
+    });
+    if (adoptable != leftovers.end()) {
+        spdlog::debug("taking over the scratch {} a killed memtap left", adoptable->base);
+        hijacked.adoptScratchOrThrow(adoptable->base, adoptable->size);
+    } else {
+        hijacked.createScratchOrThrow(libcSyscallInsn);
+    }
+    for (const auto& leftover : leftovers) {
+        if (leftover.adoptable && leftover.base != hijacked.scratch()) {
+            checkSyscallResult(hijacked.syscallOrThrow(SYS_munmap, {leftover.base.value(), leftover.size}),
+                               "munmap of a leftover scratch");
+        }
+    }
+}
+
+// Runs on the borrowed thread: load (or reuse) the agent and call its entry.
+// Returns the entry's status; `reused` tells whether the agent was loaded.
+int
+startAgentOnThread(HijackedThread& hijacked, pid_t pid, const attach::RemoteMemory& memory,
+                   const symbols::ProcessModules& modules, const symbols::PythonTarget& python,
+                   const AttachOptions& options, bool& reused) {
+    const auto& image = agentImageInfoOrThrow();
+    const symbols::Module* libc = modules.libc();
+    RemotePtr scratch = hijacked.scratch();
 
     // errno is thread-local state of the borrowed thread: dlopen may change it.
-    RemotePtr errnoAddress(hijacked.callOrThrow(modules.resolveOrThrow(*libc, "__errno_location"), {},
-                                                milliseconds(2000), "__errno_location"));
-    int savedErrno = memory.readOrThrow<int>(errnoAddress);
-    RemoteUndo restoreErrno([&] { memory.writeOrThrow(errnoAddress, &savedErrno, sizeof(savedErrno)); });
-
-    int64_t scratchResult =
-        hijacked.syscallOrThrow(*syscallInsn, SYS_mmap,
-                                {0, kScratchBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                                 static_cast<uint64_t>(-1), 0});
-    checkSyscallResult(scratchResult, "mmap");
-    RemotePtr scratch(static_cast<uint64_t>(scratchResult));
-    RemoteUndo unmapScratch([&] {
-        hijacked.syscallOrThrow(*syscallInsn, SYS_munmap, {scratch.value(), kScratchBytes});
-    });
+    hijacked.saveErrnoOrThrow(RemotePtr(hijacked.callOrThrow(
+        modules.resolveOrThrow(*libc, "__errno_location"), {}, milliseconds(2000), "__errno_location")));
 
     auto agentBase = findLoadedAgent(pid, image.memfdName);
-    bool reused = agentBase.has_value();
+    reused = agentBase.has_value();
     std::optional<RemoteUndo> closeMemfd;
     if (!agentBase) {
-        memory.writeOrThrow(scratch, image.memfdName.c_str(), image.memfdName.size() + 1);
-        int64_t memfd =
-            hijacked.syscallOrThrow(*syscallInsn, SYS_memfd_create, {scratch.value(), MFD_CLOEXEC});
+        RemotePtr name = scratch + kScratchStringsOffset;
+        RemotePtr pathAddress = name + kPathOffset;
+        memory.writeOrThrow(name, image.memfdName.c_str(), image.memfdName.size() + 1);
+        int64_t memfd = hijacked.syscallOrThrow(SYS_memfd_create, {name.value(), MFD_CLOEXEC});
         checkSyscallResult(memfd, "memfd_create");
-        closeMemfd.emplace([&hijacked, syscallInsn, memfd] {
-            hijacked.syscallOrThrow(*syscallInsn, SYS_close, {static_cast<uint64_t>(memfd)});
+        closeMemfd.emplace([&hijacked, memfd] {
+            hijacked.syscallOrThrow(SYS_close, {static_cast<uint64_t>(memfd)});
         });
         {
             // The memfd belongs to the target; we fill it through its /proc entry.
@@ -307,10 +329,9 @@ startAgentOnThread(HijackedThread& hijacked, pid_t pid, const attach::RemoteMemo
             path += "./";
         }
         path += std::to_string(memfd);
-        memory.writeOrThrow(scratch + kPathOffset, path.c_str(), path.size() + 1);
-        uint64_t handle =
-            hijacked.callOrThrow(modules.resolveOrThrow(*libc, "dlopen"),
-                                 {(scratch + kPathOffset).value(), RTLD_NOW}, options.timeout, "dlopen");
+        memory.writeOrThrow(pathAddress, path.c_str(), path.size() + 1);
+        uint64_t handle = hijacked.callOrThrow(modules.resolveOrThrow(*libc, "dlopen"),
+                                               {pathAddress.value(), RTLD_NOW}, options.timeout, "dlopen");
         if (handle == 0) {
             uint64_t message = hijacked.callOrThrow(modules.resolveOrThrow(*libc, "dlerror"), {},
                                                     milliseconds(2000), "dlerror");
@@ -328,12 +349,10 @@ startAgentOnThread(HijackedThread& hijacked, pid_t pid, const attach::RemoteMemo
     }
 
     auto args = makeStartArgs(pid, options, python);
-    memory.writeOrThrow(scratch + kArgsOffset, &args, sizeof(args));
-    auto status = static_cast<int>(hijacked.callOrThrow(*agentBase + image.entryOffset,
-                                                        {(scratch + kArgsOffset).value()},
-                                                        options.timeout, MEMTAP_AGENT_ENTRY));
-    throwForStartStatus(status, pid);
-    return reused;
+    RemotePtr argsAddress = scratch + kScratchArgsOffset;
+    memory.writeOrThrow(argsAddress, &args, sizeof(args));
+    return static_cast<int>(hijacked.callOrThrow(*agentBase + image.entryOffset, {argsAddress.value()},
+                                                 options.timeout, MEMTAP_AGENT_ENTRY));
 }
 
 } // namespace
@@ -385,11 +404,31 @@ attachOrThrow(pid_t pid, const AttachOptions& options) {
             std::this_thread::sleep_for(milliseconds(2));
         }
         result.borrowedThread = borrowed->tid();
+        RemotePtr libcSyscall = findLibcSyscallInstructionOrThrow(pid, memory, modules);
         HijackedThread hijacked(std::move(*borrowed), memory);
-        result.reusedAgent = startAgentOnThread(hijacked, pid, memory, modules, python, options);
-        hijacked.restore();
-        hijacked.thread().detach();
+        int status = -1;
+        try {
+            setUpScratchOrThrow(hijacked, pid, memory, libcSyscall);
+            status = startAgentOnThread(hijacked, pid, memory, modules, python, options,
+                                        result.reusedAgent);
+        } catch (const Error& e) {
+            // Take the scratch out again where we still can; a thread still
+            // inside a call keeps it (the stub puts the thread back, a later
+            // attach frees it).
+            if (hijacked.thread().alive() && hijacked.thread().stopped()) {
+                try {
+                    hijacked.unmapScratchOrThrow(libcSyscall);
+                } catch (const Error& inner) {
+                    spdlog::debug("scratch left in process {}: {}", pid, inner.what());
+                }
+            }
+            hijacked.putBack();
+            throw;
+        }
+        hijacked.unmapScratchOrThrow(libcSyscall);
+        hijacked.putBack();
         result.longestThreadStop = std::max(result.longestThreadStop, hijacked.stoppedFor());
+        throwForStartStatus(status, pid);
     }
 
     // The agent installs its hooks on its own thread, then serves the socket.

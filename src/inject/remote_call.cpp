@@ -1,10 +1,22 @@
 #include "inject/remote_call.h"
 
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
 
 #include <spdlog/spdlog.h>
 
+#include "attach/proc.h"
 #include "base/error.h"
+#include "inject/scratch_stub.h"
+#include "symbols/proc_maps.h"
 
 namespace memtap::inject {
 namespace {
@@ -12,6 +24,19 @@ namespace {
 constexpr uint64_t kRedZoneBytes = 128; // psABI 3.2.2
 constexpr uint64_t kStackAlignment = 16;
 constexpr uint64_t kDirectionFlag = 1u << 10; // EFLAGS.DF
+
+// Fault injection for the kill tests (tests/integration/kill): with
+// MEMTAP_TEST_KILL_AT=POINT memtap SIGKILLs itself at that point of the
+// borrow, so each moment the stub must survive is exercised every run.
+// Points: "scratch", "call:WHAT" (the thread is running the call),
+// "marker:WHAT" (stopped at the call's marker), "putback".
+void
+dieHereIfAsked(const std::string& point) {
+    static const char* wanted = std::getenv("MEMTAP_TEST_KILL_AT");
+    if (wanted != nullptr && point == wanted) {
+        ::kill(::getpid(), SIGKILL);
+    }
+}
 
 } // namespace
 
@@ -62,20 +87,175 @@ HijackedThread::HijackedThread(attach::TracedThread thread, const attach::Remote
 }
 
 HijackedThread::~HijackedThread() {
-    restore();
-    thread_.detach();
+    putBack();
+}
+
+template <typename T>
+void
+HijackedThread::writeControlField(size_t offset, const T& value) const {
+    memory_.writeOrThrow(scratch_ + kScratchControlOffset + offset, &value, sizeof(value));
 }
 
 void
-HijackedThread::restore() noexcept {
-    if (restored_ || !thread_.alive()) {
-        return;
+HijackedThread::writeControlOrThrow() {
+    StubEntries entries{};
+    auto code = buildStubCode(entries);
+    landing_ = entries.landing;
+    syscallEntry_ = entries.syscallEntry;
+    markerEnd_ = entries.markerEnd;
+    // Data first, code last: until the code is there nothing jumps into it.
+    if (!saved_.xstate.empty()) {
+        memory_.writeOrThrow(scratch_ + kScratchXstateOffset, saved_.xstate.data(), saved_.xstate.size());
     }
-    restored_ = true;
-    try {
-        attach::storeRegistersOrThrow(thread_.tid(), saved_);
-    } catch (const std::exception& e) {
-        spdlog::error("could not restore the registers of thread {}: {}", thread_.tid(), e.what());
+    ScratchControl control = makeScratchControl(scratchSize_, saved_.general, saved_.xstate, ::getpid(),
+                                                processStartTime(::getpid()));
+    control.errnoAddress = errnoAddress_.value();
+    control.savedErrno = savedErrno_;
+    memory_.writeOrThrow(scratch_ + kScratchControlOffset, &control, sizeof(control));
+    memory_.writeOrThrow(scratch_ + kScratchCodeOffset, code.data(), code.size());
+}
+
+void
+HijackedThread::createScratchOrThrow(RemotePtr libcSyscallInsn) {
+    uint64_t size = scratchBytesFor(saved_.xstate.size());
+    // The one unguarded moment (see the header): from this store to the
+    // single-step trap the thread is in libc's syscall() with our registers.
+    int64_t result = libcSyscallOrThrow(libcSyscallInsn, SYS_mmap,
+                                        {0, size, PROT_READ | PROT_WRITE | PROT_EXEC,
+                                         MAP_PRIVATE | MAP_ANONYMOUS, static_cast<uint64_t>(-1), 0});
+    if (result < 0 && result > -4096) {
+        throw Error(ExitCode::Failure,
+                    describeErrno("mmap of memtap's scratch page in the target", static_cast<int>(-result)),
+                    "a policy forbidding writable+executable memory (SELinux execmem, "
+                    "MemoryDenyWriteExecute=) is not supported yet");
+    }
+    scratch_ = RemotePtr(static_cast<uint64_t>(result));
+    scratchSize_ = size;
+    writeControlOrThrow();
+    dieHereIfAsked("scratch");
+}
+
+int64_t
+HijackedThread::libcSyscallOrThrow(RemotePtr libcSyscallInsn, long number,
+                                   std::initializer_list<uint64_t> args) {
+    // The one unguarded moment (see the header): from this store until the
+    // syscall's exit stop, the thread is in libc's syscall() with our registers.
+    attach::storeGeneralRegistersOrThrow(thread_.tid(),
+                                         planSyscall(saved_.general, libcSyscallInsn, number, args));
+    registersChanged_ = true;
+    uint64_t after = libcSyscallInsn.value() + 2;
+    bool entered = false;
+    int deliver = 0;
+    for (;;) {
+        thread_.resumeOrThrow(attach::Resume::ToSyscall, deliver);
+        deliver = 0;
+        attach::Stop stop = thread_.waitForStopOrThrow(std::chrono::milliseconds(5000));
+        if (stop.kind == attach::Stop::Kind::Exited) {
+            throw Error(ExitCode::NoSuchProcess,
+                        fmt::format("process {} exited during attach", thread_.pid()));
+        }
+        if (stop.kind == attach::Stop::Kind::Signal) {
+            deliver = stop.signal; // nothing of ours runs here that could fault
+            continue;
+        }
+        if (stop.kind == attach::Stop::Kind::Interrupt) {
+            if (stop.signal != SIGTRAP) {
+                thread_.recordGroupStop(stop.signal);
+            }
+            continue;
+        }
+        __ptrace_syscall_info info{};
+        if (::ptrace(PTRACE_GET_SYSCALL_INFO, thread_.tid(), sizeof(info), &info) <= 0) {
+            throw Error(ExitCode::Failure, describeErrno("PTRACE_GET_SYSCALL_INFO", errno));
+        }
+        if (info.instruction_pointer != after) {
+            continue; // the exit stop of the marker we were stopped at, say
+        }
+        if (info.op == PTRACE_SYSCALL_INFO_ENTRY) {
+            entered = info.entry.nr == static_cast<uint64_t>(number);
+        } else if (info.op == PTRACE_SYSCALL_INFO_EXIT && entered) {
+            attach::storeGeneralRegistersOrThrow(thread_.tid(), resumeRegistersFor(saved_.general));
+            registersChanged_ = false;
+            return info.exit.rval;
+        }
+    }
+}
+
+void
+HijackedThread::adoptScratchOrThrow(RemotePtr base, uint64_t size) {
+    if (size < scratchBytesFor(saved_.xstate.size())) {
+        throw Error(ExitCode::Failure, "the scratch left by an earlier memtap is too small");
+    }
+    scratch_ = base;
+    scratchSize_ = size;
+    writeControlOrThrow();
+}
+
+void
+HijackedThread::saveErrnoOrThrow(RemotePtr errnoAddress) {
+    savedErrno_ = memory_.readOrThrow<int>(errnoAddress);
+    errnoAddress_ = errnoAddress;
+    // Value before address: the stub restores errno once the address is set.
+    writeControlField(offsetof(ScratchControl, savedErrno), savedErrno_);
+    writeControlField(offsetof(ScratchControl, errnoAddress), errnoAddress_.value());
+}
+
+void
+HijackedThread::runToMarkerOrThrow(std::chrono::milliseconds timeout, const char* what) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    int deliver = 0;
+    bool first = true;
+    for (;;) {
+        thread_.resumeOrThrow(attach::Resume::ToSyscall, deliver);
+        if (first) {
+            dieHereIfAsked(std::string("call:") + what);
+            first = false;
+        }
+        deliver = 0;
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        attach::Stop stop = thread_.waitForStopOrThrow(std::max(left, std::chrono::milliseconds(1)));
+        switch (stop.kind) {
+        case attach::Stop::Kind::Exited:
+            throw Error(ExitCode::NoSuchProcess,
+                        fmt::format("process {} exited during attach", thread_.pid()));
+        case attach::Stop::Kind::Syscall: {
+            __ptrace_syscall_info info{};
+            if (::ptrace(PTRACE_GET_SYSCALL_INFO, thread_.tid(), sizeof(info), &info) <= 0) {
+                throw Error(ExitCode::Failure,
+                            describeErrno("PTRACE_GET_SYSCALL_INFO", errno));
+            }
+            if (info.op == PTRACE_SYSCALL_INFO_ENTRY && info.entry.nr == kMarkerSyscall &&
+                info.instruction_pointer == (scratch_ + markerEnd_).value()) {
+                inCall_ = false;
+                dieHereIfAsked(std::string("marker:") + what);
+                return;
+            }
+            break; // a syscall of the callee's own
+        }
+        case attach::Stop::Kind::Signal: {
+            siginfo_t si{};
+            ::ptrace(PTRACE_GETSIGINFO, thread_.tid(), nullptr, &si);
+            bool synchronous = stop.signal == SIGSEGV || stop.signal == SIGBUS || stop.signal == SIGILL ||
+                               stop.signal == SIGFPE || stop.signal == SIGTRAP;
+            if (synchronous && si.si_code > 0) {
+                // Raised by the kernel for our call: not the target's to see.
+                inCall_ = false;
+                throw Error(ExitCode::Failure,
+                            fmt::format("remote call to {} in thread {} faulted ({} at {:#x}); the "
+                                        "thread was put back",
+                                        what, thread_.tid(), strsignal(stop.signal),
+                                        reinterpret_cast<uint64_t>(si.si_addr)));
+            }
+            deliver = stop.signal; // the target's own signal, delivered as without us
+            break;
+        }
+        case attach::Stop::Kind::Interrupt:
+            if (stop.signal != SIGTRAP) {
+                thread_.recordGroupStop(stop.signal);
+            }
+            break;
+        }
     }
 }
 
@@ -83,38 +263,144 @@ uint64_t
 HijackedThread::callOrThrow(RemotePtr function, std::initializer_list<uint64_t> args,
                             std::chrono::milliseconds timeout, const char* what) {
     CallPlan plan = planCall(saved_.general, function, args);
-    uint64_t sentinel = kReturnSentinel.value();
-    memory_.writeOrThrow(plan.returnAddressSlot, &sentinel, sizeof(sentinel));
+    uint64_t landing = (scratch_ + landing_).value();
+    memory_.writeOrThrow(plan.returnAddressSlot, &landing, sizeof(landing));
+    writeControlField(offsetof(ScratchControl, inCall), uint32_t{1});
     attach::storeGeneralRegistersOrThrow(thread_.tid(), plan.regs);
-    restored_ = false;
-
-    attach::Stop stop = thread_.resumeAndWaitOrThrow(false, SIGSEGV, timeout);
-    user_regs_struct after = attach::fetchGeneralRegistersOrThrow(thread_.tid());
-    if (stop.kind != attach::Stop::Kind::Signal || after.rip != kReturnSentinel.value()) {
-        throw Error(
-            ExitCode::Failure,
-            fmt::format("remote call to {} in thread {} faulted at {:#x}; the thread was restored", what,
-                        thread_.tid(), after.rip));
-    }
-    spdlog::debug("remote {}() = {:#x}", what, after.rax);
-    return after.rax;
+    registersChanged_ = true;
+    inCall_ = true;
+    runToMarkerOrThrow(timeout, what);
+    auto result = memory_.readOrThrow<uint64_t>(scratch_ + kScratchControlOffset +
+                                                offsetof(ScratchControl, result));
+    spdlog::debug("remote {}() = {:#x}", what, result);
+    return result;
 }
 
 int64_t
-HijackedThread::syscallOrThrow(RemotePtr syscallInsn, long number,
-                               std::initializer_list<uint64_t> args) {
-    attach::storeGeneralRegistersOrThrow(thread_.tid(),
-                                         planSyscall(saved_.general, syscallInsn, number, args));
-    restored_ = false;
-    attach::Stop stop = thread_.resumeAndWaitOrThrow(true, SIGTRAP, std::chrono::milliseconds(5000));
-    user_regs_struct after = attach::fetchGeneralRegistersOrThrow(thread_.tid());
-    if (stop.kind != attach::Stop::Kind::Signal || after.rip != syscallInsn.value() + 2) {
-        throw Error(ExitCode::Failure,
-                    fmt::format("remote syscall {} in thread {} did not complete (rip {:#x})", number,
-                                thread_.tid(), after.rip));
+HijackedThread::syscallOrThrow(long number, std::initializer_list<uint64_t> args) {
+    writeControlField(offsetof(ScratchControl, inCall), uint32_t{1});
+    attach::storeGeneralRegistersOrThrow(
+        thread_.tid(), planSyscall(saved_.general, scratch_ + syscallEntry_, number, args));
+    registersChanged_ = true;
+    inCall_ = true;
+    runToMarkerOrThrow(std::chrono::milliseconds(5000), "syscall");
+    auto result = memory_.readOrThrow<int64_t>(scratch_ + kScratchControlOffset +
+                                               offsetof(ScratchControl, result));
+    spdlog::debug("remote syscall {} = {}", number, result);
+    return result;
+}
+
+bool
+HijackedThread::putBack() noexcept {
+    if (putBack_) {
+        return true;
     }
-    spdlog::debug("remote syscall {} = {}", number, static_cast<int64_t>(after.rax));
-    return static_cast<int64_t>(after.rax);
+    putBack_ = true;
+    if (!thread_.alive()) {
+        return false;
+    }
+    if (inCall_ || !thread_.stopped()) {
+        // Still inside our call (it timed out): its registers are not ours to
+        // change now. It returns into the stub, which puts it back.
+        spdlog::debug("thread {} left to finish its call and put itself back", thread_.tid());
+        thread_.detach();
+        return false;
+    }
+    bool ok = true;
+    dieHereIfAsked("putback");
+    try {
+        if (!saved_.xstate.empty()) {
+            attach::ThreadRegisters regs = saved_;
+            regs.general = resumeRegistersFor(saved_.general);
+            attach::storeRegistersOrThrow(thread_.tid(), regs);
+        } else {
+            attach::storeGeneralRegistersOrThrow(thread_.tid(), resumeRegistersFor(saved_.general));
+        }
+        if (errnoAddress_) {
+            memory_.writeOrThrow(errnoAddress_, &savedErrno_, sizeof(savedErrno_));
+        }
+        registersChanged_ = false;
+        if (scratch_) {
+            writeControlField(offsetof(ScratchControl, inCall), uint32_t{0});
+        }
+    } catch (const std::exception& e) {
+        ok = false;
+        if (thread_.alive() && ::kill(thread_.pid(), 0) == 0) {
+            spdlog::error("could not put thread {} back: {}", thread_.tid(), e.what());
+        }
+    }
+    thread_.detach();
+    return ok;
+}
+
+void
+HijackedThread::unmapScratchOrThrow(RemotePtr libcSyscallInsn) {
+    if (!scratch_) {
+        return;
+    }
+    // Same window as the mmap: from the store to the exit stop the thread is in libc.
+    if (libcSyscallOrThrow(libcSyscallInsn, SYS_munmap, {scratch_.value(), scratchSize_}) != 0) {
+        throw Error(ExitCode::Failure,
+                    fmt::format("munmap of the scratch in thread {} failed", thread_.tid()));
+    }
+    scratch_ = RemotePtr();
+    scratchSize_ = 0;
+}
+
+void
+HijackedThread::markScratchReleased() noexcept {
+    if (!scratch_) {
+        return;
+    }
+    try {
+        writeControlField(offsetof(ScratchControl, released), uint32_t{1});
+    } catch (const std::exception&) {
+        // The target is gone, or the agent already unmapped it.
+    }
+}
+
+uint64_t
+processStartTime(pid_t pid) {
+    // /proc/PID/stat: "pid (comm) state ..." and starttime is field 22; comm
+    // may hold spaces and parentheses, so count from the last ')'.
+    auto stat = attach::readWholeFile(fmt::format("/proc/{}/stat", pid));
+    if (!stat) {
+        return 0;
+    }
+    auto close = stat->rfind(')');
+    if (close == std::string::npos) {
+        return 0;
+    }
+    std::istringstream fields(stat->substr(close + 2));
+    std::string field;
+    for (int i = 3; i <= 22 && fields >> field; ++i) {
+        if (i == 22) {
+            return std::strtoull(field.c_str(), nullptr, 10);
+        }
+    }
+    return 0;
+}
+
+std::vector<LeftoverScratch>
+findLeftoverScratch(pid_t pid, const attach::RemoteMemory& memory) {
+    std::vector<LeftoverScratch> found;
+    for (const auto& entry : symbols::readMapsOrThrow(pid)) {
+        uint64_t size = entry.end - entry.start;
+        if (!entry.path.empty() || !entry.readable || !entry.writable || !entry.executable ||
+            size < scratchBytesFor(0) || size > 64 * 4096) {
+            continue;
+        }
+        ScratchControl control{};
+        if (!memory.tryRead(entry.start + kScratchControlOffset, &control, sizeof(control)) ||
+            std::memcmp(control.magic, kScratchMagic, sizeof(kScratchMagic)) != 0 ||
+            control.totalBytes != size) {
+            continue;
+        }
+        bool ownerAlive = control.ownerPid > 0 && ::kill(control.ownerPid, 0) == 0 &&
+                          processStartTime(control.ownerPid) == control.ownerStartTime;
+        found.push_back({entry.start, size, !ownerAlive && control.inCall == 0});
+    }
+    return found;
 }
 
 } // namespace memtap::inject

@@ -7,21 +7,30 @@
 //  - the stack pointer skips the 128-byte red zone below the interrupted rsp
 //    (a leaf function may keep live data there) and is aligned to 16 bytes
 //    before the return address is pushed, so rsp % 16 == 8 at entry;
-//  - the return address is a sentinel in page zero (never mappable: vm.mmap_min_addr),
-//    so the callee's `ret` faults with rip == sentinel and we know it returned;
+//  - the return address is `landing` in the scratch mapping (scratch_stub.h),
+//    which reports the result through a marker syscall that the host
+//    catches at its entry stop (PTRACE_SYSCALL), and which puts the thread
+//    back by itself if memtap is gone;
 //  - DF is cleared (the ABI requires it on entry);
 //  - orig_rax = -1, so the kernel does not apply syscall-restart logic to
 //    our registers when the thread resumes into the call.
-// Restore writes back the saved general and XSTATE registers; if the thread
-// was interrupted inside a blocking syscall, the saved rax holds -ERESTART*
-// and orig_rax the syscall number, and the kernel re-issues the syscall on
-// resume (the approach CRIU takes for restored threads). errno is the
-// caller's business (Injector saves and restores it around everything).
+// Putting back writes the XSTATE, errno and resumeRegistersFor(saved) at a
+// stop and detaches: a syscall the thread was blocked in is re-issued the way
+// the kernel restarts one. Signals that reach the thread while it runs our
+// calls are delivered at once (its handlers are async-signal-safe by
+// contract); a fault in our call (SIGSEGV etc. raised by the kernel) is not
+// delivered: the call fails and the thread is put back.
+//
+// The one moment that is not survivable without memtap: the single `mmap`
+// that creates the scratch mapping on a thread that has none, issued through
+// the `syscall` instruction of libc's syscall() (a few microseconds between
+// the resume and the single-step trap). Everything after it is.
 #pragma once
 
 #include <chrono>
 #include <initializer_list>
 #include <optional>
+#include <vector>
 
 #include "attach/registers.h"
 #include "attach/remote_memory.h"
@@ -30,10 +39,8 @@
 
 namespace memtap::inject {
 
-inline constexpr RemotePtr kReturnSentinel{0x3e7}; // page zero: unmappable
-
 // The registers for calling `function(args...)` from a thread stopped with
-// `interrupted`, and where the sentinel return address goes. Pure, so the ABI
+// `interrupted`, and where the return address goes. Pure, so the ABI
 // rules above are unit-tested without a target.
 struct CallPlan {
     user_regs_struct regs;
@@ -50,30 +57,80 @@ public:
     HijackedThread(attach::TracedThread thread, const attach::RemoteMemory& memory);
     HijackedThread(const HijackedThread&) = delete;
     HijackedThread& operator=(const HijackedThread&) = delete;
-    // Puts the registers back and detaches; never throws.
+    // Puts the thread back (putBack) and detaches; never throws.
     ~HijackedThread();
 
+    // Creates the scratch mapping with one mmap through the `syscall`
+    // instruction at `libcSyscallInsn` and fills it (stub, control block,
+    // saved XSTATE). The thread's registers are back to resume state the
+    // moment the mmap returns.
+    void createScratchOrThrow(RemotePtr libcSyscallInsn);
+    // Takes over a scratch mapping a killed memtap left (findLeftoverScratch).
+    void adoptScratchOrThrow(RemotePtr base, uint64_t size);
+    RemotePtr scratch() const { return scratch_; }
+    uint64_t scratchSize() const { return scratchSize_; }
+
     // Calls `function(args...)` on the thread and returns rax. Throws if the
-    // call faults (the thread is restored by the destructor all the same).
+    // call faults (the thread is put back by the destructor all the same) or
+    // times out (the thread is then left to finish the call and put itself
+    // back through the stub; the scratch stays until a later attach).
     uint64_t callOrThrow(RemotePtr function, std::initializer_list<uint64_t> args,
                          std::chrono::milliseconds timeout, const char* what);
 
-    // Executes one syscall through the `syscall` instruction at `syscallInsn`,
-    // single-stepping over it. Returns the raw result (-errno on failure).
-    int64_t syscallOrThrow(RemotePtr syscallInsn, long number, std::initializer_list<uint64_t> args);
+    // Executes one syscall through the stub. Returns the raw result (-errno).
+    int64_t syscallOrThrow(long number, std::initializer_list<uint64_t> args);
+
+    // errno of the thread, put back on every path from now on.
+    void saveErrnoOrThrow(RemotePtr errnoAddress);
 
     const attach::ThreadRegisters& saved() const { return saved_; }
     attach::TracedThread& thread() { return thread_; }
     std::chrono::microseconds stoppedFor() const { return thread_.stoppedFor(); }
 
-    // Restore now (idempotent); the destructor calls it.
-    void restore() noexcept;
+    // Puts the thread back where it was and detaches it (idempotent; the
+    // destructor calls it). Returns false when the thread could not be put
+    // back by us (gone, or still inside a call that timed out: the stub then
+    // does it).
+    bool putBack() noexcept;
+    // Unmaps the scratch with one munmap through libc's `syscall` instruction,
+    // for error paths where no agent will (same short window as the mmap).
+    void unmapScratchOrThrow(RemotePtr libcSyscallInsn);
+    // After putBack: tells the agent the scratch is no longer in use.
+    void markScratchReleased() noexcept;
 
 private:
+    void writeControlOrThrow();
+    // One syscall through libc's `syscall` instruction (no scratch needed),
+    // the thread back in resume state at its exit stop.
+    int64_t libcSyscallOrThrow(RemotePtr libcSyscallInsn, long number,
+                               std::initializer_list<uint64_t> args);
+    template <typename T> void writeControlField(size_t offset, const T& value) const;
+    // Resumes with PTRACE_SYSCALL until the marker's entry stop.
+    void runToMarkerOrThrow(std::chrono::milliseconds timeout, const char* what);
+
     attach::TracedThread thread_;
     const attach::RemoteMemory& memory_;
     attach::ThreadRegisters saved_;
-    bool restored_ = false;
+    RemotePtr scratch_;
+    uint64_t scratchSize_ = 0;
+    uint64_t landing_ = 0, syscallEntry_ = 0, markerEnd_ = 0; // offsets in the scratch
+    RemotePtr errnoAddress_;
+    int savedErrno_ = 0;
+    bool registersChanged_ = false; // the thread's registers differ from resume state
+    bool inCall_ = false;            // running our code and not back at the marker
+    bool putBack_ = false;
 };
+
+// A scratch mapping left by a memtap that was killed mid-attach, safe to
+// take over: its owner process is gone and no call of its is in flight.
+struct LeftoverScratch {
+    RemotePtr base;
+    uint64_t size = 0;
+    bool adoptable = false; // false: in use (owner alive, or a call in flight)
+};
+std::vector<LeftoverScratch> findLeftoverScratch(pid_t pid, const attach::RemoteMemory& memory);
+
+// This process's start time (/proc/self/stat field 22), stored as the owner's.
+uint64_t processStartTime(pid_t pid);
 
 } // namespace memtap::inject
