@@ -25,6 +25,7 @@
 #include "inject/remote_call.h"
 #include "inject/safe_point.h"
 #include "inject/scratch_stub.h"
+#include "symbols/elf_file.h"
 #include "symbols/proc_maps.h"
 #include "symbols/python_discovery.h"
 #include "symbols/unwinder.h"
@@ -238,29 +239,80 @@ throwForStartStatus(int status, pid_t pid) {
     }
 }
 
-RemotePtr
-findLibcSyscallInstructionOrThrow(pid_t pid, const attach::RemoteMemory& memory,
-                                  const symbols::ProcessModules& modules) {
-    const symbols::Module* libc = modules.libc();
-    if (libc == nullptr) {
-        throw Error(ExitCode::NotSupported, fmt::format("process {} has no glibc mapped", pid));
+// A slot for the padding stub (scratch_stub.h) in the padding after the
+// last executable segment of libc or CPython's module, and the bytes the file
+// has there, which go back when the borrow ends (a killed memtap's stub bytes
+// are overwritten the same way).
+struct PaddingSlot {
+    RemotePtr address;
+    std::vector<uint8_t> original;
+};
+
+std::optional<PaddingSlot>
+tryFindPaddingSlot(const symbols::Module& module) {
+    auto elf = symbols::ElfFile::openOrThrow(module.hostPath);
+    auto padding = elf.executablePadding();
+    if (!padding) {
+        return std::nullopt;
     }
-    RemotePtr syscallFn = modules.resolveOrThrow(*libc, "syscall");
-    uint8_t code[64];
-    memory.readOrThrow(syscallFn, code, sizeof(code));
-    auto syscallInsn = findSyscallInstruction(code, syscallFn);
-    if (!syscallInsn) {
-        throw Error(ExitCode::Failure, "no `syscall` instruction found in the target's libc syscall()");
+    // The slot sits at the end of the padding, 16-byte aligned.
+    uint64_t slotVaddr = (padding->end - kPaddingStubBytes) & ~uint64_t{15};
+    if (padding->end < kPaddingStubBytes || slotVaddr < padding->start) {
+        return std::nullopt;
     }
-    return *syscallInsn;
+    PaddingSlot slot{module.loadBias + slotVaddr, std::vector<uint8_t>(kPaddingStubBytes)};
+    UniqueFd fd(::open(module.hostPath.c_str(), O_RDONLY | O_CLOEXEC));
+    auto offset = static_cast<off_t>(padding->fileOffset + (slotVaddr - padding->start));
+    if (!fd || ::pread(fd.get(), slot.original.data(), slot.original.size(), offset) !=
+                   static_cast<ssize_t>(slot.original.size())) {
+        return std::nullopt;
+    }
+    return slot;
 }
+
+PaddingSlot
+findPaddingSlotOrThrow(pid_t pid, const symbols::ProcessModules& modules,
+                       const symbols::PythonTarget& python) {
+    for (const symbols::Module* module : {modules.libc(), &python.module}) {
+        if (module != nullptr) {
+            if (auto slot = tryFindPaddingSlot(*module)) {
+                return *slot;
+            }
+        }
+    }
+    throw Error(ExitCode::NotSupported,
+                fmt::format("no room for memtap's {}-byte stub after the code of libc or CPython in "
+                            "process {}",
+                            kPaddingStubBytes, pid));
+}
+
+// Writes the file's bytes back over the padding slot when the borrow ends.
+class PaddingRestore {
+public:
+    PaddingRestore(const attach::RemoteMemory& memory, const PaddingSlot& slot)
+        : memory_(memory), slot_(slot) {}
+    ~PaddingRestore() {
+        try {
+            memory_.writeOrThrow(slot_.address, slot_.original.data(), slot_.original.size());
+        } catch (const std::exception& e) {
+            if (::kill(memory_.pid(), 0) == 0) {
+                spdlog::warn("could not put back the padding bytes at {}: {}", slot_.address, e.what());
+            }
+        }
+    }
+    PaddingRestore(const PaddingRestore&) = delete;
+    PaddingRestore& operator=(const PaddingRestore&) = delete;
+
+private:
+    const attach::RemoteMemory& memory_;
+    const PaddingSlot& slot_;
+};
 
 // Puts the scratch mapping in place on the borrowed thread: a leftover of a
 // killed memtap if there is one to take over (no mmap needed), else a new
 // one. Other adoptable leftovers are unmapped through the stub.
 void
-setUpScratchOrThrow(HijackedThread& hijacked, pid_t pid, const attach::RemoteMemory& memory,
-                    RemotePtr libcSyscallInsn) {
+setUpScratchOrThrow(HijackedThread& hijacked, pid_t pid, const attach::RemoteMemory& memory) {
     auto leftovers = findLeftoverScratch(pid, memory);
     auto adoptable = std::find_if(leftovers.begin(), leftovers.end(), [](const LeftoverScratch& l) {
         return l.adoptable;
@@ -269,7 +321,7 @@ setUpScratchOrThrow(HijackedThread& hijacked, pid_t pid, const attach::RemoteMem
         spdlog::debug("taking over the scratch {} a killed memtap left", adoptable->base);
         hijacked.adoptScratchOrThrow(adoptable->base, adoptable->size);
     } else {
-        hijacked.createScratchOrThrow(libcSyscallInsn);
+        hijacked.createScratchOrThrow();
     }
     for (const auto& leftover : leftovers) {
         if (leftover.adoptable && leftover.base != hijacked.scratch()) {
@@ -300,9 +352,13 @@ startAgentOnThread(HijackedThread& hijacked, pid_t pid, const attach::RemoteMemo
         RemotePtr name = scratch + kScratchStringsOffset;
         RemotePtr pathAddress = name + kPathOffset;
         memory.writeOrThrow(name, image.memfdName.c_str(), image.memfdName.size() + 1);
+        hijacked.setFdToCloseOrThrow(-1, true); // if we die, the stub closes what this returns
         int64_t memfd = hijacked.syscallOrThrow(SYS_memfd_create, {name.value(), MFD_CLOEXEC});
+        hijacked.setFdToCloseOrThrow(memfd >= 0 ? static_cast<int>(memfd) : -1);
         checkSyscallResult(memfd, "memfd_create");
         closeMemfd.emplace([&hijacked, memfd] {
+            // Forget it first: closing twice could close a number reused meanwhile.
+            hijacked.setFdToCloseOrThrow(-1);
             hijacked.syscallOrThrow(SYS_close, {static_cast<uint64_t>(memfd)});
         });
         {
@@ -404,11 +460,14 @@ attachOrThrow(pid_t pid, const AttachOptions& options) {
             std::this_thread::sleep_for(milliseconds(2));
         }
         result.borrowedThread = borrowed->tid();
-        RemotePtr libcSyscall = findLibcSyscallInstructionOrThrow(pid, memory, modules);
+        PaddingSlot padding = findPaddingSlotOrThrow(pid, modules, python);
+        // Declared before the thread: restored after it is put back.
+        PaddingRestore restorePadding(memory, padding);
         HijackedThread hijacked(std::move(*borrowed), memory);
+        hijacked.setPaddingSlot(padding.address);
         int status = -1;
         try {
-            setUpScratchOrThrow(hijacked, pid, memory, libcSyscall);
+            setUpScratchOrThrow(hijacked, pid, memory);
             status = startAgentOnThread(hijacked, pid, memory, modules, python, options,
                                         result.reusedAgent);
         } catch (const Error& e) {
@@ -417,7 +476,7 @@ attachOrThrow(pid_t pid, const AttachOptions& options) {
             // attach frees it).
             if (hijacked.thread().alive() && hijacked.thread().stopped()) {
                 try {
-                    hijacked.unmapScratchOrThrow(libcSyscall);
+                    hijacked.unmapScratchOrThrow();
                 } catch (const Error& inner) {
                     spdlog::debug("scratch left in process {}: {}", pid, inner.what());
                 }
@@ -425,7 +484,7 @@ attachOrThrow(pid_t pid, const AttachOptions& options) {
             hijacked.putBack();
             throw;
         }
-        hijacked.unmapScratchOrThrow(libcSyscall);
+        hijacked.unmapScratchOrThrow();
         hijacked.putBack();
         result.longestThreadStop = std::max(result.longestThreadStop, hijacked.stoppedFor());
         throwForStartStatus(status, pid);

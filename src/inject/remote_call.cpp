@@ -116,11 +116,9 @@ HijackedThread::writeControlOrThrow() {
 }
 
 void
-HijackedThread::createScratchOrThrow(RemotePtr libcSyscallInsn) {
+HijackedThread::createScratchOrThrow() {
     uint64_t size = scratchBytesFor(saved_.xstate.size());
-    // The one unguarded moment (see the header): from this store to the
-    // single-step trap the thread is in libc's syscall() with our registers.
-    int64_t result = libcSyscallOrThrow(libcSyscallInsn, SYS_mmap,
+    int64_t result = paddingSyscallOrThrow(SYS_mmap,
                                         {0, size, PROT_READ | PROT_WRITE | PROT_EXEC,
                                          MAP_PRIVATE | MAP_ANONYMOUS, static_cast<uint64_t>(-1), 0});
     if (result < 0 && result > -4096) {
@@ -136,14 +134,21 @@ HijackedThread::createScratchOrThrow(RemotePtr libcSyscallInsn) {
 }
 
 int64_t
-HijackedThread::libcSyscallOrThrow(RemotePtr libcSyscallInsn, long number,
-                                   std::initializer_list<uint64_t> args) {
-    // The one unguarded moment (see the header): from this store until the
-    // syscall's exit stop, the thread is in libc's syscall() with our registers.
+HijackedThread::paddingSyscallOrThrow(long number, std::initializer_list<uint64_t> args) {
+    if (!paddingSlot_) {
+        throw Error(ExitCode::Failure, "no padding slot for memtap's stub in the target");
+    }
+    if (!paddingWritten_) {
+        auto stub = buildPaddingStub(saved_.general);
+        memory_.writeOrThrow(paddingSlot_, stub.data(), stub.size());
+        paddingWritten_ = true;
+    }
+    // If memtap dies from here to the exit stop, the syscall completes and
+    // the stub's restore path puts the thread back.
     attach::storeGeneralRegistersOrThrow(thread_.tid(),
-                                         planSyscall(saved_.general, libcSyscallInsn, number, args));
+                                         planSyscall(saved_.general, paddingSlot_, number, args));
     registersChanged_ = true;
-    uint64_t after = libcSyscallInsn.value() + 2;
+    uint64_t after = paddingSlot_.value() + 2;
     bool entered = false;
     int deliver = 0;
     for (;;) {
@@ -334,12 +339,24 @@ HijackedThread::putBack() noexcept {
 }
 
 void
-HijackedThread::unmapScratchOrThrow(RemotePtr libcSyscallInsn) {
+HijackedThread::unmapScratchOrThrow() {
     if (!scratch_) {
         return;
     }
-    // Same window as the mmap: from the store to the exit stop the thread is in libc.
-    if (libcSyscallOrThrow(libcSyscallInsn, SYS_munmap, {scratch_.value(), scratchSize_}) != 0) {
+    if (inCall_ || !thread_.stopped()) {
+        throw Error(ExitCode::Failure, "the borrowed thread is still inside a call");
+    }
+    // errno and the extended state first: the munmap's own restore path
+    // (memtap gone) puts back only what a syscall can change.
+    if (!saved_.xstate.empty()) {
+        attach::ThreadRegisters regs = saved_;
+        regs.general = attach::fetchGeneralRegistersOrThrow(thread_.tid());
+        attach::storeRegistersOrThrow(thread_.tid(), regs);
+    }
+    if (errnoAddress_) {
+        memory_.writeOrThrow(errnoAddress_, &savedErrno_, sizeof(savedErrno_));
+    }
+    if (paddingSyscallOrThrow(SYS_munmap, {scratch_.value(), scratchSize_}) != 0) {
         throw Error(ExitCode::Failure,
                     fmt::format("munmap of the scratch in thread {} failed", thread_.tid()));
     }
@@ -348,15 +365,13 @@ HijackedThread::unmapScratchOrThrow(RemotePtr libcSyscallInsn) {
 }
 
 void
-HijackedThread::markScratchReleased() noexcept {
-    if (!scratch_) {
-        return;
+HijackedThread::setFdToCloseOrThrow(int fd, bool closeNextResult) {
+    if (closeNextResult) {
+        // Not an fd until the syscall stores its result: the stub skips -1.
+        writeControlField(offsetof(ScratchControl, result), static_cast<uint64_t>(-1));
     }
-    try {
-        writeControlField(offsetof(ScratchControl, released), uint32_t{1});
-    } catch (const std::exception&) {
-        // The target is gone, or the agent already unmapped it.
-    }
+    writeControlField(offsetof(ScratchControl, fdToClosePlusOne), static_cast<int32_t>(fd + 1));
+    writeControlField(offsetof(ScratchControl, closeResultFd), uint32_t{closeNextResult ? 1u : 0u});
 }
 
 uint64_t

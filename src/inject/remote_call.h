@@ -21,10 +21,11 @@
 // contract); a fault in our call (SIGSEGV etc. raised by the kernel) is not
 // delivered: the call fails and the thread is put back.
 //
-// The one moment that is not survivable without memtap: the single `mmap`
-// that creates the scratch mapping on a thread that has none, issued through
-// the `syscall` instruction of libc's syscall() (a few microseconds between
-// the resume and the single-step trap). Everything after it is.
+// The scratch mapping cannot hold the stub that creates and removes it: that
+// one lives in a padding slot (buildPaddingStub) after a module's code, found
+// by the caller, written before use and restored to the file's bytes after.
+// If memtap dies between the mmap and the first write of the scratch, a few
+// zeroed pages stay mapped; the thread is unharmed at every moment.
 #pragma once
 
 #include <chrono>
@@ -60,11 +61,12 @@ public:
     // Puts the thread back (putBack) and detaches; never throws.
     ~HijackedThread();
 
-    // Creates the scratch mapping with one mmap through the `syscall`
-    // instruction at `libcSyscallInsn` and fills it (stub, control block,
-    // saved XSTATE). The thread's registers are back to resume state the
-    // moment the mmap returns.
-    void createScratchOrThrow(RemotePtr libcSyscallInsn);
+    // Where the padding stub goes (at least kPaddingStubBytes of padding).
+    void setPaddingSlot(RemotePtr slot) { paddingSlot_ = slot; }
+    // Creates the scratch mapping with one mmap through the padding stub and
+    // fills it (stub, control block, saved XSTATE). The thread's registers
+    // are back to resume state the moment the mmap returns.
+    void createScratchOrThrow();
     // Takes over a scratch mapping a killed memtap left (findLeftoverScratch).
     void adoptScratchOrThrow(RemotePtr base, uint64_t size);
     RemotePtr scratch() const { return scratch_; }
@@ -92,18 +94,19 @@ public:
     // back by us (gone, or still inside a call that timed out: the stub then
     // does it).
     bool putBack() noexcept;
-    // Unmaps the scratch with one munmap through libc's `syscall` instruction,
-    // for error paths where no agent will (same short window as the mmap).
-    void unmapScratchOrThrow(RemotePtr libcSyscallInsn);
-    // After putBack: tells the agent the scratch is no longer in use.
-    void markScratchReleased() noexcept;
+    // Puts errno and the extended state back, then unmaps the scratch with
+    // one munmap through the padding stub. Needs the thread stopped at a
+    // marker (not inside a call).
+    void unmapScratchOrThrow();
+    // Tells the stub which memfd of ours to close if memtap dies (-1: none);
+    // with `closeNextResult`, the fd the next syscall returns.
+    void setFdToCloseOrThrow(int fd, bool closeNextResult = false);
 
 private:
     void writeControlOrThrow();
-    // One syscall through libc's `syscall` instruction (no scratch needed),
-    // the thread back in resume state at its exit stop.
-    int64_t libcSyscallOrThrow(RemotePtr libcSyscallInsn, long number,
-                               std::initializer_list<uint64_t> args);
+    // One syscall through the padding stub (no scratch needed), the thread
+    // back in resume state at its exit stop.
+    int64_t paddingSyscallOrThrow(long number, std::initializer_list<uint64_t> args);
     template <typename T> void writeControlField(size_t offset, const T& value) const;
     // Resumes with PTRACE_SYSCALL until the marker's entry stop.
     void runToMarkerOrThrow(std::chrono::milliseconds timeout, const char* what);
@@ -111,6 +114,8 @@ private:
     attach::TracedThread thread_;
     const attach::RemoteMemory& memory_;
     attach::ThreadRegisters saved_;
+    RemotePtr paddingSlot_;
+    bool paddingWritten_ = false;
     RemotePtr scratch_;
     uint64_t scratchSize_ = 0;
     uint64_t landing_ = 0, syscallEntry_ = 0, markerEnd_ = 0; // offsets in the scratch

@@ -70,6 +70,44 @@ loadRegister(Emitter& e, unsigned reg, uint64_t target) {
     e.ripRelative(target);
 }
 
+
+// Loads rflags, every general register, rsp and rip from the control block
+// at `control` (an offset in the same address space as the code). With
+// `ownStack`, popfq goes through the control block's miniStack; without, the
+// thread's stack 256 bytes below rsp (clear of the 128-byte red zone).
+void
+emitRegisterRestore(Emitter& e, uint64_t control, bool ownStack) {
+    auto at = [control](size_t offset) { return control + offset; };
+    if (ownStack) {
+        e.bytes({0x48, 0x8d, 0x25}); // lea rsp, [rip+miniStack end]
+        e.ripRelative(at(offsetof(ScratchControl, miniStack) + sizeof(ScratchControl::miniStack)));
+    } else {
+        e.bytes({0x48, 0x8d, 0xa4, 0x24, 0x00, 0xff, 0xff, 0xff}); // lea rsp, [rsp-256]
+    }
+    e.bytes({0xff, 0x35}); // push qword [rip+rflags]
+    e.ripRelative(at(offsetof(ScratchControl, rflags)));
+    e.bytes({0x9d}); // popfq; nothing below changes the flags
+    // ModRM register numbers: rax 0, rcx 1, rdx 2, rbx 3, rsp 4, rbp 5, rsi 6, rdi 7, r8..r15 8..15.
+    const struct {
+        unsigned reg;
+        size_t offset;
+    } loads[] = {
+        {0, offsetof(ScratchControl, rax)},  {1, offsetof(ScratchControl, rcx)},
+        {2, offsetof(ScratchControl, rdx)},  {3, offsetof(ScratchControl, rbx)},
+        {5, offsetof(ScratchControl, rbp)},  {6, offsetof(ScratchControl, rsi)},
+        {7, offsetof(ScratchControl, rdi)},  {8, offsetof(ScratchControl, r8)},
+        {9, offsetof(ScratchControl, r9)},   {10, offsetof(ScratchControl, r10)},
+        {11, offsetof(ScratchControl, r11)}, {12, offsetof(ScratchControl, r12)},
+        {13, offsetof(ScratchControl, r13)}, {14, offsetof(ScratchControl, r14)},
+        {15, offsetof(ScratchControl, r15)}, {4, offsetof(ScratchControl, rsp)},
+    };
+    for (const auto& load : loads) {
+        loadRegister(e, load.reg, at(load.offset));
+    }
+    e.bytes({0xff, 0x25}); // jmp [rip+rip]
+    e.ripRelative(at(offsetof(ScratchControl, rip)));
+}
+
 } // namespace
 
 uint64_t
@@ -95,6 +133,24 @@ buildStubCode(StubEntries& entries) {
     e.bytes({0xc7, 0x05}); // mov dword [rip+inCall], 0
     e.ripRelative(field(offsetof(ScratchControl, inCall)), 4);
     e.imm32(0);
+    // The memfd of a dlopen in progress: closeResultFd names the result of
+    // the memfd_create just made, else fdToClosePlusOne the one held.
+    e.bytes({0x8b, 0x3d}); // mov edi, [rip+fdToClosePlusOne]
+    e.ripRelative(field(offsetof(ScratchControl, fdToClosePlusOne)));
+    e.bytes({0xff, 0xcf}); // dec edi
+    e.bytes({0x83, 0x3d}); // cmp dword [rip+closeResultFd], 0
+    e.ripRelative(field(offsetof(ScratchControl, closeResultFd)), 1);
+    e.bytes({0x00});
+    e.bytes({0x74, 0x06}); // je +6: keep edi
+    e.bytes({0x8b, 0x3d}); // mov edi, [rip+result] (low half: the fd)
+    e.ripRelative(field(offsetof(ScratchControl, result)));
+    e.bytes({0x85, 0xff}); // test edi, edi
+    e.bytes({0x78, 0x00}); // js skipClose
+    uint64_t jsClose = e.here() - 1;
+    e.bytes({0xb8}); // mov eax, close
+    e.imm32(3);      // __NR_close, syscall_64.tbl
+    e.bytes({0x0f, 0x05});
+    e.patchRel8(jsClose, e.here());
     e.bytes({0x48, 0x8b, 0x05}); // mov rax, [rip+errnoAddress]
     e.ripRelative(field(offsetof(ScratchControl, errnoAddress)));
     e.bytes({0x48, 0x85, 0xc0}); // test rax, rax
@@ -116,34 +172,27 @@ buildStubCode(StubEntries& entries) {
     e.ripRelative(kScratchXstateOffset);
     e.patchRel8(jzXstate, e.here());
 
-    e.bytes({0x48, 0x8d, 0x25}); // lea rsp, [rip+miniStack end]
-    e.ripRelative(field(offsetof(ScratchControl, miniStack) + sizeof(ScratchControl::miniStack)));
-    e.bytes({0xff, 0x35}); // push qword [rip+rflags]
-    e.ripRelative(field(offsetof(ScratchControl, rflags)));
-    e.bytes({0x9d}); // popfq; nothing below changes the flags
-    // ModRM register numbers: rax 0, rcx 1, rdx 2, rbx 3, rsp 4, rbp 5, rsi 6, rdi 7, r8..r15 8..15.
-    const struct {
-        unsigned reg;
-        size_t offset;
-    } loads[] = {
-        {0, offsetof(ScratchControl, rax)},  {1, offsetof(ScratchControl, rcx)},
-        {2, offsetof(ScratchControl, rdx)},  {3, offsetof(ScratchControl, rbx)},
-        {5, offsetof(ScratchControl, rbp)},  {6, offsetof(ScratchControl, rsi)},
-        {7, offsetof(ScratchControl, rdi)},  {8, offsetof(ScratchControl, r8)},
-        {9, offsetof(ScratchControl, r9)},   {10, offsetof(ScratchControl, r10)},
-        {11, offsetof(ScratchControl, r11)}, {12, offsetof(ScratchControl, r12)},
-        {13, offsetof(ScratchControl, r13)}, {14, offsetof(ScratchControl, r14)},
-        {15, offsetof(ScratchControl, r15)}, {4, offsetof(ScratchControl, rsp)},
-    };
-    for (const auto& load : loads) {
-        loadRegister(e, load.reg, field(load.offset));
-    }
-    e.bytes({0xff, 0x25}); // jmp [rip+rip]
-    e.ripRelative(field(offsetof(ScratchControl, rip)));
+    emitRegisterRestore(e, kScratchControlOffset, true);
     auto code = e.take();
     if (code.size() > kScratchControlOffset) {
         throw Error(ExitCode::Failure, "return stub larger than its page");
     }
+    return code;
+}
+
+std::vector<uint8_t>
+buildPaddingStub(const user_regs_struct& interrupted) {
+    Emitter e;
+    e.bytes({0x0f, 0x05}); // syscall; the host takes over at its exit stop
+    emitRegisterRestore(e, kPaddingControlOffset, false);
+    auto code = e.take();
+    if (code.size() > kPaddingControlOffset) {
+        throw Error(ExitCode::Failure, "padding stub larger than its slot");
+    }
+    ScratchControl control = makeScratchControl(0, interrupted, {}, 0, 0);
+    code.resize(kPaddingControlOffset);
+    const auto* bytes = reinterpret_cast<const uint8_t*>(&control);
+    code.insert(code.end(), bytes, bytes + sizeof(control));
     return code;
 }
 

@@ -63,12 +63,12 @@ struct ScratchControl {
     int32_t ownerPid;        // the memtap process (host pid) that set this scratch up
     uint32_t inCall;         // 1 while the thread may be running our code; the stub clears it
     uint64_t ownerStartTime; // its start time (/proc/PID/stat field 22), against PID reuse
-    uint32_t released;       // host: the thread is back and detached; the agent may unmap this
-    uint32_t reserved0;
+    uint32_t released;      // reserved (0)
+    uint32_t closeResultFd; // 1: the last call's result is a new fd of ours: the stub closes it
     uint64_t result;       // rax of the last remote call, stored by `landing`
     uint64_t errnoAddress; // the thread's &errno (0 until known): the stub restores it
     int32_t savedErrno;
-    uint32_t reserved1;
+    int32_t fdToClosePlusOne; // else: a memfd of ours the stub closes (0: none)
     uint64_t xrstorMask; // EDX:EAX for XRSTOR; 0 = no extended state saved
     // Resume registers (resumeRegistersFor), loaded by the restore path.
     uint64_t rax, rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14, r15;
@@ -86,6 +86,16 @@ struct StubEntries {
 // The stub's machine code, and where its entries are. Pure: unit-tested by
 // decoding it with Capstone.
 std::vector<uint8_t> buildStubCode(StubEntries& entries);
+
+// The stub that creates and removes the scratch mapping, which cannot live
+// in it. It goes into the padding after the last executable segment of a
+// loaded module (bytes mapped executable that no code occupies, restored
+// afterwards): `syscall`, then, if memtap is gone, the register restore above
+// with its data right behind the code. A syscall changes neither errno nor
+// the extended state, so general registers and rflags are all it restores.
+inline constexpr uint64_t kPaddingControlOffset = 256;
+inline constexpr uint64_t kPaddingStubBytes = kPaddingControlOffset + sizeof(ScratchControl);
+std::vector<uint8_t> buildPaddingStub(const user_regs_struct& interrupted);
 
 // The marker syscall `landing` makes (getpid: no side effect, allowed by
 // every seccomp policy we know; checked against the target's filter anyway).

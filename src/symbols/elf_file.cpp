@@ -166,6 +166,32 @@ ElfFile::firstLoadVaddr() const {
     return 0;
 }
 
+std::optional<ElfFile::Padding>
+ElfFile::executablePadding() const {
+    size_t phnum = 0;
+    if (::elf_getphdrnum(elf_.get(), &phnum) != 0) {
+        return std::nullopt;
+    }
+    std::optional<Padding> found;
+    auto pageSize = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    for (size_t i = 0; i < phnum; ++i) {
+        GElf_Phdr phdr;
+        if (::gelf_getphdr(elf_.get(), static_cast<int>(i), &phdr) != nullptr && phdr.p_type == PT_LOAD &&
+            (phdr.p_flags & PF_X) != 0) {
+            if (phdr.p_memsz != phdr.p_filesz) {
+                continue; // zero-filled tail: not plain file bytes
+            }
+            uint64_t end = phdr.p_vaddr + phdr.p_filesz;
+            uint64_t pageEnd = (end + pageSize - 1) & ~(pageSize - 1);
+            found = Padding{end, pageEnd, phdr.p_offset + phdr.p_filesz};
+        }
+    }
+    if (found && found->start == found->end) {
+        return std::nullopt;
+    }
+    return found;
+}
+
 std::string
 ElfFile::buildId() const {
     auto scanNotes = [](Elf_Data* data) -> std::string {

@@ -43,6 +43,14 @@ public:
     // p_vaddr of the first PT_LOAD, aligned down to the page: what the mapping
     // at file offset 0 corresponds to.
     uint64_t firstLoadVaddr() const;
+    // [start, end) in vaddr space between the end of the last executable
+    // PT_LOAD's contents and the end of its last page: bytes the kernel maps
+    // executable that no code occupies. nullopt if there is none.
+    struct Padding {
+        uint64_t start = 0, end = 0; // vaddr
+        uint64_t fileOffset = 0;     // of `start`: the bytes the kernel maps there
+    };
+    std::optional<Padding> executablePadding() const;
     // Hex of the NT_GNU_BUILD_ID note, "" if there is none.
     std::string buildId() const;
     bool isX86_64() const;
