@@ -4,11 +4,15 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -62,16 +66,98 @@ private:
     sigset_t old_;
 };
 
+// Ctrl-C, SIGTERM, SIGHUP and SIGQUIT during an attach are recorded instead
+// of ending memtap wherever it is, so that the exit can say what state the
+// target is in. (While a thread is borrowed they are blocked as well, above.)
+volatile sig_atomic_t g_interruptSignal = 0;
+
+class InterruptWatch {
+public:
+    InterruptWatch() {
+        struct sigaction action {};
+        action.sa_handler = [](int sig) { g_interruptSignal = sig; };
+        sigemptyset(&action.sa_mask);
+        g_interruptSignal = 0;
+        for (size_t i = 0; i < std::size(kSignals); ++i) {
+            ::sigaction(kSignals[i], &action, &old_[i]);
+        }
+    }
+    ~InterruptWatch() {
+        for (size_t i = 0; i < std::size(kSignals); ++i) {
+            ::sigaction(kSignals[i], &old_[i], nullptr);
+        }
+    }
+    InterruptWatch(const InterruptWatch&) = delete;
+    InterruptWatch& operator=(const InterruptWatch&) = delete;
+
+    // Throws when a signal came: the message says whether the agent is in.
+    void throwIfInterrupted(pid_t pid, bool agentStarted) const {
+        int sig = g_interruptSignal;
+        if (sig == 0) {
+            return;
+        }
+        // Shell convention: 128 + the signal number (130 for SIGINT, 143 for SIGTERM).
+        auto code = static_cast<ExitCode>(128 + sig);
+        if (agentStarted) {
+            throw Error(code,
+                        fmt::format("interrupted by SIG{}: memtap is attached to process {} (its agent "
+                                    "is starting or running)",
+                                    sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", pid),
+                        fmt::format("check with `memtap status {0}`, remove it with `memtap detach {0}`",
+                                    pid));
+        }
+        throw Error(code, fmt::format("interrupted by SIG{} before process {} was changed; it is left as "
+                                      "it was",
+                                      sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", pid));
+    }
+
+private:
+    static constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+    struct sigaction old_[std::size(kSignals)] {};
+};
+
+// One attach at a time per target: an abstract Unix socket named after the
+// target (PID and start time) is bound for the whole attach. The kernel drops
+// it when memtap exits, however it exits; no file is left anywhere.
+class AttachLock {
+public:
+    static std::optional<AttachLock> tryLock(pid_t pid) {
+        UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        if (!fd) {
+            throw Error(ExitCode::Failure, describeErrno("socket for the attach lock", errno));
+        }
+        sockaddr_un address{};
+        address.sun_family = AF_UNIX;
+        std::string name = fmt::format("memtap-attach-{}-{}", pid, processStartTime(pid));
+        std::memcpy(address.sun_path + 1, name.data(), name.size()); // sun_path[0] = 0: abstract
+        auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+        if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), length) != 0) {
+            if (errno == EADDRINUSE) {
+                return std::nullopt;
+            }
+            throw Error(ExitCode::Failure, describeErrno("binding the attach lock", errno));
+        }
+        return AttachLock(std::move(fd));
+    }
+
+private:
+    explicit AttachLock(UniqueFd fd) : fd_(std::move(fd)) {}
+    UniqueFd fd_;
+};
+
 // Undo one change on the borrowed thread when leaving scope.
 class RemoteUndo {
 public:
-    explicit RemoteUndo(std::function<void()> undo) : undo_(std::move(undo)) {}
+    RemoteUndo(pid_t pid, std::function<void()> undo) : pid_(pid), undo_(std::move(undo)) {}
     ~RemoteUndo() {
         if (undo_) {
             try {
                 undo_();
             } catch (const std::exception& e) {
-                spdlog::error("cleanup in the target failed: {}", e.what());
+                // A target that died meanwhile is the real cause, said by the caller.
+                if (::kill(pid_, 0) == 0) {
+                    spdlog::error("cleanup in the target failed: {}", e.what());
+                }
             }
         }
     }
@@ -79,6 +165,7 @@ public:
     RemoteUndo& operator=(const RemoteUndo&) = delete;
 
 private:
+    pid_t pid_;
     std::function<void()> undo_;
 };
 
@@ -356,7 +443,7 @@ startAgentOnThread(HijackedThread& hijacked, pid_t pid, const attach::RemoteMemo
         int64_t memfd = hijacked.syscallOrThrow(SYS_memfd_create, {name.value(), MFD_CLOEXEC});
         hijacked.setFdToCloseOrThrow(memfd >= 0 ? static_cast<int>(memfd) : -1);
         checkSyscallResult(memfd, "memfd_create");
-        closeMemfd.emplace([&hijacked, memfd] {
+        closeMemfd.emplace(pid, [&hijacked, memfd] {
             // Forget it first: closing twice could close a number reused meanwhile.
             hijacked.setFdToCloseOrThrow(-1);
             hijacked.syscallOrThrow(SYS_close, {static_cast<uint64_t>(memfd)});
@@ -411,11 +498,64 @@ startAgentOnThread(HijackedThread& hijacked, pid_t pid, const attach::RemoteMemo
                                                  options.timeout, MEMTAP_AGENT_ENTRY));
 }
 
+// Whether the target is stopped (SIGSTOP, job control, a debugger's stop).
+bool
+isStopped(pid_t pid) {
+    auto info = attach::readProcessInfoOrThrow(pid);
+    return info.state == 'T' || info.state == 't';
+}
+
+Error
+stoppedWhileStartingError(pid_t pid) {
+    return Error(ExitCode::Timeout,
+                 fmt::format("process {} was stopped during attach: the agent is loaded and will "
+                             "answer once the process runs",
+                             pid),
+                 fmt::format("resume it with `kill -CONT {0}`, then check with `memtap status {0}`", pid));
+}
+
+void
+waitForAgentOrThrow(pid_t pid, Clock::time_point deadline, const AttachOptions& options,
+                    const InterruptWatch& interrupts) {
+    auto nextNote = Clock::now() + milliseconds(1000);
+    for (;;) {
+        interrupts.throwIfInterrupted(pid, true);
+        if (auto client = ControlClient::tryConnect(pid)) {
+            auto left = std::max(milliseconds(100),
+                                 std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
+            try {
+                client->requestOrThrow("status", left);
+            } catch (const Error& e) {
+                if (e.code() == ExitCode::Timeout && isStopped(pid)) {
+                    throw stoppedWhileStartingError(pid);
+                }
+                throw;
+            }
+            return;
+        }
+        if (Clock::now() >= deadline) {
+            if (isStopped(pid)) {
+                throw stoppedWhileStartingError(pid);
+            }
+            throw Error(ExitCode::Timeout,
+                        fmt::format("the agent in process {} did not open its socket within {} ms", pid,
+                                    options.timeout.count()),
+                        fmt::format("check with `memtap status {}`", pid));
+        }
+        if (options.progress && Clock::now() >= nextNote) {
+            options.progress(fmt::format("waiting for the agent in process {} to start", pid));
+            nextNote = Clock::now() + milliseconds(2000);
+        }
+        std::this_thread::sleep_for(milliseconds(1));
+    }
+}
+
 } // namespace
 
 AttachResult
 attachOrThrow(pid_t pid, const AttachOptions& options) {
     auto started = Clock::now();
+    InterruptWatch interrupts;
     AttachResult result;
     auto info = attach::readProcessInfoOrThrow(pid);
     refuseUnattachableState(info);
@@ -423,12 +563,26 @@ attachOrThrow(pid_t pid, const AttachOptions& options) {
     auto python = symbols::discoverPythonOrThrow(modules);
     result.python = python.version;
 
+    interrupts.throwIfInterrupted(pid, false);
+    // Another memtap attaching right now: wait for it, then report what it did.
+    std::optional<AttachLock> lock;
+    for (auto waitUntil = started + options.timeout; !(lock = AttachLock::tryLock(pid));) {
+        interrupts.throwIfInterrupted(pid, false);
+        if (Clock::now() >= waitUntil) {
+            throw Error(ExitCode::Timeout,
+                        fmt::format("another memtap has been attaching to process {} for {} ms", pid,
+                                    options.timeout.count()),
+                        fmt::format("check with `memtap status {}`", pid));
+        }
+        std::this_thread::sleep_for(milliseconds(5));
+    }
     if (auto client = ControlClient::tryConnect(pid)) {
         result.alreadyAttached = true;
         return result;
     }
 
     auto memory = attach::RemoteMemory::openOrThrow(pid);
+    PaddingSlot padding = findPaddingSlotOrThrow(pid, modules, python);
     auto unwinder = symbols::Unwinder::createOrThrow(pid);
     unwinder.warmUp(); // before any thread stops, not while one is held
     auto deadline = started + options.timeout;
@@ -439,10 +593,18 @@ attachOrThrow(pid_t pid, const AttachOptions& options) {
         std::unique_ptr<attach::TracedThread> borrowed;
         while (!(borrowed =
                      borrowSafeThread(pid, unwinder, memory, result.longestThreadStop, lastReason))) {
+            interrupts.throwIfInterrupted(pid, false);
             auto now = attach::readProcessInfoOrThrow(pid); // NoSuchProcess once reaped
             if (now.state == 'Z' || now.state == 'X') {
                 throw Error(ExitCode::NoSuchProcess,
                             fmt::format("process {} exited during attach", pid));
+            }
+            if (now.state == 'T') {
+                throw Error(ExitCode::NotSupported,
+                            fmt::format("process {} was stopped (job control) during attach; memtap "
+                                        "changed nothing",
+                                        pid),
+                            fmt::format("resume it with `kill -CONT {}` and retry", pid));
             }
             if (Clock::now() >= deadline) {
                 throw Error(
@@ -460,7 +622,6 @@ attachOrThrow(pid_t pid, const AttachOptions& options) {
             std::this_thread::sleep_for(milliseconds(2));
         }
         result.borrowedThread = borrowed->tid();
-        PaddingSlot padding = findPaddingSlotOrThrow(pid, modules, python);
         // Declared before the thread: restored after it is put back.
         PaddingRestore restorePadding(memory, padding);
         HijackedThread hijacked(std::move(*borrowed), memory);
@@ -491,25 +652,8 @@ attachOrThrow(pid_t pid, const AttachOptions& options) {
     }
 
     // The agent installs its hooks on its own thread, then serves the socket.
-    auto nextNote2 = Clock::now() + milliseconds(1000);
-    for (;;) {
-        if (auto client = ControlClient::tryConnect(pid)) {
-            auto left = std::max(milliseconds(100),
-                                 std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
-            client->requestOrThrow("status", left);
-            break;
-        }
-        if (Clock::now() >= deadline) {
-            throw Error(ExitCode::Timeout,
-                        fmt::format("the agent in process {} did not open its socket within {} ms", pid,
-                                    options.timeout.count()));
-        }
-        if (options.progress && Clock::now() >= nextNote2) {
-            options.progress(fmt::format("waiting for the agent in process {} to start", pid));
-            nextNote2 = Clock::now() + milliseconds(2000);
-        }
-        std::this_thread::sleep_for(milliseconds(1));
-    }
+    waitForAgentOrThrow(pid, deadline, options, interrupts);
+    interrupts.throwIfInterrupted(pid, true);
     result.latency = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started);
     return result;
 }
