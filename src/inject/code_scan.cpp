@@ -76,4 +76,21 @@ describeInstruction(std::span<const uint8_t> code, RemotePtr address) {
     return fmt::format("{} {}", insn.get()[0].mnemonic, insn.get()[0].op_str);
 }
 
+std::vector<std::string>
+disassembleAll(std::span<const uint8_t> code, RemotePtr address) {
+    CapstoneHandle cs;
+    size_t count = 0;
+    auto insn = disassemble(cs, code, address.value(), 0, &count);
+    std::vector<std::string> lines;
+    size_t decoded = 0;
+    for (size_t i = 0; i < count; ++i) {
+        lines.push_back(fmt::format("{} {}", insn.get()[i].mnemonic, insn.get()[i].op_str));
+        decoded += insn.get()[i].size;
+    }
+    if (decoded != code.size()) {
+        lines.push_back("(undecodable)");
+    }
+    return lines;
+}
+
 } // namespace memtap::inject

@@ -6,6 +6,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "base/remote_ptr.h"
 
@@ -21,6 +22,10 @@ bool endsWithSyscallInstruction(std::span<const uint8_t> bytes);
 // The address of the first `syscall` instruction in a linear decode of
 // `code`, which starts at `base` in the target (used on libc's syscall()).
 std::optional<RemotePtr> findSyscallInstruction(std::span<const uint8_t> code, RemotePtr base);
+
+// "mnemonic operands" of every instruction in `code`, with a last line
+// "(undecodable)" if the bytes do not decode to the end (for tests).
+std::vector<std::string> disassembleAll(std::span<const uint8_t> code, RemotePtr address);
 
 // "mnemonic operands" of the instruction at the start of `code`, for logs.
 std::string describeInstruction(std::span<const uint8_t> code, RemotePtr address);
