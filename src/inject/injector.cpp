@@ -24,6 +24,9 @@
 #include "attach/traced_thread.h"
 #include "base/error.h"
 #include "inject/agent_image.h"
+#include "inject/agent_loader.h"
+#include "inject/attach_guards.h"
+#include "inject/padding_slot.h"
 #include "inject/code_scan.h"
 #include "inject/control_client.h"
 #include "inject/remote_call.h"
@@ -40,134 +43,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-constexpr uint64_t kPathOffset = 256; // the dlopen path, after the memfd name
 static_assert(sizeof(memtap_start_args) <= kScratchArgsBytes);
-
-// Catchable termination signals wait while the target is being changed, so
-// Ctrl-C or a plain `kill` of memtap cannot leave a thread half-hijacked; they
-// take effect as soon as the guards have run. (SIGKILL cannot be deferred: the
-// kernel then detaches and the borrowed thread is the one risk; the window is
-// a few milliseconds.)
-class DeferTerminationSignals {
-public:
-    DeferTerminationSignals() {
-        sigset_t set;
-        sigemptyset(&set);
-        for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) {
-            sigaddset(&set, sig);
-        }
-        ::sigprocmask(SIG_BLOCK, &set, &old_);
-    }
-    ~DeferTerminationSignals() { ::sigprocmask(SIG_SETMASK, &old_, nullptr); }
-    DeferTerminationSignals(const DeferTerminationSignals&) = delete;
-    DeferTerminationSignals& operator=(const DeferTerminationSignals&) = delete;
-
-private:
-    sigset_t old_;
-};
-
-// Ctrl-C, SIGTERM, SIGHUP and SIGQUIT during an attach are recorded instead
-// of ending memtap wherever it is, so that the exit can say what state the
-// target is in. (While a thread is borrowed they are blocked as well, above.)
-volatile sig_atomic_t g_interruptSignal = 0;
-
-class InterruptWatch {
-public:
-    InterruptWatch() {
-        struct sigaction action {};
-        action.sa_handler = [](int sig) { g_interruptSignal = sig; };
-        sigemptyset(&action.sa_mask);
-        g_interruptSignal = 0;
-        for (size_t i = 0; i < std::size(kSignals); ++i) {
-            ::sigaction(kSignals[i], &action, &old_[i]);
-        }
-    }
-    ~InterruptWatch() {
-        for (size_t i = 0; i < std::size(kSignals); ++i) {
-            ::sigaction(kSignals[i], &old_[i], nullptr);
-        }
-    }
-    InterruptWatch(const InterruptWatch&) = delete;
-    InterruptWatch& operator=(const InterruptWatch&) = delete;
-
-    // Throws when a signal came: the message says whether the agent is in.
-    void throwIfInterrupted(pid_t pid, bool agentStarted) const {
-        int sig = g_interruptSignal;
-        if (sig == 0) {
-            return;
-        }
-        // Shell convention: 128 + the signal number (130 for SIGINT, 143 for SIGTERM).
-        auto code = static_cast<ExitCode>(128 + sig);
-        if (agentStarted) {
-            throw Error(code,
-                        fmt::format("interrupted by SIG{}: memtap is attached to process {} (its agent "
-                                    "is starting or running)",
-                                    sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", pid),
-                        fmt::format("check with `memtap status {0}`, remove it with `memtap detach {0}`",
-                                    pid));
-        }
-        throw Error(code, fmt::format("interrupted by SIG{} before process {} was changed; it is left as "
-                                      "it was",
-                                      sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", pid));
-    }
-
-private:
-    static constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
-    struct sigaction old_[std::size(kSignals)] {};
-};
-
-// One attach at a time per target: an abstract Unix socket named after the
-// target (PID and start time) is bound for the whole attach. The kernel drops
-// it when memtap exits, however it exits; no file is left anywhere.
-class AttachLock {
-public:
-    static std::optional<AttachLock> tryLock(pid_t pid) {
-        UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        if (!fd) {
-            throw Error(ExitCode::Failure, describeErrno("socket for the attach lock", errno));
-        }
-        sockaddr_un address{};
-        address.sun_family = AF_UNIX;
-        std::string name = fmt::format("memtap-attach-{}-{}", pid, processStartTime(pid));
-        std::memcpy(address.sun_path + 1, name.data(), name.size()); // sun_path[0] = 0: abstract
-        auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
-        if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), length) != 0) {
-            if (errno == EADDRINUSE) {
-                return std::nullopt;
-            }
-            throw Error(ExitCode::Failure, describeErrno("binding the attach lock", errno));
-        }
-        return AttachLock(std::move(fd));
-    }
-
-private:
-    explicit AttachLock(UniqueFd fd) : fd_(std::move(fd)) {}
-    UniqueFd fd_;
-};
-
-// Undo one change on the borrowed thread when leaving scope.
-class RemoteUndo {
-public:
-    RemoteUndo(pid_t pid, std::function<void()> undo) : pid_(pid), undo_(std::move(undo)) {}
-    ~RemoteUndo() {
-        if (undo_) {
-            try {
-                undo_();
-            } catch (const std::exception& e) {
-                // A target that died meanwhile is the real cause, said by the caller.
-                if (::kill(pid_, 0) == 0) {
-                    spdlog::error("cleanup in the target failed: {}", e.what());
-                }
-            }
-        }
-    }
-    RemoteUndo(const RemoteUndo&) = delete;
-    RemoteUndo& operator=(const RemoteUndo&) = delete;
-
-private:
-    pid_t pid_;
-    std::function<void()> undo_;
-};
 
 void
 checkSyscallResult(int64_t result, const char* what) {
@@ -194,17 +70,6 @@ refuseUnattachableState(const attach::ProcessInfo& info) {
     default:
         break;
     }
-}
-
-std::optional<RemotePtr>
-findLoadedAgent(pid_t pid, const std::string& memfdName) {
-    std::string wanted = "/memfd:" + memfdName;
-    for (const auto& entry : symbols::readMapsOrThrow(pid)) {
-        if (entry.offset == 0 && entry.path == wanted) {
-            return entry.start;
-        }
-    }
-    return std::nullopt;
 }
 
 // Threads worth interrupting, best first: blocked in a plain syscall, then
@@ -278,23 +143,6 @@ makeStartArgs(pid_t pid, const AttachOptions& options, const symbols::PythonTarg
     return args;
 }
 
-// dlopen's handle is the library's struct link_map (<link.h>: l_addr, then
-// l_name, a char* the loader allocated for exactly the path it was given).
-void
-renameLoadedLibrary(const attach::RemoteMemory& memory, RemotePtr linkMap, const std::string& loadedPath,
-                    const std::string& newName) {
-    auto namePointer = RemotePtr(memory.readOrThrow<uint64_t>(linkMap + 8));
-    if (namePointer.isNull() || newName.size() > loadedPath.size() ||
-        memory.readCStringOrThrow(namePointer, loadedPath.size() + 1) != loadedPath) {
-        spdlog::warn("could not rename the agent in the loader's list; debuggers may see {}",
-                     loadedPath);
-        return;
-    }
-    std::string padded = newName;
-    padded.resize(loadedPath.size() + 1, '\0');
-    memory.writeOrThrow(namePointer, padded.data(), padded.size());
-}
-
 void
 throwForStartStatus(int status, pid_t pid) {
     switch (status) {
@@ -326,75 +174,6 @@ throwForStartStatus(int status, pid_t pid) {
     }
 }
 
-// A slot for the padding stub (scratch_stub.h) in the padding after the
-// last executable segment of libc or CPython's module, and the bytes the file
-// has there, which go back when the borrow ends (a killed memtap's stub bytes
-// are overwritten the same way).
-struct PaddingSlot {
-    RemotePtr address;
-    std::vector<uint8_t> original;
-};
-
-std::optional<PaddingSlot>
-tryFindPaddingSlot(const symbols::Module& module) {
-    auto elf = symbols::ElfFile::openOrThrow(module.hostPath);
-    auto padding = elf.executablePadding();
-    if (!padding) {
-        return std::nullopt;
-    }
-    // The slot sits at the end of the padding, 16-byte aligned.
-    uint64_t slotVaddr = (padding->end - kPaddingStubBytes) & ~uint64_t{15};
-    if (padding->end < kPaddingStubBytes || slotVaddr < padding->start) {
-        return std::nullopt;
-    }
-    PaddingSlot slot{module.loadBias + slotVaddr, std::vector<uint8_t>(kPaddingStubBytes)};
-    UniqueFd fd(::open(module.hostPath.c_str(), O_RDONLY | O_CLOEXEC));
-    auto offset = static_cast<off_t>(padding->fileOffset + (slotVaddr - padding->start));
-    if (!fd || ::pread(fd.get(), slot.original.data(), slot.original.size(), offset) !=
-                   static_cast<ssize_t>(slot.original.size())) {
-        return std::nullopt;
-    }
-    return slot;
-}
-
-PaddingSlot
-findPaddingSlotOrThrow(pid_t pid, const symbols::ProcessModules& modules,
-                       const symbols::PythonTarget& python) {
-    for (const symbols::Module* module : {modules.libc(), &python.module}) {
-        if (module != nullptr) {
-            if (auto slot = tryFindPaddingSlot(*module)) {
-                return *slot;
-            }
-        }
-    }
-    throw Error(ExitCode::NotSupported,
-                fmt::format("no room for memtap's {}-byte stub after the code of libc or CPython in "
-                            "process {}",
-                            kPaddingStubBytes, pid));
-}
-
-// Writes the file's bytes back over the padding slot when the borrow ends.
-class PaddingRestore {
-public:
-    PaddingRestore(const attach::RemoteMemory& memory, const PaddingSlot& slot)
-        : memory_(memory), slot_(slot) {}
-    ~PaddingRestore() {
-        try {
-            memory_.writeOrThrow(slot_.address, slot_.original.data(), slot_.original.size());
-        } catch (const std::exception& e) {
-            if (::kill(memory_.pid(), 0) == 0) {
-                spdlog::warn("could not put back the padding bytes at {}: {}", slot_.address, e.what());
-            }
-        }
-    }
-    PaddingRestore(const PaddingRestore&) = delete;
-    PaddingRestore& operator=(const PaddingRestore&) = delete;
-
-private:
-    const attach::RemoteMemory& memory_;
-    const PaddingSlot& slot_;
-};
-
 // Puts the scratch mapping in place on the borrowed thread: a leftover of a
 // killed memtap if there is one to take over (no mmap needed), else a new
 // one. Other adoptable leftovers are unmapped through the stub.
@@ -423,7 +202,7 @@ setUpScratchOrThrow(HijackedThread& hijacked, pid_t pid, const attach::RemoteMem
 int
 startAgentOnThread(HijackedThread& hijacked, pid_t pid, const attach::RemoteMemory& memory,
                    const symbols::ProcessModules& modules, const symbols::PythonTarget& python,
-                   const AttachOptions& options, bool& reused) {
+                   const AttachOptions& options, AgentDelivery delivery, bool& reused) {
     const auto& image = agentImageInfoOrThrow();
     const symbols::Module* libc = modules.libc();
     RemotePtr scratch = hijacked.scratch();
@@ -432,63 +211,10 @@ startAgentOnThread(HijackedThread& hijacked, pid_t pid, const attach::RemoteMemo
     hijacked.saveErrnoOrThrow(RemotePtr(hijacked.callOrThrow(
         modules.resolveOrThrow(*libc, "__errno_location"), {}, milliseconds(2000), "__errno_location")));
 
-    auto agentBase = findLoadedAgent(pid, image.memfdName);
+    auto agentBase = findLoadedAgent(pid);
     reused = agentBase.has_value();
-    std::optional<RemoteUndo> closeMemfd;
     if (!agentBase) {
-        RemotePtr name = scratch + kScratchStringsOffset;
-        RemotePtr pathAddress = name + kPathOffset;
-        memory.writeOrThrow(name, image.memfdName.c_str(), image.memfdName.size() + 1);
-        hijacked.setFdToCloseOrThrow(-1, true); // if we die, the stub closes what this returns
-        int64_t memfd = hijacked.syscallOrThrow(SYS_memfd_create, {name.value(), MFD_CLOEXEC});
-        hijacked.setFdToCloseOrThrow(memfd >= 0 ? static_cast<int>(memfd) : -1);
-        checkSyscallResult(memfd, "memfd_create");
-        closeMemfd.emplace(pid, [&hijacked, memfd] {
-            // Forget it first: closing twice could close a number reused meanwhile.
-            hijacked.setFdToCloseOrThrow(-1);
-            hijacked.syscallOrThrow(SYS_close, {static_cast<uint64_t>(memfd)});
-        });
-        {
-            // The memfd belongs to the target; we fill it through its /proc entry.
-            UniqueFd out(
-                ::open(fmt::format("/proc/{}/fd/{}", pid, memfd).c_str(), O_WRONLY | O_CLOEXEC));
-            if (!out) {
-                throw Error(ExitCode::Failure, describeErrno("opening the target's memfd", errno));
-            }
-            auto bytes = agentImage();
-            if (::write(out.get(), bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size())) {
-                throw Error(ExitCode::Failure,
-                            describeErrno("writing the agent into the target's memfd", errno));
-            }
-        }
-        // The loader keeps the path it was given as the library's name
-        // (link_map.l_name), and debuggers read it from outside: gdb opens
-        // "/proc/self/fd/N" in its own process and hangs reading its own pipe.
-        // So the path is padded ("./" steps) to leave room, and once loaded
-        // the name is overwritten with what /proc/PID/maps shows for it.
-        std::string loadedName = fmt::format("/memfd:{} (deleted)", image.memfdName);
-        std::string path = "/proc/self/fd/";
-        while (path.size() + std::to_string(memfd).size() < loadedName.size()) {
-            path += "./";
-        }
-        path += std::to_string(memfd);
-        memory.writeOrThrow(pathAddress, path.c_str(), path.size() + 1);
-        uint64_t handle = hijacked.callOrThrow(modules.resolveOrThrow(*libc, "dlopen"),
-                                               {pathAddress.value(), RTLD_NOW}, options.timeout, "dlopen");
-        if (handle == 0) {
-            uint64_t message = hijacked.callOrThrow(modules.resolveOrThrow(*libc, "dlerror"), {},
-                                                    milliseconds(2000), "dlerror");
-            std::string reason =
-                message ? memory.readCStringOrThrow(RemotePtr(message), 512) : "unknown";
-            throw Error(ExitCode::Failure,
-                        fmt::format("process {} could not load the agent: {}", pid, reason));
-        }
-        renameLoadedLibrary(memory, RemotePtr(handle), path, loadedName);
-        agentBase = findLoadedAgent(pid, image.memfdName);
-        if (!agentBase) {
-            throw Error(ExitCode::Failure,
-                        "the agent was loaded but its mapping is not in /proc/PID/maps");
-        }
+        agentBase = loadAgentOrThrow(hijacked, pid, memory, modules, delivery, options.timeout);
     }
 
     auto args = makeStartArgs(pid, options, python);
@@ -582,6 +308,7 @@ attachOrThrow(pid_t pid, const AttachOptions& options) {
     }
 
     auto memory = attach::RemoteMemory::openOrThrow(pid);
+    AgentDelivery delivery = AgentDelivery::Memfd;
     PaddingSlot padding = findPaddingSlotOrThrow(pid, modules, python);
     auto unwinder = symbols::Unwinder::createOrThrow(pid);
     unwinder.warmUp(); // before any thread stops, not while one is held
@@ -629,7 +356,7 @@ attachOrThrow(pid_t pid, const AttachOptions& options) {
         int status = -1;
         try {
             setUpScratchOrThrow(hijacked, pid, memory);
-            status = startAgentOnThread(hijacked, pid, memory, modules, python, options,
+            status = startAgentOnThread(hijacked, pid, memory, modules, python, options, delivery,
                                         result.reusedAgent);
         } catch (const Error& e) {
             // Take the scratch out again where we still can; a thread still

@@ -9,7 +9,7 @@ one (threads allocating, one blocked in a syscall):
   - at each named point of the borrow, through MEMTAP_TEST_KILL_AT (memtap
     SIGKILLs itself there), so every moment the return stub must survive is
     exercised on every run;
-  - at random moments: 0-60 ms after start, and 0-3 ms after the target
+  - at random moments: 0-60 ms after start, and 0-1.5 ms after the target
     shows a tracer (so the kill lands while a thread is borrowed).
 After each kill the target must be alive; a later attach + detach must work;
 after it the allocators, the program's own state and its thread count are as
@@ -132,7 +132,7 @@ def kill_at_random(mode, in_borrow):
             while time.monotonic() < deadline and proc.poll() is None and not target.traced():
                 pass
             borrowed = target.traced()
-            time.sleep(random.uniform(0, 0.003))
+            time.sleep(random.uniform(0, 0.0015))
         else:
             time.sleep(random.uniform(0, 0.06))
             borrowed = target.traced()
