@@ -91,6 +91,22 @@ sendNow(int fd, const char* text) {
     } while (n < 0 && errno == EINTR);
 }
 
+// Closing a Unix stream socket with unread data in its receive queue makes
+// the peer's next recv fail with ECONNRESET (unix_release_sock,
+// net/unix/af_unix.c), and it would never read the "err ..." line we just
+// sent. So what the client sent and we did not read is drained first.
+void
+drainAndClose(int fd) {
+    char sink[4096];
+    for (int i = 0; i < 16; ++i) {
+        ssize_t n = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
+        if (n <= 0 && !(n < 0 && errno == EINTR)) {
+            break;
+        }
+    }
+    ::close(fd);
+}
+
 enum class State { kFree, kReading, kWriting };
 
 // One client: its request line, then its reply ("ok N\n" or "err ...\n" in
@@ -109,7 +125,7 @@ struct Connection {
 
     void close() {
         if (fd >= 0) {
-            ::close(fd);
+            drainAndClose(fd);
         }
         fd = -1;
         state = State::kFree;
@@ -268,7 +284,7 @@ ControlLoop::acceptNew(int64_t now) {
         if (c == nullptr) {
             // Every slot is sending a reply: this one waits for nothing.
             sendNow(fd, "err busy\n");
-            ::close(fd);
+            drainAndClose(fd);
             continue;
         }
         c->fd = fd;
