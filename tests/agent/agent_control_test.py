@@ -411,6 +411,7 @@ class StartAtFinalization(object):
         self.agent = ac.Agent(sys.argv[1])
         self.args = self.agent.make_args(module=ac.libpython_path())
         self.write = os.write
+        self.rmdir = os.rmdir
         self.now = time.time
         self.sleep = time.sleep
 
@@ -422,6 +423,7 @@ class StartAtFinalization(object):
             self.sleep(0.001)
             word = self.agent.status_word(self.args)
         self.write(1, ("entry %d word %d\n" % (rc, word)).encode())
+        self.rmdir(self.agent.dir)  # no socket in it: the start failed
 
 keeper = StartAtFinalization()
 """
