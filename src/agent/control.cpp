@@ -219,7 +219,9 @@ ControlLoop::run() {
         } else if (ready > 0 && (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) {
             failed_ = true;
         }
-        if (now >= nextFinalizeCheck_) {
+        // Not after a detach: the agent is no longer ours, a new start may
+        // already own g_agent.
+        if (!detached_ && now >= nextFinalizeCheck_) {
             checkFinalizing();
             nextFinalizeCheck_ = now + kFinalizeCheckMs;
         }
