@@ -115,6 +115,7 @@ struct Connection {
     State state = State::kFree;
     int fd = -1;
     uint64_t order = 0;   // accept order, for choosing whom to drop
+    bool refused = false; // peer not allowed: its request gets "err permission denied"
     int64_t deadline = 0; // request deadline while reading, reply deadline while writing
     size_t used = 0;      // bytes in request
     char request[kMaxRequest];
@@ -129,6 +130,7 @@ struct Connection {
         }
         fd = -1;
         state = State::kFree;
+        refused = false;
         used = 0;
         headSize = 0;
         sent = 0;
@@ -209,7 +211,7 @@ ControlLoop::run() {
         // Deadlines: a client that sends nothing, or does not take its reply.
         for (Connection& c : connections_) {
             if (c.state == State::kReading && now >= c.deadline) {
-                replyErr(c, "request timeout", now);
+                replyErr(c, c.refused ? "permission denied" : "request timeout", now);
             } else if (c.state == State::kWriting && now >= c.deadline) {
                 c.close();
             }
@@ -293,10 +295,9 @@ ControlLoop::acceptNew(int64_t now) {
         c->order = ++accepted_;
         c->state = State::kReading;
         c->deadline = now + kRequestMs;
-        if (!peerAllowed(fd)) {
-            replyErr(*c, "permission denied", now);
-            continue;
-        }
+        // A refused peer is answered once it has sent its request: closed
+        // earlier, its send would fail (EPIPE) and it would never read why.
+        c->refused = !peerAllowed(fd);
         // The request is usually there already: no need to wait a round.
         readRequest(*c, now);
     }
@@ -321,7 +322,7 @@ ControlLoop::readRequest(Connection& c, int64_t now) {
         if (clientGone(c.fd)) {
             c.close();
         } else {
-            replyErr(c, "bad request", now);
+            replyErr(c, c.refused ? "permission denied" : "bad request", now);
         }
         return;
     }
@@ -330,7 +331,7 @@ ControlLoop::readRequest(Connection& c, int64_t now) {
     char* nl = static_cast<char*>(std::memchr(c.request, '\n', c.used));
     if (nl == nullptr) {
         if (c.used + 1 >= sizeof(c.request)) {
-            replyErr(c, "bad request", now);
+            replyErr(c, c.refused ? "permission denied" : "bad request", now);
         }
         return;
     }
@@ -344,7 +345,9 @@ ControlLoop::readRequest(Connection& c, int64_t now) {
 void
 ControlLoop::dispatch(Connection& c, int64_t now) {
     const char* request = c.request;
-    if (std::strcmp(request, "status") == 0) {
+    if (c.refused) {
+        replyErr(c, "permission denied", now);
+    } else if (std::strcmp(request, "status") == 0) {
         formatStatus(c.payload);
         replyOk(c, now);
     } else if (std::strcmp(request, "snapshot") == 0) {
