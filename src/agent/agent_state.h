@@ -1,6 +1,6 @@
 // What the entry hands to the agent thread: copied into static storage on the
-// hijacked thread (the caller's args live on its stack or in a scratch
-// mapping the host removes right after the call).
+// borrowed thread (the caller's args live in a scratch mapping the host
+// removes once that thread is back).
 #ifndef MEMTAP_AGENT_AGENT_STATE_H
 #define MEMTAP_AGENT_AGENT_STATE_H
 
@@ -10,14 +10,15 @@
 namespace memtap_agent {
 
 struct AgentState {
-    memtap_start_args args;
+    memtap_start_args args; // scratch_addr is zeroed once release-scratch unmapped it
     PythonApi api;
     bool framesOk;
     int listenFd;
 };
 
-// Written by the entry before the agent thread starts, then owned by that
-// thread until it ends (pthread_create orders the writes before its reads).
+// args is written by the entry before the agent thread starts (pthread_create
+// orders the writes before its reads); from then on g_agent is owned by that
+// thread until it hands the agent back (tearDown in entry.cpp).
 extern AgentState g_agent;
 
 } // namespace memtap_agent

@@ -8,11 +8,9 @@
 #include "agent/text.h"
 
 #include <cerrno>
-#include <csignal>
 #include <cstring>
 #include <poll.h>
-#include <pthread.h>
-#include <sys/prctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -22,16 +20,43 @@
 namespace memtap_agent {
 namespace {
 
-// How often the idle thread wakes to look at the interpreter (it stops
+// How often the loop looks at the interpreter, busy or idle (it stops
 // recording if the target starts finalizing).
-constexpr int kPollMs = 200;
-// A client gets this long to send its request line.
-constexpr int kRequestMs = 2000;
+constexpr int64_t kFinalizeCheckMs = 200;
+constexpr int64_t kRequestMs = MEMTAP_REQUEST_TIMEOUT_MS;
+constexpr int64_t kReplyMs = MEMTAP_REPLY_TIMEOUT_MS;
+constexpr size_t kMaxConnections = MEMTAP_MAX_CONNECTIONS;
 constexpr size_t kMaxRequest = 256;
+// Accepts per round of the loop: under a flood of connects, the connections
+// already accepted still get served between rounds.
+constexpr int kAcceptsPerRound = 32;
+// listen(2) backlog (capped by net.core.somaxconn): connects beyond it wait
+// in connect() until the loop accepts, so a burst must fit while it runs.
+constexpr int kBacklog = 64;
 
-using ExitFn = void (*)();
-constinit ExitFn g_onExit = nullptr;
+int64_t
+nowMs() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
 
+// Who may talk to the agent: uid 0 of the target's user namespace (the
+// target's own user in a rootless container) and args.peer_uid, memtap's
+// euid as this namespace sees it. SO_PEERCRED is translated into the user
+// namespace of the reader, us (cred_to_ucred, net/core/sock.c), and a uid
+// with no mapping here reads as the overflow uid (from_kuid_munged,
+// kernel/user_namespace.c; /proc/sys/kernel/overflowuid).
+//
+// With MEMTAP_PEER_UNMAPPED the host told us its euid is such a uid (host
+// root attaching a target in a user namespace mapped from an unprivileged
+// uid), so peer_uid is the overflow uid, which every unmapped user shares.
+// That is safe because this check is not the only gate: the socket file is
+// mode 0600 and owned by the target's user, so connect() needs write access
+// to it, i.e. that user or CAP_DAC_OVERRIDE over the file (host root); and
+// from outside the target's mount namespace the path is reached through
+// /proc/PID/root, which needs ptrace rights over the target. An unmapped
+// user who is neither cannot connect in the first place.
 bool
 peerAllowed(int fd) {
     ucred cred{};
@@ -42,175 +67,420 @@ peerAllowed(int fd) {
     return cred.uid == 0 || cred.uid == g_agent.args.peer_uid;
 }
 
+// A client that closed its end (both directions: POLLHUP; a shutdown of its
+// write side only gives POLLRDHUP, and such a client may still read) or
+// whose socket failed has given up on its request.
 bool
-sendAll(int fd, const char* data, size_t size) {
-    while (size > 0) {
-        // MSG_NOSIGNAL: a client that went away must not raise SIGPIPE in the
-        // target (it would stay pending on our thread, but better none).
-        ssize_t n = send(fd, data, size, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return false;
-        }
-        data += n;
-        size -= static_cast<size_t>(n);
-    }
-    return true;
+clientGone(int fd) {
+    pollfd pfd{fd, POLLRDHUP, 0};
+    int ready;
+    do {
+        ready = poll(&pfd, 1, 0);
+    } while (ready < 0 && errno == EINTR);
+    return ready > 0 && (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)) != 0;
 }
 
+// Best effort, never blocks: for a connection about to be closed.
 void
-replyOk(int fd, const Text& payload) {
-    if (payload.failed()) {
-        const char err[] = "err out of memory\n";
-        sendAll(fd, err, sizeof(err) - 1);
-        return;
-    }
-    Text head;
-    head.append("ok ");
-    head.appendU64(payload.size());
-    head.append('\n');
-    if (sendAll(fd, head.data(), head.size())) {
-        sendAll(fd, payload.data(), payload.size());
-    }
+sendNow(int fd, const char* text) {
+    // MSG_NOSIGNAL: a client that went away must not raise SIGPIPE in the
+    // target (blocked on this thread, but it would stay pending).
+    ssize_t n;
+    do {
+        n = send(fd, text, std::strlen(text), MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
 }
 
+// Closing a Unix stream socket with unread data in its receive queue makes
+// the peer's next recv fail with ECONNRESET (unix_release_sock,
+// net/unix/af_unix.c), and it would never read the "err ..." line we just
+// sent. So what the client sent and we did not read is drained first.
 void
-replyErr(int fd, const char* message) {
-    Text text;
-    text.append("err ");
-    text.append(message);
-    text.append('\n');
-    sendAll(fd, text.data(), text.size());
-}
-
-int64_t
-nowMs() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
-// Reads one request line (without '\n', '\r' stripped) into buf.
-bool
-readRequest(int fd, char* buf, size_t cap) {
-    size_t used = 0;
-    int64_t deadline = nowMs() + kRequestMs;
-    while (true) {
-        int64_t left = deadline - nowMs();
-        if (left <= 0) {
-            return false;
-        }
-        pollfd pfd{fd, POLLIN, 0};
-        int ready = poll(&pfd, 1, static_cast<int>(left));
-        if (ready < 0 && errno == EINTR) {
-            continue;
-        }
-        if (ready <= 0) {
-            return false;
-        }
-        ssize_t n = recv(fd, buf + used, cap - 1 - used, 0);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return false;
-        }
-        used += static_cast<size_t>(n);
-        buf[used] = '\0';
-        if (char* nl = static_cast<char*>(std::memchr(buf, '\n', used))) {
-            *nl = '\0';
-            if (nl > buf && nl[-1] == '\r') {
-                nl[-1] = '\0';
-            }
-            return true;
-        }
-        if (used + 1 >= cap) {
-            return false;
-        }
-    }
-}
-
-// Undoes everything the entry and this thread set up, in reverse order, and
-// hands the agent back (dormant): after this the thread touches no shared
-// state, so a new start may begin while it still sends its last reply.
-void
-shutDown() {
-    uninstallHooks(g_agent.api);
-    engineStop();
-    unlink(g_agent.args.socket_path);
-    close(g_agent.listenFd);
-    g_agent.listenFd = -1;
-    g_onExit();
-}
-
-// Serves one connection. Returns true if it asked us to detach.
-bool
-serveClient(int fd) {
-    if (!peerAllowed(fd)) {
-        replyErr(fd, "permission denied");
-        return false;
-    }
-    char request[kMaxRequest];
-    if (!readRequest(fd, request, sizeof(request))) {
-        replyErr(fd, "bad request");
-        return false;
-    }
-    if (std::strcmp(request, "status") == 0) {
-        Text payload;
-        formatStatus(payload);
-        replyOk(fd, payload);
-        return false;
-    }
-    if (std::strcmp(request, "snapshot") == 0) {
-        Text payload;
-        formatSnapshot(payload);
-        replyOk(fd, payload);
-        return false;
-    }
-    if (std::strcmp(request, "detach") == 0) {
-        // Everything goes before the reply, so a host that saw "ok" finds the
-        // socket path free and may start the agent again at once.
-        shutDown();
-        Text empty;
-        replyOk(fd, empty);
-        return true;
-    }
-    replyErr(fd, "unknown command");
-    return false;
-}
-
-void*
-agentThread(void*) {
-    prctl(PR_SET_NAME, "memtap-agent", 0, 0, 0);
-    bool detached = false;
-    while (!detached) {
-        pollfd pfd{g_agent.listenFd, POLLIN, 0};
-        int ready = poll(&pfd, 1, kPollMs);
-        if (ready < 0 && errno != EINTR) {
+drainAndClose(int fd) {
+    char sink[4096];
+    for (int i = 0; i < 16; ++i) {
+        ssize_t n = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
+        if (n <= 0 && !(n < 0 && errno == EINTR)) {
             break;
         }
-        if (ready <= 0) {
-            if (g_recording.load(std::memory_order_relaxed) && pythonIsFinalizing(g_agent.api)) {
-                // Shutting down: stop recording, keep serving until detach so
-                // the host gets an answer rather than a vanished socket.
-                uninstallHooks(g_agent.api);
-                engineStop();
+    }
+    ::close(fd);
+}
+
+enum class State { kFree, kReading, kWriting };
+
+// One client: its request line, then its reply ("ok N\n" or "err ...\n" in
+// head, then payload), sent without blocking as the client takes it.
+struct Connection {
+    State state = State::kFree;
+    int fd = -1;
+    uint64_t order = 0;   // accept order, for choosing whom to drop
+    bool refused = false; // peer not allowed: its request gets "err permission denied"
+    int64_t deadline = 0; // request deadline while reading, reply deadline while writing
+    size_t used = 0;      // bytes in request
+    char request[kMaxRequest];
+    char head[64];
+    size_t headSize = 0;
+    size_t sent = 0; // of head, then of payload
+    Text payload;
+
+    void close() {
+        if (fd >= 0) {
+            drainAndClose(fd);
+        }
+        fd = -1;
+        state = State::kFree;
+        refused = false;
+        used = 0;
+        headSize = 0;
+        sent = 0;
+        payload.reset();
+    }
+};
+
+class ControlLoop {
+public:
+    explicit ControlLoop(void (*tearDown)()) : tearDown_(tearDown) {}
+    ControlLoop(const ControlLoop&) = delete;
+    ControlLoop& operator=(const ControlLoop&) = delete;
+    ~ControlLoop() {
+        for (Connection& c : connections_) {
+            c.close();
+        }
+    }
+
+    void run();
+
+private:
+    void acceptNew(int64_t now);
+    Connection* freeSlot();
+    void readRequest(Connection& c, int64_t now);
+    void dispatch(Connection& c, int64_t now);
+    void replyOk(Connection& c, int64_t now);
+    void replyErr(Connection& c, const char* message, int64_t now);
+    void flush(Connection& c);
+    void detach(Connection& c, int64_t now);
+    void releaseScratch(Connection& c, int64_t now);
+    void checkFinalizing();
+    int pollTimeout(int64_t now) const;
+
+    void (*tearDown_)();
+    bool detached_ = false;
+    bool failed_ = false;
+    uint64_t accepted_ = 0;
+    int64_t nextFinalizeCheck_ = 0;
+    Connection connections_[kMaxConnections];
+};
+
+void
+ControlLoop::run() {
+    pollfd fds[1 + kMaxConnections];
+    Connection* polled[1 + kMaxConnections];
+    nextFinalizeCheck_ = nowMs() + kFinalizeCheckMs;
+    while (!detached_ && !failed_) {
+        int64_t now = nowMs();
+        size_t n = 0;
+        fds[n++] = pollfd{g_agent.listenFd, POLLIN, 0};
+        for (Connection& c : connections_) {
+            if (c.state == State::kFree) {
+                continue;
             }
+            polled[n] = &c;
+            fds[n++] = pollfd{c.fd, static_cast<short>(c.state == State::kReading ? POLLIN : POLLOUT), 0};
+        }
+        int ready = poll(fds, n, pollTimeout(now));
+        if (ready < 0 && errno != EINTR) {
+            failed_ = true;
+            break;
+        }
+        now = nowMs();
+        for (size_t i = 1; i < n && !detached_ && ready > 0; ++i) {
+            Connection& c = *polled[i];
+            if (fds[i].revents == 0 || c.state == State::kFree) {
+                continue;
+            }
+            if (c.state == State::kReading) {
+                readRequest(c, now);
+            } else {
+                flush(c);
+            }
+        }
+        if (detached_) {
+            break;
+        }
+        // Deadlines: a client that sends nothing, or does not take its reply.
+        for (Connection& c : connections_) {
+            if (c.state == State::kReading && now >= c.deadline) {
+                replyErr(c, c.refused ? "permission denied" : "request timeout", now);
+            } else if (c.state == State::kWriting && now >= c.deadline) {
+                c.close();
+            }
+        }
+        if (ready > 0 && (fds[0].revents & POLLIN) != 0) {
+            acceptNew(now);
+        } else if (ready > 0 && (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) {
+            failed_ = true;
+        }
+        // Not after a detach: the agent is no longer ours, a new start may
+        // already own g_agent.
+        if (!detached_ && now >= nextFinalizeCheck_) {
+            checkFinalizing();
+            nextFinalizeCheck_ = now + kFinalizeCheckMs;
+        }
+    }
+    if (failed_) {
+        // The socket cannot be served: leave as a detach would, so the
+        // target does not keep hooks nobody can remove.
+        tearDown_();
+    }
+}
+
+int
+ControlLoop::pollTimeout(int64_t now) const {
+    int64_t wake = nextFinalizeCheck_;
+    for (const Connection& c : connections_) {
+        if (c.state != State::kFree && c.deadline < wake) {
+            wake = c.deadline;
+        }
+    }
+    int64_t left = wake - now;
+    return left < 0 ? 0 : static_cast<int>(left);
+}
+
+void
+ControlLoop::checkFinalizing() {
+    if (g_recording.load(std::memory_order_relaxed) && pythonIsFinalizing(g_agent.api)) {
+        // Shutting down: stop recording, keep serving until detach so the
+        // host gets an answer rather than a vanished socket.
+        uninstallHooks(g_agent.api);
+        engineStop();
+    }
+}
+
+Connection*
+ControlLoop::freeSlot() {
+    Connection* oldestReading = nullptr;
+    for (Connection& c : connections_) {
+        if (c.state == State::kFree) {
+            return &c;
+        }
+        if (c.state == State::kReading && (oldestReading == nullptr || c.order < oldestReading->order)) {
+            oldestReading = &c;
+        }
+    }
+    if (oldestReading != nullptr) {
+        // Idle connections must not starve a client that has something to
+        // say: the one that has waited longest without a request makes room.
+        sendNow(oldestReading->fd, "err busy\n");
+        oldestReading->close();
+    }
+    return oldestReading;
+}
+
+void
+ControlLoop::acceptNew(int64_t now) {
+    for (int i = 0; i < kAcceptsPerRound && !detached_; ++i) {
+        int fd = accept4(g_agent.listenFd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            return; // EAGAIN: none left; anything else: the next round retries
+        }
+        Connection* c = freeSlot();
+        if (c == nullptr) {
+            // Every slot is sending a reply: this one waits for nothing.
+            sendNow(fd, "err busy\n");
+            drainAndClose(fd);
             continue;
         }
-        int client = accept4(g_agent.listenFd, nullptr, nullptr, SOCK_CLOEXEC);
-        if (client < 0) {
+        c->fd = fd;
+        c->order = ++accepted_;
+        c->state = State::kReading;
+        c->deadline = now + kRequestMs;
+        // A refused peer is answered once it has sent its request: closed
+        // earlier, its send would fail (EPIPE) and it would never read why.
+        c->refused = !peerAllowed(fd);
+        // The request is usually there already: no need to wait a round.
+        readRequest(*c, now);
+    }
+}
+
+void
+ControlLoop::readRequest(Connection& c, int64_t now) {
+    ssize_t n;
+    do {
+        n = recv(c.fd, c.request + c.used, sizeof(c.request) - 1 - c.used, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        return;
+    }
+    if (n < 0) {
+        c.close();
+        return;
+    }
+    if (n == 0) {
+        // The client finished sending without a full line. If it closed
+        // altogether there is nobody to answer.
+        if (clientGone(c.fd)) {
+            c.close();
+        } else {
+            replyErr(c, c.refused ? "permission denied" : "bad request", now);
+        }
+        return;
+    }
+    c.used += static_cast<size_t>(n);
+    c.request[c.used] = '\0';
+    char* nl = static_cast<char*>(std::memchr(c.request, '\n', c.used));
+    if (nl == nullptr) {
+        if (c.used + 1 >= sizeof(c.request)) {
+            replyErr(c, c.refused ? "permission denied" : "bad request", now);
+        }
+        return;
+    }
+    *nl = '\0';
+    if (nl > c.request && nl[-1] == '\r') {
+        nl[-1] = '\0';
+    }
+    dispatch(c, now);
+}
+
+void
+ControlLoop::dispatch(Connection& c, int64_t now) {
+    const char* request = c.request;
+    if (c.refused) {
+        replyErr(c, "permission denied", now);
+    } else if (std::strcmp(request, "status") == 0) {
+        formatStatus(c.payload);
+        replyOk(c, now);
+    } else if (std::strcmp(request, "snapshot") == 0) {
+        formatSnapshot(c.payload);
+        replyOk(c, now);
+    } else if (std::strcmp(request, "detach") == 0) {
+        detach(c, now);
+    } else if (std::strcmp(request, "release-scratch") == 0) {
+        releaseScratch(c, now);
+    } else {
+        replyErr(c, "unknown command", now);
+    }
+}
+
+void
+ControlLoop::detach(Connection& c, int64_t now) {
+    // The client may have given up (timed out and closed) while its request
+    // waited: it was told the detach failed, so it must not happen. Asked
+    // here, right before acting, not from the poll results of this round.
+    if (clientGone(c.fd)) {
+        c.close();
+        return;
+    }
+    // Everything goes before the reply, so a host that saw "ok" finds the
+    // socket path free and may start the agent again at once.
+    tearDown_();
+    detached_ = true;
+    replyOk(c, now);
+    // The agent is no longer ours: the other clients get what can be sent
+    // now, and the destructor closes every connection.
+    for (Connection& other : connections_) {
+        if (&other != &c && other.state == State::kReading) {
+            sendNow(other.fd, "err agent detached\n");
+        }
+    }
+}
+
+void
+ControlLoop::releaseScratch(Connection& c, int64_t now) {
+    memtap_start_args& args = g_agent.args;
+    if (args.scratch_addr != 0) {
+        // Exactly the range the host gave (entry.cpp checked it is
+        // page-aligned and does not wrap), once: zeroed below, so a second
+        // request finds nothing to do.
+        if (munmap(reinterpret_cast<void*>(args.scratch_addr), args.scratch_size) != 0) {
+            replyErr(c, "munmap of the scratch mapping failed", now);
+            return;
+        }
+        args.scratch_addr = 0;
+        args.scratch_size = 0;
+    }
+    replyOk(c, now);
+}
+
+void
+formatU64(char* out, uint64_t v, size_t* pos) {
+    char digits[24];
+    int n = 0;
+    do {
+        digits[n++] = static_cast<char>('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (n > 0) {
+        out[(*pos)++] = digits[--n];
+    }
+}
+
+void
+ControlLoop::replyOk(Connection& c, int64_t now) {
+    if (c.payload.failed()) {
+        c.payload.reset();
+        replyErr(c, "out of memory", now);
+        return;
+    }
+    size_t pos = 0;
+    c.head[pos++] = 'o';
+    c.head[pos++] = 'k';
+    c.head[pos++] = ' ';
+    formatU64(c.head, c.payload.size(), &pos);
+    c.head[pos++] = '\n';
+    c.headSize = pos;
+    c.sent = 0;
+    c.state = State::kWriting;
+    c.deadline = now + kReplyMs;
+    flush(c);
+}
+
+void
+ControlLoop::replyErr(Connection& c, const char* message, int64_t now) {
+    size_t len = std::strlen(message);
+    if (len > sizeof(c.head) - 6) {
+        len = sizeof(c.head) - 6;
+    }
+    std::memcpy(c.head, "err ", 4);
+    std::memcpy(c.head + 4, message, len);
+    c.head[4 + len] = '\n';
+    c.headSize = 5 + len;
+    c.payload.reset();
+    c.sent = 0;
+    c.state = State::kWriting;
+    c.deadline = now + kReplyMs;
+    flush(c);
+}
+
+// Sends what the client's socket takes now; closes the connection when the
+// reply is out (the client reads to EOF) or the client is gone.
+void
+ControlLoop::flush(Connection& c) {
+    size_t total = c.headSize + c.payload.size();
+    while (c.sent < total) {
+        const char* data;
+        size_t size;
+        if (c.sent < c.headSize) {
+            data = c.head + c.sent;
+            size = c.headSize - c.sent;
+        } else {
+            data = c.payload.data() + (c.sent - c.headSize);
+            size = total - c.sent;
+        }
+        ssize_t n = send(c.fd, data, size, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR) {
             continue;
         }
-        detached = serveClient(client);
-        close(client);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return; // poll says when it takes more
+        }
+        if (n <= 0) {
+            c.close();
+            return;
+        }
+        c.sent += static_cast<size_t>(n);
     }
-    if (!detached) {
-        shutDown();
-    }
-    return nullptr;
+    c.close();
 }
 
 } // namespace
@@ -234,7 +504,8 @@ openControlSocket(const char* path) noexcept {
         return -1;
     }
     std::memcpy(addr.sun_path, path, len + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    // Non-blocking: the loop accepts until EAGAIN.
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
         return -1;
     }
@@ -246,37 +517,23 @@ openControlSocket(const char* path) noexcept {
     }
     // chmod right after bind instead of umask: umask is process-wide and
     // another thread of the target may be creating files right now. In the
-    // short window the peer uid check in serveClient still refuses strangers.
-    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || chmod(path, 0600) != 0 ||
-        listen(fd, 8) != 0) {
+    // short window the peer uid check still refuses strangers.
+    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+        close(fd);
+        return -1;
+    }
+    if (chmod(path, 0600) != 0 || listen(fd, kBacklog) != 0) {
+        unlink(path); // ours: bind just created it
         close(fd);
         return -1;
     }
     return fd;
 }
 
-bool
-startAgentThread(void (*onExit)()) noexcept {
-    g_onExit = onExit;
-    pthread_attr_t attr;
-    if (pthread_attr_init(&attr) != 0) {
-        return false;
-    }
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    // Formatting needs little stack; keep the target's address space tidy.
-    pthread_attr_setstacksize(&attr, 256 * 1024);
-    // Every signal blocked in the new thread (it inherits the creator's mask),
-    // so the target's handlers never run on the agent thread; then the
-    // hijacked thread gets its own mask back.
-    sigset_t all;
-    sigset_t saved;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &saved);
-    pthread_t thread;
-    int rc = pthread_create(&thread, &attr, agentThread, nullptr);
-    pthread_sigmask(SIG_SETMASK, &saved, nullptr);
-    pthread_attr_destroy(&attr);
-    return rc == 0;
+void
+serveControl(void (*tearDown)()) noexcept {
+    ControlLoop loop(tearDown);
+    loop.run();
 }
 
 } // namespace memtap_agent

@@ -4,11 +4,35 @@
  * layout of memtap_start_args is an ABI between two binaries that are built
  * together but meet inside someone else's process.
  *
- * Flow: the host hijacks one target thread, dlopen()s the agent from a memfd,
- * and calls MEMTAP_AGENT_ENTRY(&args) on that thread. The entry copies the
- * args, checks the interpreter, starts the agent's own thread and returns a
- * memtap_start_status at once. Everything else happens on the agent thread,
- * which serves the control socket named in args.socket_path.
+ * Flow: the host borrows one target thread, dlopen()s the agent from a memfd
+ * (first attach only), and calls MEMTAP_AGENT_ENTRY(&args) on that thread.
+ * The entry does the minimum a borrowed thread may do: it checks struct_size
+ * and protocol_version, writes args->start_status_addr, checks the values,
+ * claims the agent, copies the args and calls pthread_create. It returns at
+ * once with MEMTAP_START_OK (thread started), ALREADY_RUNNING, BAD_ARGS or
+ * THREAD_FAILED. Everything else (finding the C-API, checking the
+ * interpreter, binding the socket, mapping the tables, installing the hooks,
+ * fork handlers) happens on the agent's own thread, which reports the
+ * outcome in the start-status word:
+ *
+ *   The host reads the int32_t at args->start_status_addr (after the call,
+ *   with /proc/PID/mem) while it polls for the socket. It holds
+ *   MEMTAP_START_PENDING while the agent thread sets up, then
+ *   MEMTAP_START_OK once the socket is bound and the hooks are live, or a
+ *   failure status (NO_PYTHON, NOT_INITIALIZED, FINALIZING, SOCKET_FAILED,
+ *   THREAD_FAILED) once the agent thread has undone everything it did and is
+ *   about to end (no socket, no hooks). Writing the failure and making the
+ *   agent dormant again are one atomic store, so a host that reads a
+ *   failure may start again at once. After ALREADY_RUNNING the word
+ *   belongs to the start that is running: PENDING (another attach is
+ *   setting up; poll on) or OK (attached). After BAD_ARGS or THREAD_FAILED
+ *   from the entry itself no thread runs: the return value is the answer.
+ *
+ * The borrowed thread returns through code in the host's scratch mapping, so
+ * the host cannot unmap that mapping from the borrowed thread; it passes
+ * [scratch_addr, scratch_addr + scratch_size) here and, once it has put the
+ * borrowed thread back, sends "release-scratch" (below): the agent thread
+ * unmaps it.
  */
 #ifndef MEMTAP_AGENT_PROTOCOL_H
 #define MEMTAP_AGENT_PROTOCOL_H
@@ -19,7 +43,7 @@
 extern "C" {
 #endif
 
-#define MEMTAP_PROTOCOL_VERSION 1u
+#define MEMTAP_PROTOCOL_VERSION 2u
 
 /* Exported symbol of the agent; its type is memtap_agent_start_fn. */
 #define MEMTAP_AGENT_ENTRY "memtap_agent_start"
@@ -34,14 +58,30 @@ enum memtap_mode {
     MEMTAP_MODE_EXACT = 1,
 };
 
+/* peer_flags bits. */
+#define MEMTAP_PEER_UNMAPPED 1u /* memtap's euid has no mapping in the target's user
+                                   namespace: peer_uid is the overflow uid */
+
 struct memtap_start_args {
     uint32_t struct_size;      /* sizeof(struct memtap_start_args), checked by the agent */
     uint32_t protocol_version; /* MEMTAP_PROTOCOL_VERSION */
     uint32_t mode;             /* enum memtap_mode */
     uint32_t frames;           /* traceback depth, 1..MEMTAP_MAX_FRAMES */
     uint64_t sample_bytes;     /* mean sampling interval in bytes (sampled mode) */
-    uint32_t peer_uid;         /* besides root, the only uid allowed on the socket */
-    uint32_t reserved;
+    /* Besides uid 0 of the target's user namespace, the only uid allowed on
+     * the socket: memtap's euid as the target's user namespace sees it
+     * (SO_PEERCRED is translated into the namespace of the reader, the agent),
+     * or the overflow uid with MEMTAP_PEER_UNMAPPED when it has no mapping
+     * there (host root attaching a rootless container). */
+    uint32_t peer_uid;
+    uint32_t peer_flags; /* MEMTAP_PEER_* */
+    /* The host's scratch mapping in the target, page-aligned, unmapped by the
+     * agent thread on "release-scratch"; 0, 0 when there is none to release. */
+    uint64_t scratch_addr;
+    uint64_t scratch_size;
+    /* OUT: written by the entry (whenever struct_size and protocol_version
+     * match) with the address of the agent's int32_t start-status word. */
+    uint64_t start_status_addr;
     /* Unix socket path as seen inside the target's mount namespace. */
     char socket_path[108]; /* sizeof(sockaddr_un.sun_path) */
     /* Path (target's view) of the module exporting the CPython C-API, or ""
@@ -51,25 +91,46 @@ struct memtap_start_args {
 
 #define MEMTAP_MAX_FRAMES 64u
 
+/* Control-channel limits (see "Connections" below). */
+#define MEMTAP_MAX_CONNECTIONS 16u
+#define MEMTAP_REQUEST_TIMEOUT_MS 2000u
+#define MEMTAP_REPLY_TIMEOUT_MS 10000u
+
 enum memtap_start_status {
+    MEMTAP_START_PENDING = -1, /* start-status word only: the agent thread is setting up */
     MEMTAP_START_OK = 0,
     MEMTAP_START_ALREADY_RUNNING = 1, /* an agent thread is already serving */
     MEMTAP_START_BAD_ARGS = 2,        /* size/version mismatch or bad values */
     MEMTAP_START_NO_PYTHON = 3,       /* C-API symbols not found */
-    MEMTAP_START_NOT_INITIALIZED = 4, /* Py_IsInitialized() == 0 */
-    MEMTAP_START_FINALIZING = 5,      /* interpreter is shutting down */
+    MEMTAP_START_NOT_INITIALIZED = 4, /* Py_IsInitialized() == 0 and not finalizing */
+    MEMTAP_START_FINALIZING = 5,      /* interpreter is shutting down (checked first:
+                                         Py_IsInitialized() is already 0 then) */
     MEMTAP_START_NO_GIL = 6,          /* 3.6: threads never initialized */
-    MEMTAP_START_THREAD_FAILED = 7,   /* pthread_create failed, or the agent
-                                         could not map its tables */
+    MEMTAP_START_THREAD_FAILED = 7,   /* pthread_create failed (entry), or the
+                                         agent could not map its tables (word) */
     MEMTAP_START_SOCKET_FAILED = 8,   /* could not bind the control socket */
 };
 
-typedef int (*memtap_agent_start_fn)(const struct memtap_start_args*);
+/* args is read and written (start_status_addr) during the call only. */
+typedef int (*memtap_agent_start_fn)(struct memtap_start_args*);
 
 /* Control socket: one request line, one reply.
  *   request:  "<command>[ <arg>...]\n"
  *   reply:    "ok <N>\n" followed by exactly N bytes of payload, or
  *             "err <one-line message>\n"
+ * Connections (the agent serves them side by side, so one slow client does
+ * not hold up another or a detach):
+ *   - at most MEMTAP_MAX_CONNECTIONS at once; past that, the oldest one still
+ *     waiting for its request line is closed with "err busy" to make room,
+ *     or the newcomer is, when every connection is busy with a reply;
+ *   - the request line must arrive within MEMTAP_REQUEST_TIMEOUT_MS of the
+ *     connect, and the whole reply must be taken by the client within
+ *     MEMTAP_REPLY_TIMEOUT_MS of being ready; otherwise the connection is
+ *     closed;
+ *   - a state-changing request (detach) whose client has already closed its
+ *     connection (it gave up, e.g. on a timeout) is not acted upon. A client
+ *     must keep its end open until it has read the reply (a shutdown of its
+ *     write side is fine).
  * Commands:
  *   status           payload: "KEY VALUE\n" lines; keys (values are decimal
  *                    unless noted): python (e.g. "3.11.7"), mode ("exact" or
@@ -89,6 +150,12 @@ typedef int (*memtap_agent_start_fn)(const struct memtap_start_args*);
  *                    happens before the reply is sent: once the host reads
  *                    "ok 0" the socket path is gone and a new start works.
  *   snapshot         payload: a snapshot in the text format below
+ *   release-scratch  payload: empty; unmaps [scratch_addr, scratch_addr +
+ *                    scratch_size) of the start args, once. The host sends
+ *                    it after it has put the borrowed thread back (that
+ *                    thread returned through code in the scratch mapping).
+ *                    A second call, or scratch_addr 0, replies "ok 0" and
+ *                    does nothing; "err" if munmap failed.
  *
  * Snapshot format (one record per line, fields separated by one space, the
  * last field of F lines runs to the end of the line; '\\', '\n' and '\t' in

@@ -19,6 +19,15 @@ public:
     Text& operator=(const Text&) = delete;
     ~Text() { std::free(data_); }
 
+    // Frees the buffer and starts over, failure included.
+    void reset() noexcept {
+        std::free(data_);
+        data_ = nullptr;
+        size_ = 0;
+        capacity_ = 0;
+        failed_ = false;
+    }
+
     void append(const char* s, size_t n) noexcept {
         if (!reserve(size_ + n)) {
             return;

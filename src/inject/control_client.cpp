@@ -77,6 +77,11 @@ ControlClient::requestOrThrow(const std::string& command, std::chrono::milliseco
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
             deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
+            // Closed before anyone hears of the failure: the agent acts on a
+            // state-changing request only while its client is still
+            // connected (protocol.h), so a detach we report as timed out
+            // and that has not started yet never runs later.
+            fd_.reset();
             throw Error(ExitCode::Timeout,
                         fmt::format("the agent in process {} did not answer '{}' within {} ms", pid_,
                                     command, timeout.count()));

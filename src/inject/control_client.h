@@ -21,7 +21,9 @@ public:
     static std::optional<ControlClient> tryConnect(pid_t pid);
 
     // Sends "command\n" and returns the payload of "ok N\n"; an "err" reply
-    // becomes Error(Failure, "agent: <message>"). Waits at most `timeout`.
+    // becomes Error(Failure, "agent: <message>"). Waits at most `timeout`;
+    // on timeout the connection is closed before Error(Timeout) is thrown,
+    // so the agent does not act on a detach whose client gave up.
     std::string requestOrThrow(const std::string& command, std::chrono::milliseconds timeout);
 
 private:

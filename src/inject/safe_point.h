@@ -2,11 +2,15 @@
 //
 // The borrowed ("hijacked") thread runs, on its own stack and TLS, exactly:
 // __errno_location, dlopen of the agent (first attach only), and the agent's
-// entry, which calls dlsym and pthread_create. Those take glibc's malloc
-// arena locks, the dynamic loader's locks (dl_load_lock, dl_load_write_lock,
-// dl_stack_cache_lock) and nothing else; none of them calls into Python. So a
-// thread is safe to borrow when it holds none of those locks, which we decide
-// from where it stopped:
+// entry (src/agent/entry.cpp), which only checks and copies its arguments and
+// calls pthread_create (with pthread_attr_* and pthread_sigmask around it).
+// Everything else the agent does (dlsym, the socket, its tables, the hooks,
+// pthread_atfork) runs on the agent's own thread. pthread_create takes the
+// stack cache lock (dl_stack_cache_lock) and malloc's arena locks (the new
+// thread's DTV, _dl_allocate_tls); dlopen takes the loader's locks
+// (dl_load_lock, dl_load_write_lock) and malloc's; nothing else, and none of
+// them calls into Python. So a thread is safe to borrow when it holds none of
+// those locks, which we decide from where it stopped:
 //
 //  1. Where it is. Either stopped in user mode (orig_rax == -1: e.g. a
 //     thread spinning in pure Python, which makes no syscall for seconds),

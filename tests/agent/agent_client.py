@@ -10,14 +10,24 @@ import sysconfig
 import tempfile
 import time
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MODE_SAMPLED = 0
 MODE_EXACT = 1
 
+START_PENDING = -1
 START_OK = 0
 START_ALREADY_RUNNING = 1
 START_BAD_ARGS = 2
 START_NO_PYTHON = 3
+START_NOT_INITIALIZED = 4
+START_FINALIZING = 5
+START_THREAD_FAILED = 7
+START_SOCKET_FAILED = 8
+
+PEER_UNMAPPED = 1
+MAX_CONNECTIONS = 16
+REQUEST_TIMEOUT_MS = 2000
+REPLY_TIMEOUT_MS = 10000
 
 SKIP = 77
 
@@ -31,7 +41,10 @@ class StartArgs(ctypes.Structure):
         ("frames", ctypes.c_uint32),
         ("sample_bytes", ctypes.c_uint64),
         ("peer_uid", ctypes.c_uint32),
-        ("reserved", ctypes.c_uint32),
+        ("peer_flags", ctypes.c_uint32),
+        ("scratch_addr", ctypes.c_uint64),
+        ("scratch_size", ctypes.c_uint64),
+        ("start_status_addr", ctypes.c_uint64),
         ("socket_path", ctypes.c_char * 108),
         ("python_module", ctypes.c_char * 4096),
     ]
@@ -119,8 +132,34 @@ class Agent(object):
         args.python_module = module.encode()
         return args
 
-    def start(self, args):
+    def start_entry(self, args):
+        """The entry alone, as the borrowed thread runs it."""
         return self.start_fn(ctypes.byref(args))
+
+    @staticmethod
+    def status_word(args):
+        """The start-status word the entry pointed args.start_status_addr at
+        (the host reads it through /proc/PID/mem)."""
+        check(args.start_status_addr != 0, "entry did not fill start_status_addr")
+        return ctypes.c_int32.from_address(args.start_status_addr).value
+
+    def wait_started(self, args, timeout=10.0):
+        """Polls the start-status word as the host does: the final status."""
+        deadline = time.time() + timeout
+        while True:
+            word = self.status_word(args)
+            if word != START_PENDING:
+                return word
+            check(time.time() < deadline, "start-status word still PENDING after %.0f s" % timeout)
+            time.sleep(0.001)
+
+    def start(self, args):
+        """The whole start protocol: the entry's answer, or once it started
+        the agent thread, the outcome that thread put in the word."""
+        rc = self.start_entry(args)
+        if rc != START_OK:
+            return rc
+        return self.wait_started(args)
 
     def request(self, command, timeout=10.0):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
