@@ -161,6 +161,7 @@ private:
     void flush(Connection& c);
     void detach(Connection& c, int64_t now);
     void releaseScratch(Connection& c, int64_t now);
+    void releaseLeftoverScratch(Connection& c, const char* args, int64_t now);
     void checkFinalizing();
     int pollTimeout(int64_t now) const;
 
@@ -357,6 +358,8 @@ ControlLoop::dispatch(Connection& c, int64_t now) {
         detach(c, now);
     } else if (std::strcmp(request, "release-scratch") == 0) {
         releaseScratch(c, now);
+    } else if (std::strncmp(request, "release-scratch ", 16) == 0) {
+        releaseLeftoverScratch(c, request + 16, now);
     } else {
         replyErr(c, "unknown command", now);
     }
@@ -398,6 +401,60 @@ ControlLoop::releaseScratch(Connection& c, int64_t now) {
         }
         args.scratch_addr = 0;
         args.scratch_size = 0;
+    }
+    replyOk(c, now);
+}
+
+// "123 456" -> two decimals; false on anything else.
+bool
+parseTwoDecimals(const char* s, uint64_t* a, uint64_t* b) {
+    uint64_t* out[] = {a, b};
+    for (int i = 0; i < 2; ++i) {
+        if (*s < '0' || *s > '9') {
+            return false;
+        }
+        uint64_t v = 0;
+        for (; *s >= '0' && *s <= '9'; ++s) {
+            if (v > (UINT64_MAX - 9) / 10) {
+                return false;
+            }
+            v = v * 10 + static_cast<uint64_t>(*s - '0');
+        }
+        *out[i] = v;
+        if (i == 0 && *s++ != ' ') {
+            return false;
+        }
+    }
+    return *s == '\0';
+}
+
+void
+ControlLoop::releaseLeftoverScratch(Connection& c, const char* args, int64_t now) {
+    constexpr uint64_t kPage = 4096;
+    uint64_t addr = 0;
+    uint64_t size = 0;
+    if (!parseTwoDecimals(args, &addr, &size) || addr == 0 || addr % kPage != 0 || size % kPage != 0 ||
+        size <= MEMTAP_SCRATCH_CONTROL_OFFSET || size > 64 * kPage || addr + size < addr) {
+        replyErr(c, "bad release-scratch range", now);
+        return;
+    }
+    // msync fails with ENOMEM on any unmapped page: only then is it safe to
+    // read the header (a fault here would be the target's).
+    void* base = reinterpret_cast<void*>(addr);
+    if (msync(base, size, MS_ASYNC) != 0) {
+        replyErr(c, "no mapping there", now);
+        return;
+    }
+    memtap_scratch_header header;
+    std::memcpy(&header, static_cast<const char*>(base) + MEMTAP_SCRATCH_CONTROL_OFFSET, sizeof(header));
+    if (std::memcmp(header.magic, MEMTAP_SCRATCH_MAGIC, sizeof(header.magic)) != 0 ||
+        header.total_bytes != size || header.in_call != 0) {
+        replyErr(c, "not a released memtap scratch mapping", now);
+        return;
+    }
+    if (munmap(base, size) != 0) {
+        replyErr(c, "munmap of the scratch mapping failed", now);
+        return;
     }
     replyOk(c, now);
 }

@@ -28,11 +28,12 @@
  *   setting up; poll on) or OK (attached). After BAD_ARGS or THREAD_FAILED
  *   from the entry itself no thread runs: the return value is the answer.
  *
- * The borrowed thread returns through code in the host's scratch mapping, so
- * the host cannot unmap that mapping from the borrowed thread; it passes
- * [scratch_addr, scratch_addr + scratch_size) here and, once it has put the
- * borrowed thread back, sends "release-scratch" (below): the agent thread
- * unmaps it.
+ * The borrowed thread returns through code in the host's scratch mapping.
+ * Today's host unmaps it itself through a stub outside it (src/inject/
+ * scratch_stub.h) and passes scratch_addr = scratch_size = 0. A scratch that
+ * a killed memtap left while an agent serves is released with
+ * "release-scratch ADDR SIZE" (below), which the agent checks against the
+ * scratch header first.
  */
 #ifndef MEMTAP_AGENT_PROTOCOL_H
 #define MEMTAP_AGENT_PROTOCOL_H
@@ -90,6 +91,18 @@ struct memtap_start_args {
 };
 
 #define MEMTAP_MAX_FRAMES 64u
+
+/* The head of the control block of a host scratch mapping, at
+ * MEMTAP_SCRATCH_CONTROL_OFFSET; the host's ScratchControl starts with it. */
+#define MEMTAP_SCRATCH_CONTROL_OFFSET 0x1000u
+#define MEMTAP_SCRATCH_MAGIC "memtapS1" /* 8 bytes, no terminator stored */
+struct memtap_scratch_header {
+    char magic[8];
+    uint32_t layout_version;
+    uint32_t total_bytes; /* the whole mapping */
+    int32_t owner_pid;    /* the memtap that made it (host pid) */
+    uint32_t in_call;     /* 1 while the borrowed thread may run in it */
+};
 
 /* Control-channel limits (see "Connections" below). */
 #define MEMTAP_MAX_CONNECTIONS 16u
@@ -151,11 +164,15 @@ typedef int (*memtap_agent_start_fn)(struct memtap_start_args*);
  *                    "ok 0" the socket path is gone and a new start works.
  *   snapshot         payload: a snapshot in the text format below
  *   release-scratch  payload: empty; unmaps [scratch_addr, scratch_addr +
- *                    scratch_size) of the start args, once. The host sends
- *                    it after it has put the borrowed thread back (that
- *                    thread returned through code in the scratch mapping).
- *                    A second call, or scratch_addr 0, replies "ok 0" and
- *                    does nothing; "err" if munmap failed.
+ *                    scratch_size) of the start args, once. A second call,
+ *                    or scratch_addr 0, replies "ok 0" and does nothing;
+ *                    "err" if munmap failed.
+ *   release-scratch ADDR SIZE (decimal)  payload: empty; unmaps a scratch
+ *                    mapping a killed memtap left, only if [ADDR, ADDR+SIZE)
+ *                    is mapped, page-aligned, at most 64 pages, holds
+ *                    memtap_scratch_header with MEMTAP_SCRATCH_MAGIC,
+ *                    total_bytes == SIZE and in_call == 0; else "err". The
+ *                    host checks that the owner memtap is gone.
  *
  * Snapshot format (one record per line, fields separated by one space, the
  * last field of F lines runs to the end of the line; '\\', '\n' and '\t' in

@@ -22,6 +22,7 @@
 #include "attach/proc.h"
 #include "attach/remote_memory.h"
 #include "attach/traced_thread.h"
+#include "attach/user_namespace.h"
 #include "base/error.h"
 #include "inject/agent_image.h"
 #include "inject/agent_loader.h"
@@ -124,14 +125,23 @@ borrowSafeThread(pid_t pid, symbols::Unwinder& unwinder, const attach::RemoteMem
 }
 
 memtap_start_args
-makeStartArgs(pid_t pid, const AttachOptions& options, const symbols::PythonTarget& python) {
+makeStartArgs(pid_t pid, const AttachOptions& options, const symbols::PythonTarget& python,
+              const attach::PeerIdentity& peer) {
     memtap_start_args args{};
     args.struct_size = sizeof(args);
     args.protocol_version = MEMTAP_PROTOCOL_VERSION;
     args.mode = options.mode;
     args.frames = options.frames;
     args.sample_bytes = options.sampleBytes;
-    args.peer_uid = ::geteuid();
+    // memtap's euid as the target's user namespace sees it (SO_PEERCRED is
+    // translated into the agent's namespace): host root attaching a rootless
+    // container is the overflow uid there, flagged so the agent allows it.
+    args.peer_uid = peer.uid;
+    args.peer_flags = peer.unmapped ? MEMTAP_PEER_UNMAPPED : 0;
+    // The scratch is unmapped by the host (through the padding stub), not by
+    // the agent: nothing for release-scratch without arguments.
+    args.scratch_addr = 0;
+    args.scratch_size = 0;
     auto socketPath = agentSocketPath(pid);
     std::memcpy(args.socket_path, socketPath.c_str(), socketPath.size() + 1);
     if (!python.isMainExecutable) {
@@ -202,7 +212,8 @@ setUpScratchOrThrow(HijackedThread& hijacked, pid_t pid, const attach::RemoteMem
 int
 startAgentOnThread(HijackedThread& hijacked, pid_t pid, const attach::RemoteMemory& memory,
                    const symbols::ProcessModules& modules, const symbols::PythonTarget& python,
-                   const AttachOptions& options, AgentDelivery delivery, bool& reused) {
+                   const AttachOptions& options, AgentDelivery delivery,
+                   const attach::PeerIdentity& peer, bool& reused, RemotePtr& statusWord) {
     const auto& image = agentImageInfoOrThrow();
     const symbols::Module* libc = modules.libc();
     RemotePtr scratch = hijacked.scratch();
@@ -217,11 +228,16 @@ startAgentOnThread(HijackedThread& hijacked, pid_t pid, const attach::RemoteMemo
         agentBase = loadAgentOrThrow(hijacked, pid, memory, modules, delivery, options.timeout);
     }
 
-    auto args = makeStartArgs(pid, options, python);
+    auto args = makeStartArgs(pid, options, python, peer);
     RemotePtr argsAddress = scratch + kScratchArgsOffset;
     memory.writeOrThrow(argsAddress, &args, sizeof(args));
-    return static_cast<int>(hijacked.callOrThrow(*agentBase + image.entryOffset, {argsAddress.value()},
-                                                 options.timeout, MEMTAP_AGENT_ENTRY));
+    auto status = static_cast<int>(hijacked.callOrThrow(*agentBase + image.entryOffset,
+                                                        {argsAddress.value()}, options.timeout,
+                                                        MEMTAP_AGENT_ENTRY));
+    // The entry wrote where the agent thread reports its setup (protocol.h).
+    statusWord = RemotePtr(memory.readOrThrow<uint64_t>(
+        argsAddress + offsetof(memtap_start_args, start_status_addr)));
+    return status;
 }
 
 // Whether the target is stopped (SIGSTOP, job control, a debugger's stop).
@@ -241,11 +257,18 @@ stoppedWhileStartingError(pid_t pid) {
 }
 
 void
-waitForAgentOrThrow(pid_t pid, Clock::time_point deadline, const AttachOptions& options,
+waitForAgentOrThrow(pid_t pid, const attach::RemoteMemory& memory, RemotePtr statusWord,
+                    Clock::time_point deadline, const AttachOptions& options,
                     const InterruptWatch& interrupts) {
     auto nextNote = Clock::now() + milliseconds(1000);
     for (;;) {
         interrupts.throwIfInterrupted(pid, true);
+        int32_t setup = MEMTAP_START_PENDING;
+        if (statusWord && memory.tryRead(statusWord, &setup, sizeof(setup)) &&
+            setup != MEMTAP_START_PENDING && setup != MEMTAP_START_OK) {
+            // The agent thread undid its setup and ended: nothing is left in.
+            throwForStartStatus(setup, pid);
+        }
         if (auto client = ControlClient::tryConnect(pid)) {
             auto left = std::max(milliseconds(100),
                                  std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
@@ -273,6 +296,30 @@ waitForAgentOrThrow(pid_t pid, Clock::time_point deadline, const AttachOptions& 
             nextNote = Clock::now() + milliseconds(2000);
         }
         std::this_thread::sleep_for(milliseconds(1));
+    }
+}
+
+// A scratch page a killed memtap left while the agent kept serving (no later
+// attach borrows a thread to take it over): the agent unmaps it once it has
+// checked the header, after we checked its owner is gone.
+void
+releaseLeftoverScratch(pid_t pid, const attach::RemoteMemory& memory) noexcept {
+    try {
+        for (const auto& leftover : findLeftoverScratch(pid, memory)) {
+            if (!leftover.adoptable) {
+                continue;
+            }
+            auto client = ControlClient::tryConnect(pid);
+            if (!client) {
+                return;
+            }
+            client->requestOrThrow(
+                fmt::format("release-scratch {} {}", leftover.base.value(), leftover.size),
+                milliseconds(2000));
+            spdlog::debug("released the scratch {} a killed memtap left", leftover.base);
+        }
+    } catch (const std::exception& e) {
+        spdlog::debug("leftover scratch in process {} stays: {}", pid, e.what());
     }
 }
 
@@ -304,11 +351,15 @@ attachOrThrow(pid_t pid, const AttachOptions& options) {
     }
     if (auto client = ControlClient::tryConnect(pid)) {
         result.alreadyAttached = true;
+        releaseLeftoverScratch(pid, attach::RemoteMemory::openOrThrow(pid));
         return result;
     }
 
     auto memory = attach::RemoteMemory::openOrThrow(pid);
     AgentDelivery delivery = AgentDelivery::Memfd;
+    // Refuse a target whose namespace memtap could not address before anything changes.
+    auto peer = attach::peerIdentityInTargetOrThrow(pid, ::geteuid());
+    RemotePtr statusWord;
     PaddingSlot padding = findPaddingSlotOrThrow(pid, modules, python);
     auto unwinder = symbols::Unwinder::createOrThrow(pid);
     unwinder.warmUp(); // before any thread stops, not while one is held
@@ -357,7 +408,7 @@ attachOrThrow(pid_t pid, const AttachOptions& options) {
         try {
             setUpScratchOrThrow(hijacked, pid, memory);
             status = startAgentOnThread(hijacked, pid, memory, modules, python, options, delivery,
-                                        result.reusedAgent);
+                                        peer, result.reusedAgent, statusWord);
         } catch (const Error& e) {
             // Take the scratch out again where we still can; a thread still
             // inside a call keeps it (the stub puts the thread back, a later
@@ -378,8 +429,10 @@ attachOrThrow(pid_t pid, const AttachOptions& options) {
         throwForStartStatus(status, pid);
     }
 
-    // The agent installs its hooks on its own thread, then serves the socket.
-    waitForAgentOrThrow(pid, deadline, options, interrupts);
+    // The agent sets up on its own thread (C-API, socket, tables, hooks) and
+    // reports in the status word; then it serves the socket.
+    waitForAgentOrThrow(pid, memory, statusWord, deadline, options, interrupts);
+    releaseLeftoverScratch(pid, memory);
     interrupts.throwIfInterrupted(pid, true);
     result.latency = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started);
     return result;
@@ -392,6 +445,11 @@ detachOrThrow(pid_t pid, std::chrono::milliseconds timeout) {
     if (!client) {
         throw Error(ExitCode::NotAttached, fmt::format("memtap is not attached to process {}", pid),
                     fmt::format("attach first with `memtap attach {}`", pid));
+    }
+    releaseLeftoverScratch(pid, attach::RemoteMemory::openOrThrow(pid));
+    client = ControlClient::tryConnect(pid);
+    if (!client) {
+        throw Error(ExitCode::NotAttached, fmt::format("memtap is not attached to process {}", pid));
     }
     client->requestOrThrow("detach", timeout);
     // Return only once the agent thread has ended, so thread counts are back.

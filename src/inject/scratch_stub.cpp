@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "agent/protocol.h"
 #include "attach/registers.h"
 #include "base/error.h"
 
@@ -15,6 +16,12 @@ constexpr long kRestartSyscall = 219; // __NR_restart_syscall, syscall_64.tbl
 // The stub reads these fields RIP-relative; keep the layout fixed.
 static_assert(sizeof(ScratchControl) <= kScratchStringsOffset - kScratchControlOffset);
 static_assert(offsetof(ScratchControl, result) % 8 == 0);
+// The agent's release-scratch reads the head of the block (protocol.h).
+static_assert(kScratchControlOffset == MEMTAP_SCRATCH_CONTROL_OFFSET);
+static_assert(offsetof(ScratchControl, magic) == offsetof(memtap_scratch_header, magic));
+static_assert(offsetof(ScratchControl, totalBytes) == offsetof(memtap_scratch_header, total_bytes));
+static_assert(offsetof(ScratchControl, ownerPid) == offsetof(memtap_scratch_header, owner_pid));
+static_assert(offsetof(ScratchControl, inCall) == offsetof(memtap_scratch_header, in_call));
 static_assert(kScratchXstateOffset % 64 == 0, "XRSTOR needs a 64-byte aligned area");
 
 // XSAVE area layout (Intel SDM vol. 1, 13.4): the legacy FXSAVE region's
