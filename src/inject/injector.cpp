@@ -313,6 +313,15 @@ releaseLeftoverScratch(pid_t pid, const attach::RemoteMemory& memory) noexcept {
             if (!client) {
                 return;
             }
+            // A zeroed one (its memtap died right after the mmap) gets the
+            // header the agent checks for first.
+            ScratchControl head{};
+            memory.readOrThrow(leftover.base + kScratchControlOffset, &head, sizeof(head));
+            if (std::memcmp(head.magic, kScratchMagic, sizeof(kScratchMagic)) != 0) {
+                std::memcpy(head.magic, kScratchMagic, sizeof(kScratchMagic));
+                head.totalBytes = static_cast<uint32_t>(leftover.size);
+                memory.writeOrThrow(leftover.base + kScratchControlOffset, &head, sizeof(head));
+            }
             client->requestOrThrow(
                 fmt::format("release-scratch {} {}", leftover.base.value(), leftover.size),
                 milliseconds(2000));

@@ -6,7 +6,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
+#include <iterator>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -28,7 +30,7 @@ constexpr uint64_t kDirectionFlag = 1u << 10; // EFLAGS.DF
 // Fault injection for the kill tests (tests/integration/kill): with
 // MEMTAP_TEST_KILL_AT=POINT memtap SIGKILLs itself at that point of the
 // borrow, so each moment the stub must survive is exercised every run.
-// Points: "scratch", "call:WHAT" (the thread is running the call),
+// Points: "mmap" (scratch mapped, not yet written), "scratch", "call:WHAT" (the thread is running the call),
 // "marker:WHAT" (stopped at the call's marker), "putback".
 void
 dieHereIfAsked(const std::string& point) {
@@ -118,9 +120,18 @@ HijackedThread::writeControlOrThrow() {
 void
 HijackedThread::createScratchOrThrow() {
     uint64_t size = scratchBytesFor(saved_.xstate.size());
-    int64_t result = paddingSyscallOrThrow(SYS_mmap,
-                                        {0, size, PROT_READ | PROT_WRITE | PROT_EXEC,
-                                         MAP_PRIVATE | MAP_ANONYMOUS, static_cast<uint64_t>(-1), 0});
+    int64_t result = -EEXIST;
+    for (int slot = 0; slot <= kScratchHintSlots && result == -EEXIST; ++slot) {
+        uint64_t hint = slot < kScratchHintSlots ? kScratchHint + slot * kScratchHintStride : 0;
+        int fixed = hint != 0 ? MAP_FIXED_NOREPLACE : 0;
+        result = paddingSyscallOrThrow(SYS_mmap, {hint, size, PROT_READ | PROT_WRITE | PROT_EXEC,
+                                                  static_cast<uint64_t>(MAP_PRIVATE | MAP_ANONYMOUS | fixed),
+                                                  static_cast<uint64_t>(-1), 0});
+        if (hint != 0 && result >= 0 && static_cast<uint64_t>(result) != hint) {
+            // A kernel before 4.17 ignores MAP_FIXED_NOREPLACE: take what it gave.
+            break;
+        }
+    }
     if (result < 0 && result > -4096) {
         throw Error(ExitCode::Failure,
                     describeErrno("mmap of memtap's scratch page in the target", static_cast<int>(-result)),
@@ -129,6 +140,7 @@ HijackedThread::createScratchOrThrow() {
     }
     scratch_ = RemotePtr(static_cast<uint64_t>(result));
     scratchSize_ = size;
+    dieHereIfAsked("mmap");
     writeControlOrThrow();
     dieHereIfAsked("scratch");
 }
@@ -406,8 +418,25 @@ findLeftoverScratch(pid_t pid, const attach::RemoteMemory& memory) {
             continue;
         }
         ScratchControl control{};
-        if (!memory.tryRead(entry.start + kScratchControlOffset, &control, sizeof(control)) ||
-            std::memcmp(control.magic, kScratchMagic, sizeof(kScratchMagic)) != 0 ||
+        if (!memory.tryRead(entry.start + kScratchControlOffset, &control, sizeof(control))) {
+            continue;
+        }
+        bool atHint = entry.start.value() >= kScratchHint &&
+                      entry.start.value() < kScratchHint + kScratchHintSlots * kScratchHintStride &&
+                      (entry.start.value() - kScratchHint) % kScratchHintStride == 0;
+        ScratchControl zero{};
+        if (atHint &&
+            std::memcmp(&control, &zero, sizeof(control)) == 0) {
+            // Mapped, never written: its memtap died right after the mmap
+            // (attaches to one target are serialised, so it is not a live one's).
+            uint8_t code[16] = {};
+            if (memory.tryRead(entry.start, code, sizeof(code)) &&
+                std::all_of(std::begin(code), std::end(code), [](uint8_t b) { return b == 0; })) {
+                found.push_back({entry.start, size, true});
+            }
+            continue;
+        }
+        if (std::memcmp(control.magic, kScratchMagic, sizeof(kScratchMagic)) != 0 ||
             control.totalBytes != size) {
             continue;
         }

@@ -51,6 +51,15 @@ inline constexpr uint64_t kScratchArgsBytes = 0x2000;
 inline constexpr uint64_t kScratchXstateOffset = 0x4000;
 inline constexpr char kScratchMagic[8] = {'m', 'e', 'm', 't', 'a', 'p', 'S', '1'};
 
+// Where the scratch is mapped (MAP_FIXED_NOREPLACE, first free of a few
+// slots from here, else where the kernel likes): a fixed place lets the next
+// attach recognise a scratch that a memtap killed between the mmap and the
+// first write left zeroed, without its header. ASCII "memt", far below the
+// kernel's mmap base and above any executable's image.
+inline constexpr uint64_t kScratchHint = 0x6d656d740000;
+inline constexpr int kScratchHintSlots = 8;
+inline constexpr uint64_t kScratchHintStride = 0x100000; // 1 MiB apart
+
 // Bytes of scratch for a thread whose XSAVE area has `xstateBytes`.
 uint64_t scratchBytesFor(size_t xstateBytes);
 

@@ -24,7 +24,7 @@ import sys
 import time
 
 MEMTAP, PYTHON, TARGETS = sys.argv[1:4]
-POINTS = ["scratch", "call:__errno_location", "marker:__errno_location", "call:dlopen",
+POINTS = ["mmap", "scratch", "call:__errno_location", "marker:__errno_location", "call:dlopen",
           "marker:dlopen", "call:memtap_agent_start", "marker:memtap_agent_start", "putback"]
 RANDOM_KILLS = int(os.environ.get("MEMTAP_KILL_TEST_RANDOM", "12"))
 FAILURES = []
@@ -66,8 +66,17 @@ class Target:
         return False
 
     def scratch_mappings(self):
+        """Anonymous rwx mappings of memtap's scratch size (5 pages or more;
+        libffi's closure pages, one page each, are the program's own)."""
+        found = []
         with open("/proc/%d/maps" % self.pid) as f:
-            return [l for l in f if " rwxp " in l and len(l.split()) == 5]
+            for line in f:
+                fields = line.split()
+                if fields[1] == "rwxp" and len(fields) == 5:
+                    start, end = (int(x, 16) for x in fields[0].split("-"))
+                    if end - start >= 5 * 4096:
+                        found.append(line.strip())
+        return found
 
     def stop(self):
         self.proc.kill()
