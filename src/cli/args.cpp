@@ -122,10 +122,11 @@ parseSecondsOrThrow(const std::string& word, const std::string& what) {
 uint64_t
 parseByteSizeOrThrow(const std::string& word, const std::string& what) {
     auto refuse = [&]() {
-        return Error(ExitCode::Usage,
-                     fmt::format("{} must be a size from 1 to 1T ({} bytes), like 4096, 512K, 16M or 2G; "
-                                 "not '{}'",
-                                 what, kMaxByteSize, word));
+        return Error(
+            ExitCode::Usage,
+            fmt::format("{} must be a size from 1 to 1T ({} bytes), like 4096, 512K, 16M or 2G; "
+                        "not '{}'",
+                        what, kMaxByteSize, word));
     };
     std::string_view digits = word;
     uint64_t multiplier = 1;

@@ -92,10 +92,11 @@ whyNotOwnFile(const struct stat& st) {
 // verifies it. With `create`, makes it first (mode 0700). Without, a missing
 // directory is an invalid fd.
 UniqueFd
-openPrivateDirectoryOrThrow(int parentFd, const std::string& name, const std::string& path, bool create) {
+openPrivateDirectoryOrThrow(int parentFd, const std::string& name, const std::string& path,
+                            bool create) {
     if (create && ::mkdirat(parentFd, name.c_str(), 0700) != 0 && errno != EEXIST) {
-        throw Error(ExitCode::Failure, describeErrno(fmt::format("creating snapshot store {}", path), errno),
-                    kPrivateHint);
+        throw Error(ExitCode::Failure,
+                    describeErrno(fmt::format("creating snapshot store {}", path), errno), kPrivateHint);
     }
     UniqueFd fd(::openat(parentFd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!fd) {
@@ -105,24 +106,27 @@ openPrivateDirectoryOrThrow(int parentFd, const std::string& name, const std::st
         }
         struct stat st {};
         if (::fstatat(parentFd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
-            refuseStore(path, "it is a symbolic link, which memtap never makes (someone may have planted it)",
+            refuseStore(path,
+                        "it is a symbolic link, which memtap never makes (someone may have planted it)",
                         fmt::format("remove it, or {}", kPrivateHint));
         }
         if (err == ENOTDIR) {
             refuseStore(path, "it is not a directory", fmt::format("remove it, or {}", kPrivateHint));
         }
-        throw Error(ExitCode::Failure, describeErrno(fmt::format("opening snapshot store {}", path), err),
-                    kPrivateHint);
+        throw Error(ExitCode::Failure,
+                    describeErrno(fmt::format("opening snapshot store {}", path), err), kPrivateHint);
     }
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) {
-        throw Error(ExitCode::Failure, describeErrno(fmt::format("checking snapshot store {}", path), errno));
+        throw Error(ExitCode::Failure,
+                    describeErrno(fmt::format("checking snapshot store {}", path), errno));
     }
     if (auto why = whyNotPrivateDirectory(st)) {
-        refuseStore(path, *why,
-                    fmt::format("someone else may have made it to feed or catch your snapshots: check it and "
-                                "remove it, or {}",
-                                kPrivateHint));
+        refuseStore(
+            path, *why,
+            fmt::format("someone else may have made it to feed or catch your snapshots: check it and "
+                        "remove it, or {}",
+                        kPrivateHint));
     }
     return fd;
 }
@@ -160,10 +164,11 @@ readOwnFileAtOrThrow(int dirFd, const std::string& dirPath, const std::string& f
             return std::nullopt;
         }
         if (err == ELOOP) {
-            throw Error(ExitCode::Failure,
-                        fmt::format("refusing snapshot file {}: it is a symbolic link, which memtap never makes",
-                                    path),
-                        "remove it and take the snapshot again");
+            throw Error(
+                ExitCode::Failure,
+                fmt::format("refusing snapshot file {}: it is a symbolic link, which memtap never makes",
+                            path),
+                "remove it and take the snapshot again");
         }
         throw Error(ExitCode::Failure, describeErrno(fmt::format("opening {}", path), err));
     }
@@ -172,8 +177,9 @@ readOwnFileAtOrThrow(int dirFd, const std::string& dirPath, const std::string& f
         throw Error(ExitCode::Failure, describeErrno(fmt::format("checking {}", path), errno));
     }
     if (auto why = whyNotOwnFile(st)) {
-        throw Error(ExitCode::Failure, fmt::format("refusing snapshot file {}: {}", path, *why),
-                    "memtap reads only files it could have written: remove it and take the snapshot again");
+        throw Error(
+            ExitCode::Failure, fmt::format("refusing snapshot file {}: {}", path, *why),
+            "memtap reads only files it could have written: remove it and take the snapshot again");
     }
     return readAllOrThrow(fd.get(), path);
 }
@@ -181,15 +187,18 @@ readOwnFileAtOrThrow(int dirFd, const std::string& dirPath, const std::string& f
 // Writes `file` in the verified directory `dirFd` atomically: an O_EXCL temp
 // name (never followed, never someone else's), then renameat over the name.
 void
-writeFileAtOrThrow(int dirFd, const std::string& dirPath, const std::string& file, const std::string& text) {
+writeFileAtOrThrow(int dirFd, const std::string& dirPath, const std::string& file,
+                   const std::string& text) {
     // A leading '.' keeps temp names apart from snapshot names (which never start with one).
     std::string tmp = fmt::format(".{}.{}.tmp", file, ::getpid());
     std::string path = fmt::format("{}/{}", dirPath, file);
-    UniqueFd fd(::openat(dirFd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    UniqueFd fd(
+        ::openat(dirFd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd && errno == EEXIST) {
         // Left by a memtap with our PID that died mid-write; the directory is verified ours.
         ::unlinkat(dirFd, tmp.c_str(), 0);
-        fd.reset(::openat(dirFd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+        fd.reset(
+            ::openat(dirFd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     }
     if (!fd) {
         throw Error(ExitCode::Failure, describeErrno(fmt::format("writing {}", path), errno));
@@ -248,9 +257,8 @@ std::optional<ProcessInstance>
 parseInstanceName(const std::string& name) {
     size_t dash = name.find('-');
     auto digits = [](std::string_view s) {
-        return !s.empty() && s.size() <= 20 && std::all_of(s.begin(), s.end(), [](char c) {
-            return c >= '0' && c <= '9';
-        });
+        return !s.empty() && s.size() <= 20 &&
+               std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
     };
     if (dash == std::string::npos || !digits(std::string_view(name).substr(0, dash)) ||
         !digits(std::string_view(name).substr(dash + 1)) || dash > 9) {
@@ -413,7 +421,8 @@ SnapshotStore::nextDefaultName() const {
 void
 SnapshotStore::saveOrThrow(const std::string& name, const std::string& text) const {
     if (!dir_) {
-        throw Error(ExitCode::Failure, fmt::format("snapshot store {} was opened read-only", directory_));
+        throw Error(ExitCode::Failure,
+                    fmt::format("snapshot store {} was opened read-only", directory_));
     }
     writeFileAtOrThrow(dir_.get(), directory_, name + std::string(kSuffix), text);
 }

@@ -65,7 +65,8 @@ public:
     bool present() const { return dir_.valid(); }
 
 private:
-    SnapshotStore(std::string directory, UniqueFd dir) : directory_(std::move(directory)), dir_(std::move(dir)) {}
+    SnapshotStore(std::string directory, UniqueFd dir)
+        : directory_(std::move(directory)), dir_(std::move(dir)) {}
     std::string directory_;
     UniqueFd dir_; // the verified per-process directory; invalid if absent
 };

@@ -83,7 +83,8 @@ isDirectory(const std::string& path) {
     return ::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-const char* kText = "memtap-snapshot 1\nmode exact\nsample_bytes 0\ntraced_bytes 0\ntraced_count 0\nend\n";
+const char* kText =
+    "memtap-snapshot 1\nmode exact\nsample_bytes 0\ntraced_bytes 0\ntraced_count 0\nend\n";
 
 } // namespace
 
@@ -201,7 +202,8 @@ TEST_CASE("a store directory someone else owns is refused (root only)", "[store]
     for (bool create : {true, false}) {
         auto refused = outcomeOf([&] { SnapshotStore::openOrThrow(where, self(), create); });
         CHECK(refused.code == ExitCode::Failure);
-        CHECK_THAT(refused.text, Catch::Contains(where.path()) && Catch::Contains("belongs to uid 65534"));
+        CHECK_THAT(refused.text,
+                   Catch::Contains(where.path()) && Catch::Contains("belongs to uid 65534"));
     }
 }
 
@@ -236,7 +238,8 @@ TEST_CASE("snapshot files are read only if they are the caller's own", "[store]"
         REQUIRE(::chown((store.directory() + "/theirs.snapshot").c_str(), 65534, 65534) == 0);
         refused = outcomeOf([&] { store.loadOrThrow("theirs"); });
         CHECK(refused.code == ExitCode::Failure);
-        CHECK_THAT(refused.text, Catch::Contains("theirs.snapshot") && Catch::Contains("belongs to uid 65534"));
+        CHECK_THAT(refused.text,
+                   Catch::Contains("theirs.snapshot") && Catch::Contains("belongs to uid 65534"));
     }
 }
 
