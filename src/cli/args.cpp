@@ -1,8 +1,10 @@
 #include "cli/args.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
+#include <string_view>
 
 #include "base/error.h"
 
@@ -119,16 +121,44 @@ parseSecondsOrThrow(const std::string& word, const std::string& what) {
 
 uint64_t
 parseByteSizeOrThrow(const std::string& word, const std::string& what) {
-    std::string digits = word;
+    auto refuse = [&]() {
+        return Error(
+            ExitCode::Usage,
+            fmt::format("{} must be a size from 1 to 1T ({} bytes), like 4096, 512K, 16M or 2G; "
+                        "not '{}'",
+                        what, kMaxByteSize, word));
+    };
+    std::string_view digits = word;
     uint64_t multiplier = 1;
     if (!digits.empty()) {
-        char unit = static_cast<char>(std::toupper(static_cast<unsigned char>(digits.back())));
-        if (unit == 'K' || unit == 'M' || unit == 'G') {
-            multiplier = unit == 'K' ? 1024 : unit == 'M' ? 1024 * 1024 : 1024ull * 1024 * 1024;
-            digits.pop_back();
+        switch (std::toupper(static_cast<unsigned char>(digits.back()))) {
+        case 'K':
+            multiplier = 1ull << 10;
+            break;
+        case 'M':
+            multiplier = 1ull << 20;
+            break;
+        case 'G':
+            multiplier = 1ull << 30;
+            break;
+        case 'T':
+            multiplier = 1ull << 40;
+            break;
+        default:
+            break;
+        }
+        if (multiplier != 1) {
+            digits.remove_suffix(1);
         }
     }
-    uint64_t value = parseUnsignedOrThrow(digits, what, 1, (1ull << 40));
+    // from_chars reports a number too large for uint64_t as out of range, and
+    // the product is bounded by division first, so neither step can wrap.
+    uint64_t value = 0;
+    auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (digits.empty() || ec != std::errc() || ptr != digits.data() + digits.size() || value == 0 ||
+        value > kMaxByteSize / multiplier) {
+        throw refuse();
+    }
     return value * multiplier;
 }
 

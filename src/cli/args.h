@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
@@ -47,7 +48,10 @@ pid_t parsePidOrThrow(const std::string& word);
 uint64_t parseUnsignedOrThrow(const std::string& word, const std::string& what, uint64_t min,
                               uint64_t max);
 double parseSecondsOrThrow(const std::string& word, const std::string& what);
-// "512K", "1M", "65536": sizes for --sample-bytes.
+// "512K", "1M", "65536": sizes for --sample-bytes, from 1 byte to
+// kMaxByteSize (1T); a larger value, or one whose digits or product would
+// overflow 64 bits, is Error(Usage) naming the option, before anything runs.
+inline constexpr uint64_t kMaxByteSize = 1ull << 40;
 uint64_t parseByteSizeOrThrow(const std::string& word, const std::string& what);
 
 } // namespace memtap::cli

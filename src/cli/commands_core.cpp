@@ -24,7 +24,7 @@ attachOptionSpecs() {
     return {
         {"--exact", "", "trace every allocation (like tracemalloc; slower)"},
         {"--sample-bytes", "N",
-         "sampled mode: mean bytes between samples (default 512K; K/M/G suffixes)"},
+         "sampled mode: mean bytes between samples (default 512K; K/M/G/T suffixes; 1 to 1T)"},
         {"--frames", "N", "traceback depth, 1-64 (default 16)"},
         {"--timeout", "S", "give up attaching after S seconds (default 10)"},
     };

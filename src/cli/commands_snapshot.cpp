@@ -31,12 +31,14 @@ namespace {
 int
 runSnapshot(const ParsedArgs& args) {
     pid_t pid = parsePidOrThrow(args.positional[0]);
-    auto store = SnapshotStore::forProcessOrThrow(pid);
-    std::string name = args.positional.size() > 1 ? args.positional[1] : store.nextDefaultName();
+    // A refused store fails before the agent is asked; the directory is made
+    // only once there is a snapshot to put in it.
+    auto existing = SnapshotStore::existingForProcessOrThrow(pid);
+    std::string name = args.positional.size() > 1 ? args.positional[1] : existing.nextDefaultName();
     validateSnapshotNameOrThrow(name);
     std::string text = takeSnapshotTextOrThrow(pid);
     report::parseSnapshotOrThrow(text); // never store what we could not read back
-    store.saveOrThrow(name, text);
+    SnapshotStore::forProcessOrThrow(pid).saveOrThrow(name, text);
     std::printf("%s\n", name.c_str());
     return 0;
 }
@@ -68,7 +70,8 @@ runDiff(const ParsedArgs& args) {
     if (auto v = args.value("--top")) {
         top = parseUnsignedOrThrow(*v, "--top", 1, 100000);
     }
-    auto store = SnapshotStore::forProcessOrThrow(pid);
+    // diff only reads: it never creates the store, so a failed one leaves nothing behind.
+    auto store = SnapshotStore::existingForProcessOrThrow(pid);
     auto older = loadOrTake(store, pid, oldName);
     auto newer = loadOrTake(store, pid, newName);
     auto stats = report::compareSnapshots(older, newer, by);
@@ -109,7 +112,8 @@ snapshotCommands() {
          "PID [NAME]",
          "Take a snapshot of what the agent traces now; prints its name.",
          "Names default to s1, s2, ... Snapshots are kept on this machine, per process instance,\n"
-         "under $XDG_RUNTIME_DIR/memtap or /tmp/memtap-UID.",
+         "under $XDG_RUNTIME_DIR/memtap or /tmp/memtap-UID; a directory or file there that is not\n"
+         "yours, is a symlink, or that others can write is refused, never used.",
          1,
          2,
          {},

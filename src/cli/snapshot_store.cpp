@@ -1,13 +1,15 @@
 #include "cli/snapshot_store.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <fstream>
+#include <memory>
+#include <optional>
 #include <sstream>
 
 #include "attach/proc.h"
@@ -16,11 +18,22 @@
 namespace memtap::cli {
 namespace {
 
-std::string
-processStartTimeOrThrow(pid_t pid) {
+constexpr std::string_view kSuffix = ".snapshot";
+// Written into each per-process directory the store makes: the boot it was
+// made in, since a PID and start time can recur after a reboot when /tmp persists.
+constexpr const char* kBootIdFile = ".boot_id";
+constexpr const char* kPrivateHint = "set XDG_RUNTIME_DIR to a directory only you can write";
+
+bool
+endsWith(std::string_view s, std::string_view suffix) {
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::optional<std::string>
+processStartTime(pid_t pid) {
     auto stat = attach::readWholeFile(fmt::format("/proc/{}/stat", pid));
-    if (!stat) {
-        throw Error(ExitCode::NoSuchProcess, fmt::format("no process with PID {}", pid));
+    if (!stat || stat->rfind(')') == std::string::npos) {
+        return std::nullopt;
     }
     // Field 22, starttime, counted after the ")" closing the command name (proc(5)).
     std::istringstream in(stat->substr(stat->rfind(')') + 2));
@@ -30,14 +43,259 @@ processStartTimeOrThrow(pid_t pid) {
     return field;
 }
 
-void
-makeDirectoryOrThrow(const std::string& path) {
-    if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
-        throw Error(ExitCode::Failure, describeErrno(fmt::format("creating {}", path), errno));
+// This boot's random id (random(4), /proc/sys/kernel/random/boot_id); empty if unreadable.
+std::string
+currentBootId() {
+    auto text = attach::readWholeFile("/proc/sys/kernel/random/boot_id").value_or("");
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
+        text.pop_back();
+    }
+    return text;
+}
+
+[[noreturn]] void
+refuseStore(const std::string& path, const std::string& cause, const std::string& hint) {
+    throw Error(ExitCode::Failure, fmt::format("refusing snapshot store {}: {}", path, cause), hint);
+}
+
+// The whole rule for a directory the store may use, checked on an open fd so
+// that what is checked is what is used.
+std::optional<std::string>
+whyNotPrivateDirectory(const struct stat& st) {
+    if (!S_ISDIR(st.st_mode)) {
+        return "it is not a directory";
+    }
+    if (st.st_uid != ::geteuid()) {
+        return fmt::format("it belongs to uid {}, and memtap runs as uid {}", st.st_uid, ::geteuid());
+    }
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        return fmt::format("it is writable by group or others (mode {:04o})", st.st_mode & 07777);
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string>
+whyNotOwnFile(const struct stat& st) {
+    if (!S_ISREG(st.st_mode)) {
+        return "it is not a regular file";
+    }
+    if (st.st_uid != ::geteuid()) {
+        return fmt::format("it belongs to uid {}, and memtap runs as uid {}", st.st_uid, ::geteuid());
+    }
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        return fmt::format("it is writable by group or others (mode {:04o})", st.st_mode & 07777);
+    }
+    return std::nullopt;
+}
+
+// Opens `name` in `parentFd` as a directory without following a symlink, and
+// verifies it. With `create`, makes it first (mode 0700). Without, a missing
+// directory is an invalid fd.
+UniqueFd
+openPrivateDirectoryOrThrow(int parentFd, const std::string& name, const std::string& path,
+                            bool create) {
+    if (create && ::mkdirat(parentFd, name.c_str(), 0700) != 0 && errno != EEXIST) {
+        throw Error(ExitCode::Failure,
+                    describeErrno(fmt::format("creating snapshot store {}", path), errno), kPrivateHint);
+    }
+    UniqueFd fd(::openat(parentFd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd) {
+        int err = errno;
+        if (err == ENOENT && !create) {
+            return {};
+        }
+        struct stat st {};
+        if (::fstatat(parentFd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+            refuseStore(path,
+                        "it is a symbolic link, which memtap never makes (someone may have planted it)",
+                        fmt::format("remove it, or {}", kPrivateHint));
+        }
+        if (err == ENOTDIR) {
+            refuseStore(path, "it is not a directory", fmt::format("remove it, or {}", kPrivateHint));
+        }
+        throw Error(ExitCode::Failure,
+                    describeErrno(fmt::format("opening snapshot store {}", path), err), kPrivateHint);
+    }
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) {
+        throw Error(ExitCode::Failure,
+                    describeErrno(fmt::format("checking snapshot store {}", path), errno));
+    }
+    if (auto why = whyNotPrivateDirectory(st)) {
+        refuseStore(
+            path, *why,
+            fmt::format("someone else may have made it to feed or catch your snapshots: check it and "
+                        "remove it, or {}",
+                        kPrivateHint));
+    }
+    return fd;
+}
+
+std::string
+readAllOrThrow(int fd, const std::string& path) {
+    std::string text;
+    char buffer[65536];
+    while (true) {
+        ssize_t n = ::read(fd, buffer, sizeof buffer);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            throw Error(ExitCode::Failure, describeErrno(fmt::format("reading {}", path), errno));
+        }
+        if (n == 0) {
+            return text;
+        }
+        text.append(buffer, static_cast<size_t>(n));
     }
 }
 
+// The text of `file` in the verified directory `dirFd`, or nullopt if there is
+// none. A symlink, a non-regular file, or a file someone else owns or could
+// have written is refused, not read.
+std::optional<std::string>
+readOwnFileAtOrThrow(int dirFd, const std::string& dirPath, const std::string& file) {
+    std::string path = fmt::format("{}/{}", dirPath, file);
+    // O_NONBLOCK: a FIFO must not hang us before fstat can refuse it.
+    UniqueFd fd(::openat(dirFd, file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (!fd) {
+        int err = errno;
+        if (err == ENOENT) {
+            return std::nullopt;
+        }
+        if (err == ELOOP) {
+            throw Error(
+                ExitCode::Failure,
+                fmt::format("refusing snapshot file {}: it is a symbolic link, which memtap never makes",
+                            path),
+                "remove it and take the snapshot again");
+        }
+        throw Error(ExitCode::Failure, describeErrno(fmt::format("opening {}", path), err));
+    }
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) {
+        throw Error(ExitCode::Failure, describeErrno(fmt::format("checking {}", path), errno));
+    }
+    if (auto why = whyNotOwnFile(st)) {
+        throw Error(
+            ExitCode::Failure, fmt::format("refusing snapshot file {}: {}", path, *why),
+            "memtap reads only files it could have written: remove it and take the snapshot again");
+    }
+    return readAllOrThrow(fd.get(), path);
+}
+
+// Writes `file` in the verified directory `dirFd` atomically: an O_EXCL temp
+// name (never followed, never someone else's), then renameat over the name.
+void
+writeFileAtOrThrow(int dirFd, const std::string& dirPath, const std::string& file,
+                   const std::string& text) {
+    // A leading '.' keeps temp names apart from snapshot names (which never start with one).
+    std::string tmp = fmt::format(".{}.{}.tmp", file, ::getpid());
+    std::string path = fmt::format("{}/{}", dirPath, file);
+    UniqueFd fd(
+        ::openat(dirFd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd && errno == EEXIST) {
+        // Left by a memtap with our PID that died mid-write; the directory is verified ours.
+        ::unlinkat(dirFd, tmp.c_str(), 0);
+        fd.reset(
+            ::openat(dirFd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    }
+    if (!fd) {
+        throw Error(ExitCode::Failure, describeErrno(fmt::format("writing {}", path), errno));
+    }
+    auto failAndRemove = [&](const char* what, int err) {
+        ::unlinkat(dirFd, tmp.c_str(), 0);
+        throw Error(ExitCode::Failure, describeErrno(fmt::format("{} {}", what, path), err));
+    };
+    size_t done = 0;
+    while (done < text.size()) {
+        ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            failAndRemove("writing", errno);
+        }
+        done += static_cast<size_t>(n);
+    }
+    if (::close(fd.release()) != 0) {
+        failAndRemove("writing", errno);
+    }
+    if (::renameat(dirFd, tmp.c_str(), dirFd, file.c_str()) != 0) {
+        failAndRemove("saving", errno);
+    }
+}
+
+struct DirCloser {
+    void operator()(DIR* dir) const { ::closedir(dir); }
+};
+
+// Entry names of the directory `dirFd` (through a fresh fd, so its offset is ours).
+std::vector<std::string>
+listDirectory(int dirFd) {
+    std::vector<std::string> result;
+    int fd = ::openat(dirFd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return result;
+    }
+    std::unique_ptr<DIR, DirCloser> dir(::fdopendir(fd));
+    if (!dir) {
+        ::close(fd);
+        return result;
+    }
+    while (dirent* entry = ::readdir(dir.get())) {
+        std::string name = entry->d_name;
+        if (name != "." && name != "..") {
+            result.push_back(std::move(name));
+        }
+    }
+    return result;
+}
+
+// "PID-STARTTIME", both decimal: the only names the store gives directories.
+std::optional<ProcessInstance>
+parseInstanceName(const std::string& name) {
+    size_t dash = name.find('-');
+    auto digits = [](std::string_view s) {
+        return !s.empty() && s.size() <= 20 &&
+               std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+    };
+    if (dash == std::string::npos || !digits(std::string_view(name).substr(0, dash)) ||
+        !digits(std::string_view(name).substr(dash + 1)) || dash > 9) {
+        return std::nullopt;
+    }
+    return ProcessInstance{static_cast<pid_t>(std::stol(name.substr(0, dash))), name.substr(dash + 1)};
+}
+
+std::string
+instanceName(const ProcessInstance& instance) {
+    return fmt::format("{}-{}", instance.pid, instance.startTime);
+}
+
+bool
+isOwnTransientFile(const std::string& name) {
+    return endsWith(name, kSuffix) || name == kBootIdFile || (name[0] == '.' && endsWith(name, ".tmp"));
+}
+
 } // namespace
+
+StoreLocation
+StoreLocation::fromEnvironment() {
+    if (const char* runtime = std::getenv("XDG_RUNTIME_DIR"); runtime && *runtime) {
+        return {runtime, "memtap"};
+    }
+    return {"/tmp", fmt::format("memtap-{}", ::geteuid())};
+}
+
+ProcessInstance
+ProcessInstance::ofPidOrThrow(pid_t pid) {
+    auto start = processStartTime(pid);
+    if (!start) {
+        throw Error(ExitCode::NoSuchProcess, fmt::format("no process with PID {}", pid),
+                    "check the PID with `ps` or `pgrep`");
+    }
+    return {pid, *start};
+}
 
 void
 validateSnapshotNameOrThrow(const std::string& name) {
@@ -52,28 +310,102 @@ validateSnapshotNameOrThrow(const std::string& name) {
     }
 }
 
-SnapshotStore
-SnapshotStore::forProcessOrThrow(pid_t pid) {
-    std::string base;
-    if (const char* runtime = std::getenv("XDG_RUNTIME_DIR"); runtime && *runtime) {
-        base = fmt::format("{}/memtap", runtime);
-    } else {
-        base = fmt::format("/tmp/memtap-{}", ::geteuid());
+std::vector<std::string>
+removeStaleProcessDirectories(int baseFd) {
+    std::vector<std::string> removed;
+    const std::string boot = currentBootId();
+    for (const auto& name : listDirectory(baseFd)) {
+        auto instance = parseInstanceName(name);
+        if (!instance) {
+            continue;
+        }
+        UniqueFd dir(::openat(baseFd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        struct stat st {};
+        if (!dir || ::fstat(dir.get(), &st) != 0 || whyNotPrivateDirectory(st)) {
+            continue;
+        }
+        // Directories made before .boot_id existed have none; they are judged by PID and start time.
+        std::optional<std::string> madeInBoot;
+        try {
+            madeInBoot = readOwnFileAtOrThrow(dir.get(), name, kBootIdFile);
+        } catch (const Error&) {
+            continue; // a .boot_id the store did not write: not ours to judge
+        }
+        bool otherBoot = madeInBoot && !boot.empty() && *madeInBoot != boot + "\n";
+        bool gone = otherBoot || processStartTime(instance->pid) != instance->startTime;
+        if (!gone) {
+            continue;
+        }
+        for (const auto& file : listDirectory(dir.get())) {
+            if (isOwnTransientFile(file)) {
+                ::unlinkat(dir.get(), file.c_str(), 0);
+            }
+        }
+        // Fails (ENOTEMPTY) if something the store did not write is in it; then it stays.
+        if (::unlinkat(baseFd, name.c_str(), AT_REMOVEDIR) == 0) {
+            removed.push_back(name);
+        }
     }
-    makeDirectoryOrThrow(base);
-    std::string directory = fmt::format("{}/{}-{}", base, pid, processStartTimeOrThrow(pid));
-    makeDirectoryOrThrow(directory);
-    return SnapshotStore(directory);
+    return removed;
 }
 
-std::string
-SnapshotStore::pathOf(const std::string& name) const {
-    return fmt::format("{}/{}.snapshot", directory_, name);
+SnapshotStore
+SnapshotStore::openOrThrow(const StoreLocation& where, const ProcessInstance& instance, bool create) {
+    // The parent (/tmp or $XDG_RUNTIME_DIR) is the administrator's choice and
+    // may be a symlink; everything memtap names itself is verified below.
+    UniqueFd parent(::open(where.parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!parent) {
+        if (errno == ENOENT && !create) {
+            return SnapshotStore(fmt::format("{}/{}", where.path(), instanceName(instance)), {});
+        }
+        throw Error(ExitCode::Failure,
+                    describeErrno(fmt::format("opening {} for the snapshot store", where.parent), errno),
+                    "unset XDG_RUNTIME_DIR or point it at an existing directory");
+    }
+    const std::string basePath = where.path();
+    const std::string path = fmt::format("{}/{}", basePath, instanceName(instance));
+    UniqueFd base = openPrivateDirectoryOrThrow(parent.get(), where.name, basePath, create);
+    if (!base) {
+        return SnapshotStore(path, {});
+    }
+    if (create) {
+        removeStaleProcessDirectories(base.get());
+    }
+    UniqueFd dir = openPrivateDirectoryOrThrow(base.get(), instanceName(instance), path, create);
+    if (!dir) {
+        return SnapshotStore(path, {});
+    }
+    auto madeInBoot = readOwnFileAtOrThrow(dir.get(), path, kBootIdFile);
+    if (!madeInBoot && create) {
+        writeFileAtOrThrow(dir.get(), path, kBootIdFile, currentBootId() + "\n");
+    } else if (madeInBoot && !create) {
+        // Same PID and start time in an earlier boot: another process's snapshots.
+        std::string boot = currentBootId();
+        if (!boot.empty() && *madeInBoot != boot + "\n") {
+            return SnapshotStore(path, {});
+        }
+    }
+    return SnapshotStore(path, std::move(dir));
+}
+
+SnapshotStore
+SnapshotStore::forProcessOrThrow(pid_t pid) {
+    return openOrThrow(StoreLocation::fromEnvironment(), ProcessInstance::ofPidOrThrow(pid), true);
+}
+
+SnapshotStore
+SnapshotStore::existingForProcessOrThrow(pid_t pid) {
+    return openOrThrow(StoreLocation::fromEnvironment(), ProcessInstance::ofPidOrThrow(pid), false);
 }
 
 bool
 SnapshotStore::exists(const std::string& name) const {
-    return ::access(pathOf(name).c_str(), F_OK) == 0;
+    if (!dir_) {
+        return false;
+    }
+    struct stat st {};
+    std::string file = name + std::string(kSuffix);
+    return ::fstatat(dir_.get(), file.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT;
 }
 
 std::string
@@ -88,23 +420,19 @@ SnapshotStore::nextDefaultName() const {
 
 void
 SnapshotStore::saveOrThrow(const std::string& name, const std::string& text) const {
-    // Write then rename, so a reader never sees half a snapshot.
-    std::string tmp = pathOf(name) + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out << text;
-        if (!out) {
-            throw Error(ExitCode::Failure, fmt::format("cannot write {}", tmp));
-        }
+    if (!dir_) {
+        throw Error(ExitCode::Failure,
+                    fmt::format("snapshot store {} was opened read-only", directory_));
     }
-    if (::rename(tmp.c_str(), pathOf(name).c_str()) != 0) {
-        throw Error(ExitCode::Failure, describeErrno(fmt::format("saving snapshot {}", name), errno));
-    }
+    writeFileAtOrThrow(dir_.get(), directory_, name + std::string(kSuffix), text);
 }
 
 std::string
 SnapshotStore::loadOrThrow(const std::string& name) const {
-    auto text = attach::readWholeFile(pathOf(name));
+    std::optional<std::string> text;
+    if (dir_) {
+        text = readOwnFileAtOrThrow(dir_.get(), directory_, name + std::string(kSuffix));
+    }
     if (!text) {
         auto known = names();
         std::string list;
@@ -121,19 +449,14 @@ SnapshotStore::loadOrThrow(const std::string& name) const {
 std::vector<std::string>
 SnapshotStore::names() const {
     std::vector<std::string> result;
-    DIR* dir = ::opendir(directory_.c_str());
-    if (dir == nullptr) {
+    if (!dir_) {
         return result;
     }
-    while (dirent* entry = ::readdir(dir)) {
-        std::string file = entry->d_name;
-        const std::string suffix = ".snapshot";
-        if (file.size() > suffix.size() &&
-            file.compare(file.size() - suffix.size(), suffix.size(), suffix) == 0) {
-            result.push_back(file.substr(0, file.size() - suffix.size()));
+    for (const auto& file : listDirectory(dir_.get())) {
+        if (file.size() > kSuffix.size() && file[0] != '.' && endsWith(file, kSuffix)) {
+            result.push_back(file.substr(0, file.size() - kSuffix.size()));
         }
     }
-    ::closedir(dir);
     std::sort(result.begin(), result.end());
     return result;
 }

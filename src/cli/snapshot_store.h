@@ -1,7 +1,18 @@
 // Snapshots live on the host, not in the target: taking one costs the target
 // a copy of the agent's traceback table, and nothing stays behind in it.
-// Directory: $XDG_RUNTIME_DIR/memtap (or /tmp/memtap-UID), one subdirectory
-// per process instance ("PID-STARTTIME", so a reused PID never mixes).
+//
+// Layout: the base directory is $XDG_RUNTIME_DIR/memtap, or /tmp/memtap-EUID
+// when that is unset; in it, one subdirectory per process instance,
+// "PID-STARTTIME" (so a reused PID never mixes), holding NAME.snapshot files
+// and ".boot_id", the boot it was made in (starttime counts from boot).
+//
+// /tmp is shared, so its names are predictable to everyone. The store trusts
+// nothing it did not verify: every directory level is opened with
+// O_NOFOLLOW|O_DIRECTORY and checked through its fd (owned by the caller,
+// not writable by group or others); files are opened relative to that fd,
+// written to an O_EXCL temp name then renamed, and read only if they are
+// regular files owned by the caller and not writable by others. Anything
+// else is refused with an Error that names the path, never worked around.
 #pragma once
 
 #include <sys/types.h>
@@ -9,11 +20,39 @@
 #include <string>
 #include <vector>
 
+#include "base/unique_fd.h"
+
 namespace memtap::cli {
+
+// Where the base directory is: `name` inside `parent`.
+struct StoreLocation {
+    std::string parent; // $XDG_RUNTIME_DIR or /tmp
+    std::string name;   // "memtap" or "memtap-EUID"
+
+    std::string path() const { return parent + "/" + name; }
+    static StoreLocation fromEnvironment();
+};
+
+// One process instance: its PID and field 22 of /proc/PID/stat (proc(5)).
+struct ProcessInstance {
+    pid_t pid = 0;
+    std::string startTime;
+
+    // Error(NoSuchProcess) if the process does not exist.
+    static ProcessInstance ofPidOrThrow(pid_t pid);
+};
 
 class SnapshotStore {
 public:
+    // The store of `pid`, created if needed (after removing the directories
+    // of processes that are gone). For commands that save snapshots.
     static SnapshotStore forProcessOrThrow(pid_t pid);
+    // The store of `pid` if it exists; a missing one is an empty store and
+    // nothing is created. For commands that only read.
+    static SnapshotStore existingForProcessOrThrow(pid_t pid);
+    // The same at an explicit location (tests use a private one).
+    static SnapshotStore openOrThrow(const StoreLocation& where, const ProcessInstance& instance,
+                                     bool create);
 
     // s1, s2, ...: the first free name.
     std::string nextDefaultName() const;
@@ -22,12 +61,24 @@ public:
     bool exists(const std::string& name) const;
     std::vector<std::string> names() const;
     const std::string& directory() const { return directory_; }
+    // False for a store that does not exist yet (existingForProcessOrThrow).
+    bool present() const { return dir_.valid(); }
 
 private:
-    explicit SnapshotStore(std::string directory) : directory_(std::move(directory)) {}
-    std::string pathOf(const std::string& name) const;
+    SnapshotStore(std::string directory, UniqueFd dir)
+        : directory_(std::move(directory)), dir_(std::move(dir)) {}
     std::string directory_;
+    UniqueFd dir_; // the verified per-process directory; invalid if absent
 };
+
+// Removes the per-process directories under the base directory whose process
+// is gone, has another start time (a reused PID) or, by its .boot_id, belongs
+// to another boot. Only what this store makes is touched: directories named
+// PID-STARTTIME in the verified base, themselves verified (owned by the
+// caller, not writable by others), and in them only the files the store
+// writes; a directory holding anything else stays. Returns the names
+// of the directories removed. Errors are swallowed: cleanup is a courtesy.
+std::vector<std::string> removeStaleProcessDirectories(int baseFd);
 
 // Names are file names: letters, digits, '-', '_', '.'; not "now".
 void validateSnapshotNameOrThrow(const std::string& name);

@@ -1,6 +1,7 @@
 #include "report/snapshot.h"
 
 #include <charconv>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -145,10 +146,15 @@ parseFrameLine(LineReader& reader) {
         reader.fail("expected a frame line 'F LINE FILE\\tFUNCTION'");
     }
     std::string_view lineField = takeField(rest);
-    int line = parseNumber<int>(reader, lineField, "frame line number");
-    if (line < 0) {
-        reader.fail(fmt::format("frame line number is negative: {}", line));
+    // A negative line is real data, not damage: PyCode_Addr2Line returns -1
+    // for an instruction that has no line (CPython 3.10+, PEP 626).
+    // tracemalloc clamps it to 0 (Python/tracemalloc.c, tracemalloc_get_frame:
+    // "if (lineno < 0) { lineno = 0; }"), and so do we, so sites group alike.
+    int64_t wideLine = parseNumber<int64_t>(reader, lineField, "frame line number");
+    if (wideLine > std::numeric_limits<int>::max()) {
+        reader.fail(fmt::format("frame line number is too large: {}", wideLine));
     }
+    int line = wideLine < 0 ? 0 : static_cast<int>(wideLine);
     // Names never contain a raw tab (it is escaped), so the first one separates them.
     size_t tab = rest.find('\t');
     if (tab == std::string_view::npos) {

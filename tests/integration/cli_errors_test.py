@@ -95,6 +95,15 @@ try:
     run("detach", target.pid, expect=7, stderr_has="not attached")
     run("snapshot", target.pid, expect=7, stderr_has="not attached")
     run("diff", target.pid, "now", "now", expect=7, stderr_has="not attached")
+    # Sizes that overflow or are absurd are usage errors at parse time: no
+    # thread borrowed, no agent loaded (it would stay mapped, dormant).
+    for size in ("1099511627776G", "16777216G", "2T", "18446744073709551616", "99999999999999999999999K", "0"):
+        run("attach", target.pid, "--sample-bytes", size, expect=2, stderr_has="--sample-bytes must be a size",
+            max_seconds=1.0)
+    with open("/proc/%d/maps" % target.pid) as f:
+        if "memtap-agent" in f.read():
+            FAILURES.append("a rejected --sample-bytes still loaded the agent into the target")
+    run("status", target.pid, "--json", expect=0, stdout_has='"attached":false')
     # Stopped by job control: refused (exit 4) and left stopped.
     os.kill(target.pid, signal.SIGSTOP)
     time.sleep(0.2)

@@ -70,6 +70,27 @@ TEST_CASE("numbers are parsed whole", "[args]") {
     CHECK(codeOf([] { parseSecondsOrThrow("nan", "--interval"); }) == ExitCode::Usage);
 }
 
+TEST_CASE("sizes never wrap: at most 1T, checked before the multiply", "[args]") {
+    CHECK(parseByteSizeOrThrow("1T", "--sample-bytes") == (1ull << 40));
+    CHECK(parseByteSizeOrThrow("1024G", "--sample-bytes") == (1ull << 40));
+    CHECK(parseByteSizeOrThrow("1048576M", "--sample-bytes") == (1ull << 40));
+    CHECK(parseByteSizeOrThrow("1099511627776", "--sample-bytes") == (1ull << 40));
+    CHECK(parseByteSizeOrThrow("1", "--sample-bytes") == 1);
+    // 1099511627776G is 2^70, which wrapped to 0; 16777216G (2^54) was accepted.
+    for (const char* bad : {"1099511627776G", "16777216G", "1025G", "2T", "1099511627777", "1048577M",
+                            "18446744073709551616", "99999999999999999999999K", "0", "0K", "-1K", "+1K",
+                            "1.5M", "1KB", "G", "", " 1K"}) {
+        INFO(bad);
+        try {
+            parseByteSizeOrThrow(bad, "--sample-bytes");
+            FAIL("accepted");
+        } catch (const memtap::Error& e) {
+            CHECK(e.code() == ExitCode::Usage);
+            CHECK_THAT(e.what(), Catch::Contains("--sample-bytes") && Catch::Contains("1T"));
+        }
+    }
+}
+
 TEST_CASE("snapshot names are safe file names", "[args]") {
     validateSnapshotNameOrThrow("s1");
     validateSnapshotNameOrThrow("before-deploy_2.x");

@@ -91,6 +91,26 @@ TEST_CASE("names with escapes parse back to the raw bytes", "[snapshot]") {
     CHECK(spaced.traces[0].frames[0].function == "my func");
 }
 
+TEST_CASE("a negative line number is clamped to 0, as tracemalloc does", "[snapshot]") {
+    // PyCode_Addr2Line gives -1 for an instruction with no line (3.10+); one
+    // such frame used to make the whole snapshot unreadable.
+    Snapshot s =
+        parseSnapshotOrThrow(kHeader + "T 10 1 3\nF -1 a.py\tf\nF -2147483648 b.py\tg\nF 4 c.py\th\n"
+                                       "T 20 2 1\nF 0 a.py\tf\nend\n");
+    REQUIRE(s.traces.size() == 2);
+    REQUIRE(s.traces[0].frames.size() == 3);
+    CHECK(s.traces[0].frames[0] == Frame{"a.py", 0, "f"});
+    CHECK(s.traces[0].frames[1] == Frame{"b.py", 0, "g"});
+    CHECK(s.traces[0].frames[2] == Frame{"c.py", 4, "h"});
+    // Clamped, the frame is the same site as a line-0 frame, so the two group together.
+    CHECK(s.traces[0].frames[0] == s.traces[1].frames[0]);
+    // Still strict about what is not a number or does not fit.
+    CHECK_THAT(parseError(kHeader + "T 10 1 1\nF -x a.py\tf\nend\n"),
+               Catch::Contains("frame line number"));
+    CHECK_THAT(parseError(kHeader + "T 10 1 1\nF 2147483648 a.py\tf\nend\n"),
+               Catch::Contains("line 7") && Catch::Contains("too large"));
+}
+
 TEST_CASE("malformed snapshots name the offending line", "[snapshot]") {
     struct Case {
         std::string text;
