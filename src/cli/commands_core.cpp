@@ -72,6 +72,12 @@ runAttach(const ParsedArgs& args) {
                 pid, result.python.c_str(), options.mode == MEMTAP_MODE_EXACT ? "exact" : "sampled",
                 static_cast<double>(result.latency.count()) / 1000.0,
                 static_cast<double>(result.longestThreadStop.count()) / 1000.0);
+    // A process whose chain was cut many times may have no spare hooks left.
+    if (auto agent = tryReadAgentStatus(pid)) {
+        if (auto problem = hookChainProblem(*agent)) {
+            std::fprintf(stderr, "memtap: warning: %s\n", problem->c_str());
+        }
+    }
     return 0;
 }
 
