@@ -265,11 +265,13 @@ installHooks(const PythonApi& api) noexcept {
         // Wrapping again would only add a level; a chain that was cut gets a
         // fresh generation (nothing was recorded while dormant, so this is
         // not counted as a re-install).
+        bool hadHook = linkedGeneration(domain) >= 0;
         DomainChain chain = examine(api, domain, &current);
         if (chain == DomainChain::kNone) {
-            if (!tryReadSettledAllocator(api, domain, &current)) {
-                // Someone keeps changing it: take the last read, as the first
-                // install always did; the torn-pair rules cover one writer.
+            if (!hadHook) {
+                // The first install reads once, as it always did: the
+                // settled read's short sleeps would lengthen the borrowed
+                // thread's stop while the entry runs on it.
                 api.getAllocator(domain, &current);
             }
             chain = installOn(api, domain, current) ? DomainChain::kIntact : DomainChain::kLost;
