@@ -239,6 +239,23 @@ engineStop() noexcept {
     pthread_mutex_unlock(&g_lock);
 }
 
+bool
+engineRestartTraces() noexcept {
+    pthread_mutex_lock(&g_lock);
+    bool ok = false;
+    if (g_live) {
+        freeTables();
+        ok = g_traces.value.init() && g_addresses.value.init(kInitialAddresses);
+        if (ok) {
+            g_live = true;
+        } else {
+            freeTables();
+        }
+    }
+    pthread_mutex_unlock(&g_lock);
+    return ok;
+}
+
 void
 engineOnAlloc(ThreadState& t, void* ptr, size_t size) noexcept {
     countCall(t);

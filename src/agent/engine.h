@@ -30,6 +30,12 @@ bool engineStart(const EngineConfig& config) noexcept;
 // Stops recording and frees every table. Hooks still in flight find the
 // engine stopped under the lock and return without touching the tables.
 void engineStop() noexcept;
+// While recording: drops every trace and starts again with empty tables, as
+// engineStart does (agent thread only: snapshot rows point into the tables).
+// Used when the hooks were out of a domain's chain for a while, so frees were
+// missed. False if not recording or the tables could not be mapped again
+// (then nothing is traced until detach).
+bool engineRestartTraces() noexcept;
 
 // Hooks.
 void engineOnAlloc(ThreadState& t, void* ptr, size_t size) noexcept;

@@ -1,4 +1,5 @@
-// The allocator hooks, and how they are put in and taken out WITHOUT the GIL.
+// The allocator hooks, and how they are put in, checked and taken out
+// WITHOUT the GIL.
 //
 // Why no GIL: a uWSGI worker under Debian's default config (no
 // --enable-threads) holds the GIL while idle in epoll_wait, and an attach must
@@ -13,9 +14,27 @@
 //      the original's own ctx.
 // The originals are written before the hook is published and never change
 // while our hook may be reachable, so hooks read them without a lock.
+//
+// Generations. Another PyMem_SetAllocator caller may cut our hook out of a
+// domain's chain (tracemalloc.stop() after a tracemalloc.start() that came
+// before our attach: it puts back the allocators it saved, below ours).
+// checkHookChain then installs our hook again on top of the new current
+// allocator. That must not rewrite the original of the hook that was cut:
+// some thread may still be calling it (it read the old pair just before the
+// cut), or the chain may in fact still reach it through a wrapper we cannot
+// follow (hook_chain.h). So each domain has kGenerations hook instances, each
+// with its own original: a re-install takes an unused one, and an instance
+// that was cut is never reused (kAbandoned). If our old hook is still reached
+// below the new one, the reentrancy guard (busy) makes it forward without
+// recording, so nothing is counted twice and nothing loops. A generation is
+// reused only after detach put its original back cleanly, as before.
 #include "agent/hooks.h"
 
 #include "agent/engine.h"
+#include "agent/hook_chain.h"
+
+#include <time.h>
+#include <utility>
 
 namespace memtap_agent {
 
@@ -23,20 +42,28 @@ constinit thread_local ThreadState g_thread __attribute__((tls_model("initial-ex
 
 namespace {
 
-struct DomainHooks {
-    PyMemAllocatorEx original; // what our hook forwards to
-    PyMemAllocatorEx hook;     // the struct we gave PyMem_SetAllocator
-    bool linked;               // our hook is somewhere in the domain's chain
+// Each re-install uses one for good; 16 survive any plausible program (a cut
+// needs someone to install below us and remove it again).
+constexpr int kGenerations = 16;
+
+enum class SlotState : uint8_t {
+    kFree,      // never published, or its original was put back by detach
+    kLinked,    // the one generation we consider live in this domain
+    kAbandoned, // cut out of the chain; its original stays as it was, forever
 };
 
-constinit DomainHooks g_domains[kDomainCount] = {};
+struct Slot {
+    PyMemAllocatorEx original; // what this generation's hook forwards to
+    PyMemAllocatorEx hook;     // the struct we gave PyMem_SetAllocator
+    SlotState state;
+};
 
-// All hooks are here, one template per allocator function, one instance per
-// domain so each knows its original without a lookup.
-template <int D>
-void*
-hookMalloc(void*, size_t size) noexcept {
-    const PyMemAllocatorEx& o = g_domains[D].original;
+constinit Slot g_slots[kDomainCount][kGenerations] = {};
+constinit HookChainReport g_report = {};
+
+// The hot path, shared by every instance: o is that instance's original.
+__attribute__((always_inline)) inline void*
+forwardMalloc(const PyMemAllocatorEx& o, size_t size) {
     ThreadState& t = g_thread;
     if (t.busy || !g_recording.load(std::memory_order_relaxed)) {
         return o.malloc(o.ctx, size);
@@ -52,10 +79,8 @@ hookMalloc(void*, size_t size) noexcept {
     return ptr;
 }
 
-template <int D>
-void*
-hookCalloc(void*, size_t nelem, size_t elsize) noexcept {
-    const PyMemAllocatorEx& o = g_domains[D].original;
+__attribute__((always_inline)) inline void*
+forwardCalloc(const PyMemAllocatorEx& o, size_t nelem, size_t elsize) {
     ThreadState& t = g_thread;
     if (t.busy || !g_recording.load(std::memory_order_relaxed)) {
         return o.calloc(o.ctx, nelem, elsize);
@@ -70,10 +95,8 @@ hookCalloc(void*, size_t nelem, size_t elsize) noexcept {
     return ptr;
 }
 
-template <int D>
-void*
-hookRealloc(void*, void* oldPtr, size_t size) noexcept {
-    const PyMemAllocatorEx& o = g_domains[D].original;
+__attribute__((always_inline)) inline void*
+forwardRealloc(const PyMemAllocatorEx& o, void* oldPtr, size_t size) {
     ThreadState& t = g_thread;
     if (t.busy || !g_recording.load(std::memory_order_relaxed)) {
         return o.realloc(o.ctx, oldPtr, size);
@@ -88,10 +111,8 @@ hookRealloc(void*, void* oldPtr, size_t size) noexcept {
     return ptr;
 }
 
-template <int D>
-void
-hookFree(void*, void* ptr) noexcept {
-    const PyMemAllocatorEx& o = g_domains[D].original;
+__attribute__((always_inline)) inline void
+forwardFree(const PyMemAllocatorEx& o, void* ptr) {
     ThreadState& t = g_thread;
     if (t.busy || ptr == nullptr || !g_recording.load(std::memory_order_relaxed)) {
         o.free(o.ctx, ptr);
@@ -105,49 +126,157 @@ hookFree(void*, void* ptr) noexcept {
     t.busy = 0;
 }
 
-template <int D>
-PyMemAllocatorEx
-hookFunctions(void* ctx) {
-    return PyMemAllocatorEx{ctx, hookMalloc<D>, hookCalloc<D>, hookRealloc<D>, hookFree<D>};
+// All hooks are here: one instance per domain and generation, so each knows
+// its original without a lookup.
+template <int D, int G>
+void*
+hookMalloc(void*, size_t size) noexcept {
+    return forwardMalloc(g_slots[D][G].original, size);
 }
 
-PyMemAllocatorEx
-hookFor(int domain, void* ctx) {
-    switch (domain) {
-    case kDomainRaw:
-        return hookFunctions<kDomainRaw>(ctx);
-    case kDomainMem:
-        return hookFunctions<kDomainMem>(ctx);
-    default:
-        return hookFunctions<kDomainObj>(ctx);
-    }
+template <int D, int G>
+void*
+hookCalloc(void*, size_t nelem, size_t elsize) noexcept {
+    return forwardCalloc(g_slots[D][G].original, nelem, elsize);
 }
+
+template <int D, int G>
+void*
+hookRealloc(void*, void* oldPtr, size_t size) noexcept {
+    return forwardRealloc(g_slots[D][G].original, oldPtr, size);
+}
+
+template <int D, int G>
+void
+hookFree(void*, void* ptr) noexcept {
+    forwardFree(g_slots[D][G].original, ptr);
+}
+
+struct HookFns {
+    void* (*malloc)(void*, size_t);
+    void* (*calloc)(void*, size_t, size_t);
+    void* (*realloc)(void*, void*, size_t);
+    void (*free)(void*, void*);
+};
+
+struct DomainFns {
+    HookFns generation[kGenerations];
+};
+
+template <int D, int... G>
+constexpr DomainFns
+domainFns(std::integer_sequence<int, G...>) {
+    return DomainFns{{HookFns{hookMalloc<D, G>, hookCalloc<D, G>, hookRealloc<D, G>, hookFree<D, G>}...}};
+}
+
+constexpr DomainFns kHooks[kDomainCount] = {
+    domainFns<kDomainRaw>(std::make_integer_sequence<int, kGenerations>{}),
+    domainFns<kDomainMem>(std::make_integer_sequence<int, kGenerations>{}),
+    domainFns<kDomainObj>(std::make_integer_sequence<int, kGenerations>{}),
+};
 
 bool
-isOurs(const PyMemAllocatorEx& current, int domain) {
-    const PyMemAllocatorEx& hook = g_domains[domain].hook;
-    return current.malloc == hook.malloc && current.calloc == hook.calloc &&
-           current.realloc == hook.realloc && current.free == hook.free;
+hasFns(const PyMemAllocatorEx& a, const HookFns& f) {
+    return a.malloc == f.malloc && a.calloc == f.calloc && a.realloc == f.realloc && a.free == f.free;
+}
+
+// Any generation, whatever its state: one that is found in the chain is
+// reachable, whatever we thought of it.
+int
+matchOurs(int domain, const PyMemAllocatorEx& a) {
+    for (int g = 0; g < kGenerations; ++g) {
+        if (hasFns(a, kHooks[domain].generation[g])) {
+            return g;
+        }
+    }
+    return -1;
+}
+
+int
+linkedGeneration(int domain) {
+    for (int g = 0; g < kGenerations; ++g) {
+        if (g_slots[domain][g].state == SlotState::kLinked) {
+            return g;
+        }
+    }
+    return -1;
+}
+
+// Publishes a fresh generation of our hook on top of current (read settled
+// just before). False if every generation of this domain is used up.
+bool
+installOn(const PythonApi& api, int domain, const PyMemAllocatorEx& current) {
+    for (int g = 0; g < kGenerations; ++g) {
+        Slot& s = g_slots[domain][g];
+        if (s.state != SlotState::kFree) {
+            continue;
+        }
+        const HookFns& f = kHooks[domain].generation[g];
+        s.original = current;
+        s.hook = PyMemAllocatorEx{current.ctx, f.malloc, f.calloc, f.realloc, f.free};
+        s.state = SlotState::kLinked;
+        api.setAllocator(domain, &s.hook);
+        return true;
+    }
+    return false;
+}
+
+// What a domain's chain looks like now. A cut domain comes back as kNone
+// with its generation abandoned and *current holding what to wrap.
+DomainChain
+examine(const PythonApi& api, int domain, PyMemAllocatorEx* current) {
+    int linked = linkedGeneration(domain);
+    if (linked < 0) {
+        return DomainChain::kNone;
+    }
+    if (!tryReadSettledAllocator(api, domain, current)) {
+        return DomainChain::kUnsettled;
+    }
+    ChainFind found = findOurHook(domain, *current, matchOurs);
+    if (found.place == ChainPlace::kNotFound) {
+        g_slots[domain][linked].state = SlotState::kAbandoned;
+        return DomainChain::kNone;
+    }
+    if (found.generation != linked) {
+        // An older generation is what the chain reaches (someone put back a
+        // copy of it): it is the live one now, the other was cut.
+        g_slots[domain][linked].state = SlotState::kAbandoned;
+        g_slots[domain][found.generation].state = SlotState::kLinked;
+    }
+    return found.place == ChainPlace::kTop ? DomainChain::kIntact : DomainChain::kWrapped;
+}
+
+uint64_t
+wallClockMs() {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
 
 } // namespace
 
 void
 installHooks(const PythonApi& api) noexcept {
+    g_report = HookChainReport{};
     for (int domain = 0; domain < kDomainCount; ++domain) {
-        DomainHooks& d = g_domains[domain];
-        if (d.linked) {
-            // A previous attach left our hook in the chain: either still on
-            // top, or wrapped by someone installed after us (who forwards to
-            // us). Wrapping again would make our hook its own original.
-            continue;
-        }
         PyMemAllocatorEx current{};
-        api.getAllocator(domain, &current);
-        d.original = current;
-        d.hook = hookFor(domain, current.ctx);
-        d.linked = true;
-        api.setAllocator(domain, &d.hook);
+        // A previous attach may have left our hook in the chain: still on
+        // top, or wrapped by someone installed after us (who forwards to us).
+        // Wrapping again would only add a level; a chain that was cut gets a
+        // fresh generation (nothing was recorded while dormant, so this is
+        // not counted as a re-install).
+        bool hadHook = linkedGeneration(domain) >= 0;
+        DomainChain chain = examine(api, domain, &current);
+        if (chain == DomainChain::kNone) {
+            if (!hadHook) {
+                // The first install reads once, as it always did: the
+                // settled read's short sleeps would lengthen the borrowed
+                // thread's stop while the entry runs on it.
+                api.getAllocator(domain, &current);
+            }
+            chain = installOn(api, domain, current) ? DomainChain::kIntact : DomainChain::kLost;
+        }
+        g_report.domains[domain] = chain;
     }
 }
 
@@ -155,22 +284,75 @@ bool
 uninstallHooks(const PythonApi& api) noexcept {
     bool allRestored = true;
     for (int domain = 0; domain < kDomainCount; ++domain) {
-        DomainHooks& d = g_domains[domain];
-        if (!d.linked) {
+        int linked = linkedGeneration(domain);
+        if (linked < 0) {
+            g_report.domains[domain] = DomainChain::kNone;
             continue;
         }
         PyMemAllocatorEx current{};
-        api.getAllocator(domain, &current);
-        if (isOurs(current, domain) && current.ctx == d.hook.ctx) {
-            api.setAllocator(domain, &d.original);
-            d.linked = false;
-        } else {
-            // Someone (e.g. tracemalloc.start()) wrapped our hook: removing it
-            // would cut their chain. It stays, forwarding without recording.
+        DomainChain chain = examine(api, domain, &current);
+        if (chain == DomainChain::kIntact) {
+            // examine may have switched to another generation found on top.
+            int live = linkedGeneration(domain);
+            Slot& top = g_slots[domain][live];
+            if (current.ctx == top.hook.ctx) {
+                api.setAllocator(domain, &top.original);
+                top.state = SlotState::kFree;
+                chain = DomainChain::kNone;
+            } else {
+                allRestored = false; // our functions with a ctx we did not set
+            }
+        } else if (chain != DomainChain::kNone) {
+            // Someone (e.g. tracemalloc.start()) wrapped our hook, or the
+            // chain would not settle: removing it could cut their chain. It
+            // stays, forwarding without recording.
             allRestored = false;
         }
+        // (kNone: cut out; the current allocator is what the program set
+        // last, and nothing of ours is in it to remove.)
+        g_report.domains[domain] = chain;
     }
     return allRestored;
+}
+
+void
+checkHookChain(const PythonApi& api) noexcept {
+    if (!g_recording.load(std::memory_order_relaxed)) {
+        return;
+    }
+    PyMemAllocatorEx current[kDomainCount] = {};
+    uint8_t cut = 0;
+    for (int domain = 0; domain < kDomainCount; ++domain) {
+        if (linkedGeneration(domain) < 0) {
+            continue; // never installed, or already reported lost
+        }
+        DomainChain chain = examine(api, domain, &current[domain]);
+        if (chain == DomainChain::kNone) {
+            cut |= static_cast<uint8_t>(1u << domain);
+        } else {
+            g_report.domains[domain] = chain;
+        }
+    }
+    if (cut == 0) {
+        return;
+    }
+    // Frees in the cut domains went unseen: what is traced may be long gone.
+    // Start over before the hooks go back, so what they record is kept.
+    engineRestartTraces();
+    for (int domain = 0; domain < kDomainCount; ++domain) {
+        if (cut & (1u << domain)) {
+            g_report.domains[domain] =
+                installOn(api, domain, current[domain]) ? DomainChain::kIntact : DomainChain::kLost;
+        }
+    }
+    ++g_report.reinstalls;
+    g_report.lastReinstallMs = wallClockMs();
+    g_report.lastReinstallMask = cut;
+}
+
+HookChainReport
+hookChainReport() noexcept {
+    return g_report;
 }
 
 } // namespace memtap_agent

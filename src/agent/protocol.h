@@ -152,7 +152,21 @@ typedef int (*memtap_agent_start_fn)(struct memtap_start_args*);
  *                    traced_bytes, traced_count (estimates in sampled mode),
  *                    malloc_free_bytes (free bytes glibc's malloc holds,
  *                    mallinfo2), agent_bytes (the agent's own mappings),
- *                    hooks ("installed" or "passthrough"),
+ *                    hooks ("installed", "passthrough" once recording
+ *                    stopped, or "lost": some domain's chain no longer
+ *                    reaches our hook and it could not be installed again),
+ *                    hook_chain ("intact", or the worst state and its
+ *                    domains: "lost:D,...", "unsettled:D,..." (the allocator
+ *                    kept changing while read), "wrapped:D,..." (another hook
+ *                    installed after ours still calls it, e.g.
+ *                    tracemalloc.start() after attach); D is raw, mem, obj),
+ *                    hook_reinstalls (times since attach a status or
+ *                    snapshot found our hook cut out of a chain, e.g. by
+ *                    tracemalloc.stop() when tracemalloc was started before
+ *                    the attach, and installed it again on top; the traces
+ *                    restart then), hook_reinstall_unix_ms (wall clock of the
+ *                    last one, 0 if none), hook_reinstall_domains ("none" or
+ *                    e.g. "mem,obj"),
  *                    frame_capture ("yes", or "no" when the frame walker
  *                    does not support this interpreter: tracebacks are then
  *                    empty). allocations_seen is batched per thread and may

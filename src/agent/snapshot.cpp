@@ -4,6 +4,7 @@
 
 #include "agent/agent_state.h"
 #include "agent/engine.h"
+#include "agent/hooks.h"
 #include "agent/traces.h"
 
 #include <cstdlib>
@@ -49,6 +50,9 @@ roundCount(int64_t countFp) {
 void
 formatSnapshot(Text& out) noexcept {
     const memtap_start_args& args = g_agent.args;
+    // A chain cut since the last look is re-installed first (and the traces
+    // restarted), so this snapshot holds only what the hooks really saw.
+    checkHookChain(g_agent.api);
     size_t capacity = engineTracebackCount() + kRowSlack;
     // The agent thread may use libc malloc (not a hooked path), but never
     // while it holds the engine lock: the buffer is sized first.

@@ -2,6 +2,7 @@
 
 #include "agent/agent_state.h"
 #include "agent/engine.h"
+#include "agent/hooks.h"
 #include "agent/mapping.h"
 
 #include <dlfcn.h>
@@ -51,11 +52,85 @@ line(Text& out, const char* key, uint64_t value) {
     out.append('\n');
 }
 
+const char*
+chainWord(DomainChain chain) {
+    switch (chain) {
+    case DomainChain::kLost:
+        return "lost";
+    case DomainChain::kWrapped:
+        return "wrapped";
+    case DomainChain::kUnsettled:
+        return "unsettled";
+    default:
+        return nullptr;
+    }
+}
+
+const char* const kDomainNames[kDomainCount] = {"raw", "mem", "obj"};
+
+// "intact", or the worst state found and the domains in it, e.g.
+// "lost:mem,obj" or "wrapped:raw,mem,obj" (protocol.h).
+void
+appendChain(Text& out, const HookChainReport& r) {
+    const DomainChain order[] = {DomainChain::kLost, DomainChain::kUnsettled, DomainChain::kWrapped};
+    for (DomainChain worst : order) {
+        bool any = false;
+        for (int d = 0; d < kDomainCount; ++d) {
+            if (r.domains[d] != worst) {
+                continue;
+            }
+            if (!any) {
+                out.append(chainWord(worst));
+            }
+            out.append(any ? ',' : ':');
+            out.append(kDomainNames[d]);
+            any = true;
+        }
+        if (any) {
+            return;
+        }
+    }
+    out.append("intact");
+}
+
+void
+appendDomains(Text& out, uint8_t mask) {
+    bool any = false;
+    for (int d = 0; d < kDomainCount; ++d) {
+        if (mask & (1u << d)) {
+            if (any) {
+                out.append(',');
+            }
+            out.append(kDomainNames[d]);
+            any = true;
+        }
+    }
+    if (!any) {
+        out.append("none");
+    }
+}
+
+const char*
+hooksWord(const HookChainReport& r) {
+    if (!g_recording.load(std::memory_order_relaxed)) {
+        return "passthrough";
+    }
+    for (DomainChain chain : r.domains) {
+        if (chain == DomainChain::kLost) {
+            return "lost";
+        }
+    }
+    return "installed";
+}
+
 } // namespace
 
 void
 formatStatus(Text& out) noexcept {
     const memtap_start_args& args = g_agent.args;
+    // Before the figures: a re-install restarts the traces.
+    checkHookChain(g_agent.api);
+    HookChainReport chain = hookChainReport();
     EngineTotals totals = engineTotals();
     line(out, "python", g_agent.api.version);
     line(out, "mode", args.mode == MEMTAP_MODE_EXACT ? "exact" : "sampled");
@@ -66,7 +141,15 @@ formatStatus(Text& out) noexcept {
     line(out, "traced_count", totals.tracedCount);
     line(out, "malloc_free_bytes", mallocFreeBytes());
     line(out, "agent_bytes", agentMappedBytes());
-    line(out, "hooks", g_recording.load(std::memory_order_relaxed) ? "installed" : "passthrough");
+    line(out, "hooks", hooksWord(chain));
+    out.append("hook_chain ");
+    appendChain(out, chain);
+    out.append('\n');
+    line(out, "hook_reinstalls", chain.reinstalls);
+    line(out, "hook_reinstall_unix_ms", chain.lastReinstallMs);
+    out.append("hook_reinstall_domains ");
+    appendDomains(out, chain.lastReinstallMask);
+    out.append('\n');
     line(out, "frame_capture", g_agent.framesOk ? "yes" : "no");
 }
 

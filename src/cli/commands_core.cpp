@@ -72,6 +72,12 @@ runAttach(const ParsedArgs& args) {
                 pid, result.python.c_str(), options.mode == MEMTAP_MODE_EXACT ? "exact" : "sampled",
                 static_cast<double>(result.latency.count()) / 1000.0,
                 static_cast<double>(result.longestThreadStop.count()) / 1000.0);
+    // A process whose chain was cut many times may have no spare hooks left.
+    if (auto agent = tryReadAgentStatus(pid)) {
+        if (auto problem = hookChainProblem(*agent)) {
+            std::fprintf(stderr, "memtap: warning: %s\n", problem->c_str());
+        }
+    }
     return 0;
 }
 
@@ -107,7 +113,9 @@ coreCommands() {
          "PID",
          "Show whether memtap is attached to PID, and what it has seen.",
          "--json prints one JSON object: attached, pid, python, mode, sample_bytes, frames,\n"
-         "allocations_seen, traced_bytes, traced_count, malloc_free_bytes, rss_bytes.",
+         "allocations_seen, traced_bytes, traced_count, malloc_free_bytes, hooks, hook_chain,\n"
+         "hook_reinstalls, hook_reinstall_unix_ms, hook_reinstall_domains, hook_problem (plain words,\n"
+         "only when hooks were cut out by another allocator hook), rss_bytes.",
          1,
          1,
          {{"--json", "", "print JSON"}},

@@ -40,6 +40,13 @@ runSnapshot(const ParsedArgs& args) {
     report::parseSnapshotOrThrow(text); // never store what we could not read back
     SnapshotStore::forProcessOrThrow(pid).saveOrThrow(name, text);
     std::printf("%s\n", name.c_str());
+    // The snapshot request made the agent check its hooks (and re-install
+    // any that were cut out): a reader must know the figures have a gap.
+    if (auto agent = tryReadAgentStatus(pid)) {
+        if (auto problem = hookChainProblem(*agent)) {
+            std::fprintf(stderr, "memtap: warning: %s\n", problem->c_str());
+        }
+    }
     return 0;
 }
 

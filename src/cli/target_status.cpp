@@ -1,8 +1,12 @@
 #include "cli/target_status.h"
 
+#include <time.h>
 #include <unistd.h>
 
+#include <ctime>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "attach/proc.h"
 #include "base/error.h"
@@ -58,6 +62,18 @@ readTargetStatusOrThrow(pid_t pid) {
     return status;
 }
 
+std::optional<std::map<std::string, std::string>>
+tryReadAgentStatus(pid_t pid) {
+    try {
+        if (auto client = inject::ControlClient::tryConnect(pid)) {
+            return parseKeyValueLines(client->requestOrThrow("status", std::chrono::milliseconds(5000)));
+        }
+    } catch (const Error&) {
+        // Only a note depends on it; the caller's own request already worked.
+    }
+    return std::nullopt;
+}
+
 namespace {
 
 bool
@@ -65,7 +81,107 @@ isNumber(const std::string& text) {
     return !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
 }
 
+std::string
+valueOf(const std::map<std::string, std::string>& agent, const char* key) {
+    auto it = agent.find(key);
+    return it == agent.end() ? std::string() : it->second;
+}
+
+// "raw,mem,obj" -> "raw, mem, obj".
+std::string
+domainList(const std::string& csv) {
+    std::string out;
+    for (char c : csv) {
+        out += c;
+        if (c == ',') {
+            out += ' ';
+        }
+    }
+    return out;
+}
+
+// "lost:mem,obj" -> {"lost", "mem, obj"}.
+std::pair<std::string, std::string>
+splitChain(const std::string& chain) {
+    auto colon = chain.find(':');
+    if (colon == std::string::npos) {
+        return {chain, ""};
+    }
+    return {chain.substr(0, colon), domainList(chain.substr(colon + 1))};
+}
+
+std::string
+describeWhen(const std::string& unixMs) {
+    if (!isNumber(unixMs)) {
+        return "at an unknown time";
+    }
+    auto ms = std::stoull(unixMs);
+    time_t seconds = static_cast<time_t>(ms / 1000);
+    tm local{};
+    char clock[32] = "?";
+    if (localtime_r(&seconds, &local) != nullptr) {
+        std::strftime(clock, sizeof(clock), "%H:%M:%S", &local);
+    }
+    time_t now = ::time(nullptr);
+    auto ago = now >= seconds ? static_cast<long long>(now - seconds) : 0LL;
+    return fmt::format("at {}, {} s ago", clock, ago);
+}
+
 } // namespace
+
+std::optional<std::string>
+hookChainProblem(const std::map<std::string, std::string>& agent) {
+    std::vector<std::string> parts;
+    auto [state, domains] = splitChain(valueOf(agent, "hook_chain"));
+    if (state == "lost") {
+        parts.push_back(fmt::format(
+            "memtap's hooks on {} were removed by another PyMem_SetAllocator caller (tracemalloc.stop()?) "
+            "and memtap has no spare hooks left to install again: allocations there are not seen",
+            domains));
+    }
+    std::string reinstalls = valueOf(agent, "hook_reinstalls");
+    if (isNumber(reinstalls) && std::stoull(reinstalls) > 0) {
+        parts.push_back(fmt::format(
+            "hooks were removed by another PyMem_SetAllocator caller (tracemalloc.stop()?) and "
+            "re-installed on {} {} ({} since attach); allocations in between were not seen and "
+            "tracing restarted then, so compare only snapshots taken after it",
+            domainList(valueOf(agent, "hook_reinstall_domains")),
+            describeWhen(valueOf(agent, "hook_reinstall_unix_ms")),
+            reinstalls == "1" ? std::string("once") : reinstalls + " times"));
+    }
+    if (parts.empty()) {
+        return std::nullopt;
+    }
+    std::string out = parts[0];
+    for (size_t i = 1; i < parts.size(); ++i) {
+        out += "; " + parts[i];
+    }
+    return out;
+}
+
+std::string
+hookChainState(const std::map<std::string, std::string>& agent) {
+    std::string hooks = valueOf(agent, "hooks");
+    auto [state, domains] = splitChain(valueOf(agent, "hook_chain"));
+    if (hooks == "passthrough") {
+        return "pass-through (recording stopped: the interpreter is finalizing)";
+    }
+    if (state == "intact") {
+        return "installed, the current allocators";
+    }
+    if (state == "wrapped") {
+        return fmt::format("installed, wrapped on {} by a hook installed after memtap's (tracemalloc.start()?), "
+                           "which still calls memtap's",
+                           domains);
+    }
+    if (state == "lost") {
+        return fmt::format("LOST on {} (see below)", domains);
+    }
+    if (state == "unsettled") {
+        return fmt::format("not checked on {}: the allocator kept changing while memtap read it", domains);
+    }
+    return hooks.empty() ? std::string("?") : hooks; // an agent older than hook_chain
+}
 
 std::string
 renderStatusJson(const TargetStatus& status) {
@@ -86,6 +202,12 @@ renderStatusJson(const TargetStatus& status) {
             json.value(static_cast<uint64_t>(std::stoull(value)));
         } else {
             json.value(value);
+        }
+    }
+    if (status.attached) {
+        if (auto problem = hookChainProblem(status.agent)) {
+            json.key("hook_problem");
+            json.value(*problem);
         }
     }
     json.key("rss_bytes");
@@ -118,6 +240,10 @@ renderStatusText(const TargetStatus& status) {
         text += fmt::format(
             "malloc free:      {} (free inside glibc malloc's heap; counts in RSS until trimmed)\n",
             bytes("malloc_free_bytes"));
+        text += fmt::format("hooks:            {}\n", hookChainState(status.agent));
+        if (auto problem = hookChainProblem(status.agent)) {
+            text += fmt::format("warning:          {}\n", *problem);
+        }
     }
     text += fmt::format("rss:              {}\n",
                         report::formatSize(static_cast<double>(status.rssBytes), false));

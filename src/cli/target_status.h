@@ -21,8 +21,18 @@ struct TargetStatus {
 
 // Error(NotSupported) if the process runs no supported CPython.
 TargetStatus readTargetStatusOrThrow(pid_t pid);
+// The agent's status keys, or nullopt if it cannot be asked right now.
+std::optional<std::map<std::string, std::string>> tryReadAgentStatus(pid_t pid);
 std::map<std::string, std::string> parseKeyValueLines(const std::string& payload);
 int64_t readRssBytes(pid_t pid);
+
+// The agent's hook-chain keys (protocol.h: hooks, hook_chain,
+// hook_reinstalls...) in plain words. hookChainProblem is set when what the
+// agent reports is incomplete: hooks were cut out and re-installed (what was
+// allocated in between was not seen) or could not be re-installed.
+// hookChainState is the one-line state for the status text.
+std::optional<std::string> hookChainProblem(const std::map<std::string, std::string>& agent);
+std::string hookChainState(const std::map<std::string, std::string>& agent);
 
 std::string renderStatusJson(const TargetStatus& status);
 std::string renderStatusText(const TargetStatus& status);

@@ -99,6 +99,48 @@ TEST_CASE("snapshot names are safe file names", "[args]") {
     }
 }
 
+TEST_CASE("hook chain keys in plain words", "[status]") {
+    auto intact = parseKeyValueLines("hooks installed\nhook_chain intact\nhook_reinstalls 0\n"
+                                     "hook_reinstall_unix_ms 0\nhook_reinstall_domains none\n");
+    CHECK_FALSE(hookChainProblem(intact));
+    CHECK(hookChainState(intact) == "installed, the current allocators");
+
+    auto wrapped = intact;
+    wrapped["hook_chain"] = "wrapped:raw,mem,obj";
+    CHECK_FALSE(hookChainProblem(wrapped)); // tracemalloc over us: every call still seen
+    CHECK(hookChainState(wrapped).find("wrapped on raw, mem, obj") != std::string::npos);
+
+    auto reinstalled = intact;
+    reinstalled["hook_reinstalls"] = "2";
+    reinstalled["hook_reinstall_unix_ms"] = "1700000000000";
+    reinstalled["hook_reinstall_domains"] = "mem,obj";
+    auto problem = hookChainProblem(reinstalled);
+    REQUIRE(problem);
+    CHECK(problem->find("re-installed on mem, obj at ") != std::string::npos);
+    CHECK(problem->find("(2 times since attach)") != std::string::npos);
+    CHECK(problem->find("allocations in between were not seen") != std::string::npos);
+
+    auto lost = intact;
+    lost["hooks"] = "lost";
+    lost["hook_chain"] = "lost:obj";
+    problem = hookChainProblem(lost);
+    REQUIRE(problem);
+    CHECK(problem->find("hooks on obj were removed") != std::string::npos);
+    CHECK(problem->find("not seen") != std::string::npos);
+    CHECK(hookChainState(lost) == "LOST on obj (see below)");
+
+    TargetStatus status;
+    status.pid = 7;
+    status.attached = true;
+    status.agent = lost;
+    auto json = renderStatusJson(status);
+    CHECK(json.find("\"hook_chain\":\"lost:obj\"") != std::string::npos);
+    CHECK(json.find("\"hook_problem\":\"memtap's hooks on obj were removed") != std::string::npos);
+    auto text = renderStatusText(status);
+    CHECK(text.find("hooks:            LOST on obj") != std::string::npos);
+    CHECK(text.find("warning:          memtap's hooks on obj were removed") != std::string::npos);
+}
+
 TEST_CASE("status key-value payloads and JSON", "[status]") {
     auto kv = parseKeyValueLines("python 3.11.7\nmode sampled\nallocations_seen 12\n");
     CHECK(kv.at("python") == "3.11.7");
