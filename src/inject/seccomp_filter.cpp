@@ -2,8 +2,8 @@
 
 #include <fcntl.h>
 #include <linux/audit.h> // AUDIT_ARCH_X86_64
-#include <signal.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -299,7 +299,8 @@ parseSeccompStatus(std::string_view text) {
     auto field = [&](std::string_view key) -> std::optional<int> {
         for (size_t at = 0; at < text.size();) {
             size_t end = text.find('\n', at);
-            std::string_view line = text.substr(at, end == std::string_view::npos ? text.npos : end - at);
+            std::string_view line =
+                text.substr(at, end == std::string_view::npos ? text.npos : end - at);
             at = end == std::string_view::npos ? text.size() : end + 1;
             if (line.substr(0, key.size()) != key) {
                 continue;
@@ -347,8 +348,9 @@ tryReadSeccompFiltersOrThrow(pid_t tid, int* unavailableErrno) {
         // A null buffer asks for the length (kernel/seccomp.c, seccomp_get_filter).
         long count = ::ptrace(PTRACE_SECCOMP_GET_FILTER, tid, reinterpret_cast<void*>(index), nullptr);
         if (count >= 0 && (count == 0 || count > BPF_MAXINSNS)) {
-            throw Error(ExitCode::Failure,
-                        fmt::format("PTRACE_SECCOMP_GET_FILTER on thread {}: {} instructions", tid, count));
+            throw Error(
+                ExitCode::Failure,
+                fmt::format("PTRACE_SECCOMP_GET_FILTER on thread {}: {} instructions", tid, count));
         }
         SeccompProgram program;
         if (count > 0) {
@@ -356,7 +358,8 @@ tryReadSeccompFiltersOrThrow(pid_t tid, int* unavailableErrno) {
             // ones get higher indexes), but the kernel copies its whole
             // length without looking at ours.
             program.resize(BPF_MAXINSNS);
-            count = ::ptrace(PTRACE_SECCOMP_GET_FILTER, tid, reinterpret_cast<void*>(index), program.data());
+            count =
+                ::ptrace(PTRACE_SECCOMP_GET_FILTER, tid, reinterpret_cast<void*>(index), program.data());
         }
         if (count < 0) {
             int err = errno;
@@ -379,7 +382,8 @@ tryReadSeccompFiltersOrThrow(pid_t tid, int* unavailableErrno) {
         program.resize(static_cast<size_t>(count));
         filters.push_back(std::move(program));
     }
-    throw Error(ExitCode::Failure, fmt::format("thread {} reports more seccomp filters than Linux allows", tid));
+    throw Error(ExitCode::Failure,
+                fmt::format("thread {} reports more seccomp filters than Linux allows", tid));
 }
 
 // --- 3 -----------------------------------------------------------------------
@@ -522,7 +526,8 @@ judgeSyscallsWith(SeccompMode mode, std::span<const SeccompProgram> filters,
                   std::span<const PlannedSyscall> planned) {
     SeccompVerdict verdict;
     verdict.mode = mode;
-    verdict.kind = mode == SeccompMode::None ? SeccompVerdict::Kind::NoFilter : SeccompVerdict::Kind::Judged;
+    verdict.kind =
+        mode == SeccompMode::None ? SeccompVerdict::Kind::NoFilter : SeccompVerdict::Kind::Judged;
     verdict.filterCount = mode == SeccompMode::Filter ? filters.size() : 0;
     for (const auto& syscall : planned) {
         uint32_t action = SECCOMP_RET_ALLOW;
@@ -600,20 +605,22 @@ seccompRefusal(pid_t pid, pid_t tid, const SeccompVerdict& verdict, bool failure
             why = describeErrno("PTRACE_SECCOMP_GET_FILTER", verdict.unreadableErrno);
             break;
         }
-        return Error(ExitCode::NotSupported,
-                     fmt::format("thread {} of process {} runs under a seccomp filter memtap cannot read ({})",
-                                 tid, pid, why),
-                     hint);
+        return Error(
+            ExitCode::NotSupported,
+            fmt::format("thread {} of process {} runs under a seccomp filter memtap cannot read ({})",
+                        tid, pid, why),
+            hint);
     }
     case SeccompVerdict::Kind::Judged:
         break;
     }
-    const char* modeName = verdict.mode == SeccompMode::Strict ? "strict seccomp mode" : "seccomp filter";
+    const char* modeName =
+        verdict.mode == SeccompMode::Strict ? "strict seccomp mode" : "seccomp filter";
     if (verdict.fatal) {
         const auto& f = *verdict.fatal;
         return Error(ExitCode::NotSupported,
-                     fmt::format("process {}'s {} would {} on {} ({}); memtap did not attach", pid, modeName,
-                                 describeSeccompAction(f.action), f.name, f.cause),
+                     fmt::format("process {}'s {} would {} on {} ({}); memtap did not attach", pid,
+                                 modeName, describeSeccompAction(f.action), f.name, f.cause),
                      fmt::format("allow {} in the process's seccomp filter (systemd: SystemCallFilter=) "
                                  "to use memtap with it",
                                  f.name));
@@ -621,8 +628,8 @@ seccompRefusal(pid_t pid, pid_t tid, const SeccompVerdict& verdict, bool failure
     if (!verdict.failing.empty() && !failuresHandled) {
         const auto& f = verdict.failing.front();
         return Error(ExitCode::NotSupported,
-                     fmt::format("process {}'s {} would {} on {} ({}); memtap did not attach", pid, modeName,
-                                 describeSeccompAction(f.action), f.name, f.cause),
+                     fmt::format("process {}'s {} would {} on {} ({}); memtap did not attach", pid,
+                                 modeName, describeSeccompAction(f.action), f.name, f.cause),
                      fmt::format("allow {} in the process's seccomp filter (systemd: SystemCallFilter=)",
                                  f.name));
     }
@@ -765,7 +772,8 @@ List
 agentStartSyscalls() {
     // glibc's flags for a thread (sysdeps/unix/sysv/linux/createthread.c), as strace showed.
     const uint64_t threadFlags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
-                                 CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID;
+                                 CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID |
+                                 CLONE_CHILD_CLEARTID;
     const SyscallArg how = SyscallArg::oneOf({SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK});
     return {
         call(SYS_socket, "socket", kStart, {k(AF_UNIX), k(SOCK_STREAM | SOCK_CLOEXEC), k(0)}),
@@ -811,7 +819,8 @@ agentThreadSyscalls() {
         call(SYS_clock_gettime, "clock_gettime", kAgentThread, {}),
         call(SYS_mmap, "mmap", kAgentThread,
              {k(0), u, SyscallArg::oneOf({PROT_NONE, PROT_READ | PROT_WRITE}),
-              SyscallArg::oneOf({MAP_PRIVATE | MAP_ANONYMOUS, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE}),
+              SyscallArg::oneOf(
+                  {MAP_PRIVATE | MAP_ANONYMOUS, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE}),
               k(neg(-1)), k(0)}),
         call(SYS_mprotect, "mprotect", kAgentThread, {u, u, k(PROT_READ | PROT_WRITE)}),
         call(SYS_munmap, "munmap", kAgentThread, {}),
@@ -844,8 +853,8 @@ buildPlan(AgentDelivery delivery) {
     append(plan, agentStartSyscalls());
     append(plan, agentThreadSyscalls());
     plan.push_back(call(SYS_munmap, "munmap", kRemote, {}));
-    plan.push_back(call(SYS_restart_syscall, "restart_syscall", "the kernel resuming the borrowed thread's sleep",
-                        {}));
+    plan.push_back(call(SYS_restart_syscall, "restart_syscall",
+                        "the kernel resuming the borrowed thread's sleep", {}));
     return plan;
 }
 

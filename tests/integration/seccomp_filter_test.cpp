@@ -34,8 +34,10 @@ launcher() {
 
 std::vector<std::string>
 underFilter(const std::string& modes) {
-    return {launcher(), modes, "--", memtap::testing::testPython(), "-u",
-            memtap::testing::parkedTargetScript(), "sleep"};
+    return {launcher(), modes,
+            "--",       memtap::testing::testPython(),
+            "-u",       memtap::testing::parkedTargetScript(),
+            "sleep"};
 }
 
 mi::PlannedSyscall
@@ -57,7 +59,8 @@ memfdAndMmap() {
     using A = mi::SyscallArg;
     return {planned(SYS_memfd_create, "memfd_create", {A::unknown(), A::known(1)}),
             planned(SYS_mmap, "mmap",
-                    {A::known(0), A::known(4096), A::known(3), A::known(0x22), A::known(~0ull), A::known(0)})};
+                    {A::known(0), A::known(4096), A::known(3), A::known(0x22), A::known(~0ull),
+                     A::known(0)})};
 }
 
 struct Expect {
@@ -194,7 +197,8 @@ TEST_CASE("the filters of a thread not stopped by us cannot be read", "[seccomp]
 }
 
 TEST_CASE("no filter: nothing to read, everything allowed", "[seccomp]") {
-    TargetProcess target({memtap::testing::testPython(), "-u", memtap::testing::parkedTargetScript(), "sleep"});
+    TargetProcess target(
+        {memtap::testing::testPython(), "-u", memtap::testing::parkedTargetScript(), "sleep"});
     target.waitForLine("ready ", 20s);
     pid_t pid = target.pid();
     if (mi::readSeccompModeOrThrow(getpid(), getpid()) != mi::SeccompMode::None) {

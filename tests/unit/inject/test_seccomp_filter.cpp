@@ -9,14 +9,15 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cerrno>
-#include <algorithm>
 #include <cstddef>
 #include <vector>
 
@@ -203,9 +204,9 @@ TEST_CASE("unknown arguments are followed both ways", "[seccomp]") {
 
 TEST_CASE("scratch memory, X, ALU and RET A", "[seccomp]") {
     auto p = scratchArithmetic(SYS_getppid);
-    CHECK(eval(p, dataFor(SYS_getppid, {7, 7})) == (SECCOMP_RET_ERRNO | 22));   // 7*3+1
-    CHECK(eval(p, dataFor(SYS_getppid, {7, 100})) == (SECCOMP_RET_ERRNO | 22)); // JGE X true
-    CHECK(eval(p, dataFor(SYS_getppid, {7, 6})) == SECCOMP_RET_ALLOW);          // JGE X false
+    CHECK(eval(p, dataFor(SYS_getppid, {7, 7})) == (SECCOMP_RET_ERRNO | 22));     // 7*3+1
+    CHECK(eval(p, dataFor(SYS_getppid, {7, 100})) == (SECCOMP_RET_ERRNO | 22));   // JGE X true
+    CHECK(eval(p, dataFor(SYS_getppid, {7, 6})) == SECCOMP_RET_ALLOW);            // JGE X false
     CHECK(eval(p, dataFor(SYS_getppid, {100, 200})) == (SECCOMP_RET_ERRNO | 45)); // 301 & 0xff
     CHECK(eval(p, dataFor(SYS_getpid, {7, 7})) == SECCOMP_RET_ALLOW);
     auto q = jgtWithJa(SYS_getppid);
@@ -271,37 +272,45 @@ TEST_CASE("what the kernel would reject evaluates to KILL_PROCESS", "[seccomp]")
     auto d = dataFor(SYS_read, {0, 5});
     const uint32_t kill = SECCOMP_RET_KILL_PROCESS;
     CHECK(eval({}, d) == kill);
-    CHECK(eval(SeccompProgram(BPF_MAXINSNS + 1, BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)), d) == kill);
-    // Jumps past the end.
-    CHECK(eval({BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_read, 5, 0), BPF_STMT(BPF_RET | BPF_K, 0)}, d) == kill);
-    CHECK(eval({BPF_STMT(BPF_JMP | BPF_JA, 1), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)}, d) == kill);
-    CHECK(eval({BPF_STMT(BPF_JMP | BPF_JA, 0xffffffffu), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)}, d) ==
+    CHECK(eval(SeccompProgram(BPF_MAXINSNS + 1, BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)), d) ==
           kill);
+    // Jumps past the end.
+    CHECK(eval({BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_read, 5, 0), BPF_STMT(BPF_RET | BPF_K, 0)}, d) ==
+          kill);
+    CHECK(eval({BPF_STMT(BPF_JMP | BPF_JA, 1), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)}, d) ==
+          kill);
+    CHECK(eval({BPF_STMT(BPF_JMP | BPF_JA, 0xffffffffu), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)},
+               d) == kill);
     // Falling off the end.
     CHECK(eval({BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 0)}, d) == kill);
     // Loads past seccomp_data, unaligned, or of a size seccomp forbids.
-    CHECK(eval({BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 64), BPF_STMT(BPF_RET | BPF_K, 0x7fff0000)}, d) == kill);
-    CHECK(eval({BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 2), BPF_STMT(BPF_RET | BPF_K, 0x7fff0000)}, d) == kill);
-    CHECK(eval({BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0), BPF_STMT(BPF_RET | BPF_K, 0x7fff0000)}, d) == kill);
-    CHECK(eval({BPF_STMT(BPF_LD | BPF_W | BPF_IND, 0), BPF_STMT(BPF_RET | BPF_K, 0x7fff0000)}, d) == kill);
+    CHECK(eval({BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 64), BPF_STMT(BPF_RET | BPF_K, 0x7fff0000)}, d) ==
+          kill);
+    CHECK(eval({BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 2), BPF_STMT(BPF_RET | BPF_K, 0x7fff0000)}, d) ==
+          kill);
+    CHECK(eval({BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0), BPF_STMT(BPF_RET | BPF_K, 0x7fff0000)}, d) ==
+          kill);
+    CHECK(eval({BPF_STMT(BPF_LD | BPF_W | BPF_IND, 0), BPF_STMT(BPF_RET | BPF_K, 0x7fff0000)}, d) ==
+          kill);
     // Scratch slot 16 does not exist; slot 0 unwritten is unknown.
     CHECK(eval({BPF_STMT(BPF_ST, 16), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)}, d) == kill);
     CHECK(eval({BPF_STMT(BPF_LD | BPF_MEM, 0), BPF_STMT(BPF_RET | BPF_A, 0)}, d) == kill);
     // Constant divisor 0 and shifts >= 32 are rejected; X == 0 at run time returns 0.
-    CHECK(eval({BPF_STMT(BPF_ALU | BPF_DIV | BPF_K, 0), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)}, d) ==
-          kill);
-    CHECK(eval({BPF_STMT(BPF_ALU | BPF_LSH | BPF_K, 32), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)}, d) ==
-          kill);
+    CHECK(eval({BPF_STMT(BPF_ALU | BPF_DIV | BPF_K, 0), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)},
+               d) == kill);
+    CHECK(eval({BPF_STMT(BPF_ALU | BPF_LSH | BPF_K, 32), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)},
+               d) == kill);
     CHECK(eval({BPF_STMT(BPF_LDX | BPF_IMM, 0), BPF_STMT(BPF_ALU | BPF_DIV | BPF_X, 0),
                 BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)},
                d) == SECCOMP_RET_KILL_THREAD);
     // BPF_MOD is not on seccomp's list (seccomp_check_filter).
-    CHECK(eval({BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, 3), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)}, d) ==
-          kill);
+    CHECK(eval({BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, 3), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)},
+               d) == kill);
 }
 
 TEST_CASE("the Seccomp: line of /proc/PID/task/TID/status", "[seccomp]") {
-    auto s = parseSeccompStatus("Name:\tpython3\nSeccomp:\t2\nSeccomp_filters:\t3\nSpeculation_Store_Bypass:\tx\n");
+    auto s = parseSeccompStatus(
+        "Name:\tpython3\nSeccomp:\t2\nSeccomp_filters:\t3\nSpeculation_Store_Bypass:\tx\n");
     CHECK(s.mode == SeccompMode::Filter);
     CHECK(s.filterCount == 3);
     CHECK(parseSeccompStatus("Seccomp:\t1\n").mode == SeccompMode::Strict);
@@ -376,7 +385,8 @@ TEST_CASE("verdicts over memtap's planned syscalls", "[seccomp]") {
         CHECK(v.failing[0].name == "clone3");
     }
     SECTION("a rule on a known argument is decided; on an unknown one, the worst is taken") {
-        // socket() only for AF_UNIX, as systemd's RestrictAddressFamilies=AF_UNIX does with EAFNOSUPPORT.
+        // socket() only for AF_UNIX, as systemd's RestrictAddressFamilies=AF_UNIX does with
+        // EAFNOSUPPORT.
         SeccompProgram unixOnly = {
             BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kNrOffset),
             BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 4),
@@ -431,7 +441,10 @@ Observed
 runInKernel(const SeccompProgram& program, std::array<uint64_t, 6> args) {
     pid_t child = ::fork();
     if (child == 0) {
-        sock_fprog fprog{static_cast<unsigned short>(program.size()), const_cast<sock_filter*>(program.data())};
+        rlimit noCore{0, 0}; // a SIGSYS death would otherwise dump core
+        ::setrlimit(RLIMIT_CORE, &noCore);
+        sock_fprog fprog{static_cast<unsigned short>(program.size()),
+                         const_cast<sock_filter*>(program.data())};
         if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
             ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) != 0) {
             ::_exit(255);
@@ -482,7 +495,9 @@ TEST_CASE("the evaluator agrees with the kernel", "[seccomp][kernel]") {
         {"kill", actionOn(SYS_getppid, SECCOMP_RET_KILL_PROCESS), {{}}},
         {"errno", actionOn(SYS_getppid, SECCOMP_RET_ERRNO | EPERM), {{}}},
         {"trap", actionOn(SYS_getppid, SECCOMP_RET_TRAP), {{}}},
-        {"jset", jsetOnArg(SYS_getppid, 2, PROT_EXEC), {{0, 0, PROT_READ}, {0, 0, PROT_EXEC | PROT_READ}}},
+        {"jset",
+         jsetOnArg(SYS_getppid, 2, PROT_EXEC),
+         {{0, 0, PROT_READ}, {0, 0, PROT_EXEC | PROT_READ}}},
         {"scratch", scratchArithmetic(SYS_getppid), {{7, 7}, {7, 6}, {100, 200}, {3, 0xffffffff}}},
         {"jgt+ja", jgtWithJa(SYS_getppid), {{100}, {101}, {0xffffffff}}},
     };
