@@ -32,6 +32,7 @@
 #include "inject/control_client.h"
 #include "inject/remote_call.h"
 #include "inject/safe_point.h"
+#include "inject/seccomp_filter.h"
 #include "inject/scratch_stub.h"
 #include "symbols/elf_file.h"
 #include "symbols/proc_maps.h"
@@ -332,6 +333,39 @@ releaseLeftoverScratch(pid_t pid, const attach::RemoteMemory& memory) noexcept {
     }
 }
 
+// Memfd unless the thread's seccomp filter would fail memfd_create, then
+// the file delivery; a filter that would kill or trap for anything memtap
+// needs, or that cannot be read, refuses the attach before anything changes.
+AgentDelivery
+chooseDeliveryOrThrow(pid_t pid, pid_t tid) {
+    if (findLoadedAgent(pid)) {
+        auto verdict = judgeSyscalls(pid, tid, plannedAttachSyscalls(AttachRoute::AlreadyLoaded));
+        if (auto refusal = seccompRefusal(pid, tid, verdict)) {
+            throw *refusal;
+        }
+        return AgentDelivery::Memfd; // not used: the agent is loaded
+    }
+    auto verdict = judgeSyscalls(pid, tid, plannedAttachSyscalls(AttachRoute::Memfd));
+    bool onlyMemfdFails = !verdict.failing.empty() &&
+                          std::all_of(verdict.failing.begin(), verdict.failing.end(),
+                                      [](const SyscallVerdict& v) { return v.nr == SYS_memfd_create; });
+    if (!verdict.fatal || !(verdict.fatal->nr == SYS_memfd_create)) {
+        if (auto refusal = seccompRefusal(pid, tid, verdict, onlyMemfdFails)) {
+            throw *refusal;
+        }
+        if (!onlyMemfdFails) {
+            return AgentDelivery::Memfd;
+        }
+    }
+    // memfd_create is killed or failed by the filter: never issue it.
+    auto file = judgeSyscalls(pid, tid, plannedAttachSyscalls(AttachRoute::File));
+    if (auto refusal = seccompRefusal(pid, tid, file)) {
+        throw *refusal;
+    }
+    spdlog::debug("process {}: the seccomp filter forbids memfd_create; delivering the agent as a file", pid);
+    return AgentDelivery::File;
+}
+
 } // namespace
 
 AttachResult
@@ -409,6 +443,9 @@ attachOrThrow(pid_t pid, const AttachOptions& options) {
             std::this_thread::sleep_for(milliseconds(2));
         }
         result.borrowedThread = borrowed->tid();
+        // The thread is stopped: its seccomp filters can be read, and every
+        // syscall the attach will make or cause is judged before the first.
+        delivery = chooseDeliveryOrThrow(pid, borrowed->tid());
         // Declared before the thread: restored after it is put back.
         PaddingRestore restorePadding(memory, padding);
         HijackedThread hijacked(std::move(*borrowed), memory);

@@ -730,13 +730,16 @@ const char* const kDlopen = "the target's dlopen of memtap's agent";
 const char* const kStart = "the agent's start on the borrowed thread";
 const char* const kThread = "pthread_create of the agent's thread";
 const char* const kAgentThread = "the agent's own thread, which inherits the filter";
-const char* const kFileDelivery = "memtap's file-delivery fallback";
 
 List
 scratchPageSyscalls() {
     return {
+        // The scratch: at a hint with MAP_FIXED_NOREPLACE, else anywhere
+        // (remote_call.cpp createScratchOrThrow); the return stub's marker.
         call(SYS_mmap, "mmap", kRemote,
-             {k(0), u, k(PROT_READ | PROT_WRITE), k(MAP_PRIVATE | MAP_ANONYMOUS), k(neg(-1)), k(0)}),
+             {u, u, k(PROT_READ | PROT_WRITE | PROT_EXEC),
+              SyscallArg::oneOf({MAP_PRIVATE | MAP_ANONYMOUS, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE}),
+              k(neg(-1)), k(0)}),
         call(SYS_getpid, "getpid", kRemote, {}),
     };
 }
@@ -833,22 +836,16 @@ agentThreadSyscalls() {
 }
 
 List
-buildPlan(AgentDelivery delivery) {
+buildPlan(AttachRoute delivery) {
     List plan = scratchPageSyscalls();
-    if (delivery == AgentDelivery::Memfd) {
+    if (delivery == AttachRoute::Memfd) {
         plan.push_back(call(SYS_memfd_create, "memfd_create", kRemote, {u, k(MFD_CLOEXEC)}));
         append(plan, dlopenSyscalls());
         plan.push_back(call(SYS_close, "close", kRemote, {}));
-    } else if (delivery == AgentDelivery::File) {
-        // Flags and mode are the fallback's choice: unknown here, so any
-        // filter rule on them is followed both ways.
-        plan.push_back(call(SYS_openat, "openat", kFileDelivery, {k(neg(AT_FDCWD))}));
-        plan.push_back(call(SYS_open, "open", kFileDelivery, {}));
-        plan.push_back(call(SYS_write, "write", kFileDelivery, {}));
-        plan.push_back(call(SYS_fchmod, "fchmod", kFileDelivery, {}));
-        plan.push_back(call(SYS_close, "close", kFileDelivery, {}));
+    } else if (delivery == AttachRoute::File) {
+        // memtap writes and unlinks the file from outside (agent_loader.cpp):
+        // the target only dlopens it.
         append(plan, dlopenSyscalls());
-        plan.push_back(call(SYS_unlink, "unlink", kFileDelivery, {}));
     }
     append(plan, agentStartSyscalls());
     append(plan, agentThreadSyscalls());
@@ -861,16 +858,16 @@ buildPlan(AgentDelivery delivery) {
 } // namespace
 
 const std::vector<PlannedSyscall>&
-plannedAttachSyscalls(AgentDelivery delivery) {
-    static const List memfd = buildPlan(AgentDelivery::Memfd);
-    static const List file = buildPlan(AgentDelivery::File);
-    static const List loaded = buildPlan(AgentDelivery::AlreadyLoaded);
+plannedAttachSyscalls(AttachRoute delivery) {
+    static const List memfd = buildPlan(AttachRoute::Memfd);
+    static const List file = buildPlan(AttachRoute::File);
+    static const List loaded = buildPlan(AttachRoute::AlreadyLoaded);
     switch (delivery) {
-    case AgentDelivery::Memfd:
+    case AttachRoute::Memfd:
         return memfd;
-    case AgentDelivery::File:
+    case AttachRoute::File:
         return file;
-    case AgentDelivery::AlreadyLoaded:
+    case AttachRoute::AlreadyLoaded:
         return loaded;
     }
     return memfd;

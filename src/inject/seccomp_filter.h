@@ -216,7 +216,7 @@ SeccompVerdict judgeSyscallsWith(SeccompMode mode, std::span<const SeccompProgra
 SeccompVerdict judgeSyscalls(pid_t pid, pid_t tid, std::span<const PlannedSyscall> planned);
 
 // How memtap gets its agent into the target; each needs its own syscalls.
-enum class AgentDelivery {
+enum class AttachRoute {
     Memfd,         // memfd_create + dlopen("/proc/self/fd/N") (today's attach)
     File,          // the fallback: a file written by the borrowed thread, then dlopen'ed
     AlreadyLoaded, // the agent is mapped from an earlier attach: only its entry is called
@@ -225,7 +225,7 @@ enum class AgentDelivery {
 // Every syscall an attach issues or causes on the borrowed thread and, since
 // the agent's thread inherits that thread's filters, on the agent's thread,
 // in the order they happen. See seccomp_filter.cpp for what strace showed.
-const std::vector<PlannedSyscall>& plannedAttachSyscalls(AgentDelivery delivery);
+const std::vector<PlannedSyscall>& plannedAttachSyscalls(AttachRoute delivery);
 
 // The Error an attach should throw for `verdict`, or nullopt if it may go
 // on. Fatal and unreadable verdicts refuse (NotSupported, with a hint);

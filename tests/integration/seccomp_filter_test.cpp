@@ -95,7 +95,7 @@ judgeUnderPtrace(pid_t pid, pid_t tid, const Expect& expect, const std::string& 
     CHECK(mi::seccompErrno(v.verdicts[0].action) == expect.memfdErrno);
     CHECK(v.verdicts[1].action == SECCOMP_RET_ALLOW);
 
-    auto route = mi::judgeSyscalls(pid, tid, mi::plannedAttachSyscalls(mi::AgentDelivery::Memfd));
+    auto route = mi::judgeSyscalls(pid, tid, mi::plannedAttachSyscalls(mi::AttachRoute::Memfd));
     if (fatalOnMemfdRoute.empty()) {
         CHECK_FALSE(route.fatal);
     } else {
@@ -175,7 +175,7 @@ TEST_CASE("stacked filters are read oldest first and combined", "[seccomp]") {
         CHECK(mi::evaluateSeccompProgram((*filters)[2], memfd) == SECCOMP_RET_ALLOW);
         CHECK(mi::evaluateSeccompFilters(*filters, memfd) == (SECCOMP_RET_ERRNO | EPERM));
         CHECK(mi::evaluateSeccompFilters(*filters, getpid) == SECCOMP_RET_KILL_PROCESS);
-        auto file = mi::judgeSyscalls(pid, pid, mi::plannedAttachSyscalls(mi::AgentDelivery::File));
+        auto file = mi::judgeSyscalls(pid, pid, mi::plannedAttachSyscalls(mi::AttachRoute::File));
         REQUIRE(file.fatal);
         CHECK(file.fatal->name == "getpid");
         thread.detach();
@@ -206,7 +206,7 @@ TEST_CASE("no filter: nothing to read, everything allowed", "[seccomp]") {
         return;
     }
     CHECK(mi::readSeccompModeOrThrow(pid, pid) == mi::SeccompMode::None);
-    auto v = mi::judgeSyscalls(pid, pid, mi::plannedAttachSyscalls(mi::AgentDelivery::Memfd));
+    auto v = mi::judgeSyscalls(pid, pid, mi::plannedAttachSyscalls(mi::AttachRoute::Memfd));
     CHECK(v.kind == mi::SeccompVerdict::Kind::NoFilter);
     CHECK(v.allClear());
 }

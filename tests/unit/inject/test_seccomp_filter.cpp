@@ -329,9 +329,9 @@ TEST_CASE("the Seccomp: line of /proc/PID/task/TID/status", "[seccomp]") {
 }
 
 TEST_CASE("verdicts over memtap's planned syscalls", "[seccomp]") {
-    const auto& memfd = plannedAttachSyscalls(AgentDelivery::Memfd);
-    const auto& file = plannedAttachSyscalls(AgentDelivery::File);
-    const auto& loaded = plannedAttachSyscalls(AgentDelivery::AlreadyLoaded);
+    const auto& memfd = plannedAttachSyscalls(AttachRoute::Memfd);
+    const auto& file = plannedAttachSyscalls(AttachRoute::File);
+    const auto& loaded = plannedAttachSyscalls(AttachRoute::AlreadyLoaded);
     auto has = [](const std::vector<PlannedSyscall>& list, long nr) {
         return std::any_of(list.begin(), list.end(), [nr](const auto& s) { return s.nr == nr; });
     };
