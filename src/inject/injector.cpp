@@ -196,7 +196,7 @@ setUpScratchOrThrow(HijackedThread& hijacked, pid_t pid, const attach::RemoteMem
     });
     if (adoptable != leftovers.end()) {
         spdlog::debug("taking over the scratch {} a killed memtap left", adoptable->base);
-        hijacked.adoptScratchOrThrow(adoptable->base, adoptable->size);
+        hijacked.adoptScratchOrThrow(*adoptable);
     } else {
         hijacked.createScratchOrThrow();
     }

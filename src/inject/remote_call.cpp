@@ -117,6 +117,11 @@ HijackedThread::writeControlOrThrow() {
     memory_.writeOrThrow(scratch_ + kScratchCodeOffset, code.data(), code.size());
 }
 
+// W^X, so that MemoryDenyWriteExecute= (a seccomp rule against mmap with
+// PROT_WRITE|PROT_EXEC and any mprotect to PROT_EXEC) and PR_SET_MDWE allow
+// it: the whole range is mapped read+execute, then everything after the code
+// page is mapped again read+write over it (MAP_FIXED). The target never
+// writes the code page; memtap does, through /proc/PID/mem (FOLL_FORCE).
 void
 HijackedThread::createScratchOrThrow() {
     uint64_t size = scratchBytesFor(saved_.xstate.size());
@@ -124,7 +129,7 @@ HijackedThread::createScratchOrThrow() {
     for (int slot = 0; slot <= kScratchHintSlots && result == -EEXIST; ++slot) {
         uint64_t hint = slot < kScratchHintSlots ? kScratchHint + slot * kScratchHintStride : 0;
         int fixed = hint != 0 ? MAP_FIXED_NOREPLACE : 0;
-        result = paddingSyscallOrThrow(SYS_mmap, {hint, size, PROT_READ | PROT_WRITE | PROT_EXEC,
+        result = paddingSyscallOrThrow(SYS_mmap, {hint, size, PROT_READ | PROT_EXEC,
                                                   static_cast<uint64_t>(MAP_PRIVATE | MAP_ANONYMOUS | fixed),
                                                   static_cast<uint64_t>(-1), 0});
         if (hint != 0 && result >= 0 && static_cast<uint64_t>(result) != hint) {
@@ -134,15 +139,31 @@ HijackedThread::createScratchOrThrow() {
     }
     if (result < 0 && result > -4096) {
         throw Error(ExitCode::Failure,
-                    describeErrno("mmap of memtap's scratch page in the target", static_cast<int>(-result)),
-                    "a policy forbidding writable+executable memory (SELinux execmem, "
-                    "MemoryDenyWriteExecute=) is not supported yet");
+                    describeErrno("mmap of memtap's scratch page in the target", static_cast<int>(-result)));
     }
     scratch_ = RemotePtr(static_cast<uint64_t>(result));
     scratchSize_ = size;
     dieHereIfAsked("mmap");
+    mapScratchDataOrThrow();
     writeControlOrThrow();
     dieHereIfAsked("scratch");
+}
+
+void
+HijackedThread::mapScratchDataOrThrow() {
+    RemotePtr data = scratch_ + kScratchControlOffset;
+    int64_t result = paddingSyscallOrThrow(
+        SYS_mmap, {data.value(), scratchSize_ - kScratchControlOffset, PROT_READ | PROT_WRITE,
+                   static_cast<uint64_t>(MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED), static_cast<uint64_t>(-1),
+                   0});
+    if (result != static_cast<int64_t>(data.value())) {
+        paddingSyscallOrThrow(SYS_munmap, {scratch_.value(), scratchSize_});
+        scratch_ = RemotePtr();
+        throw Error(ExitCode::Failure,
+                    result < 0 && result > -4096
+                        ? describeErrno("mmap of memtap's scratch data in the target", static_cast<int>(-result))
+                        : std::string("mmap of memtap's scratch data landed elsewhere"));
+    }
 }
 
 int64_t
@@ -199,12 +220,15 @@ HijackedThread::paddingSyscallOrThrow(long number, std::initializer_list<uint64_
 }
 
 void
-HijackedThread::adoptScratchOrThrow(RemotePtr base, uint64_t size) {
-    if (size < scratchBytesFor(saved_.xstate.size())) {
+HijackedThread::adoptScratchOrThrow(const LeftoverScratch& leftover) {
+    if (leftover.size < scratchBytesFor(saved_.xstate.size())) {
         throw Error(ExitCode::Failure, "the scratch left by an earlier memtap is too small");
     }
-    scratch_ = base;
-    scratchSize_ = size;
+    scratch_ = leftover.base;
+    scratchSize_ = leftover.size;
+    if (!leftover.dataWritable) {
+        mapScratchDataOrThrow(); // its memtap died between the two mmaps
+    }
     writeControlOrThrow();
 }
 
@@ -408,41 +432,68 @@ processStartTime(pid_t pid) {
     return 0;
 }
 
+namespace {
+
+bool
+atScratchHint(RemotePtr start) {
+    uint64_t a = start.value();
+    return a >= kScratchHint && a < kScratchHint + kScratchHintSlots * kScratchHintStride &&
+           (a - kScratchHint) % kScratchHintStride == 0;
+}
+
+bool
+isAnonymous(const symbols::MapEntry& e) {
+    return e.path.empty() && e.inode == 0;
+}
+
+} // namespace
+
 std::vector<LeftoverScratch>
 findLeftoverScratch(pid_t pid, const attach::RemoteMemory& memory) {
     std::vector<LeftoverScratch> found;
-    for (const auto& entry : symbols::readMapsOrThrow(pid)) {
-        uint64_t size = entry.end - entry.start;
-        if (!entry.path.empty() || !entry.readable || !entry.writable || !entry.executable ||
-            size < scratchBytesFor(0) || size > 64 * 4096) {
+    auto maps = symbols::readMapsOrThrow(pid);
+    for (size_t i = 0; i < maps.size(); ++i) {
+        const auto& code = maps[i];
+        // An anonymous read+execute range, then (normally) the read+write
+        // data right behind its first page.
+        if (!isAnonymous(code) || !code.readable || code.writable || !code.executable) {
+            continue;
+        }
+        LeftoverScratch leftover{code.start, code.end - code.start, false, false};
+        if (leftover.size == kScratchControlOffset && i + 1 < maps.size() && isAnonymous(maps[i + 1]) &&
+            maps[i + 1].start == code.end && maps[i + 1].readable && maps[i + 1].writable &&
+            !maps[i + 1].executable) {
+            leftover.size = maps[i + 1].end - code.start;
+            leftover.dataWritable = true;
+        }
+        if (leftover.size < scratchBytesFor(0) || leftover.size > 64 * 4096) {
             continue;
         }
         ScratchControl control{};
-        if (!memory.tryRead(entry.start + kScratchControlOffset, &control, sizeof(control))) {
+        if (!memory.tryRead(code.start + kScratchControlOffset, &control, sizeof(control))) {
             continue;
         }
-        bool atHint = entry.start.value() >= kScratchHint &&
-                      entry.start.value() < kScratchHint + kScratchHintSlots * kScratchHintStride &&
-                      (entry.start.value() - kScratchHint) % kScratchHintStride == 0;
         ScratchControl zero{};
-        if (atHint &&
-            std::memcmp(&control, &zero, sizeof(control)) == 0) {
-            // Mapped, never written: its memtap died right after the mmap
-            // (attaches to one target are serialised, so it is not a live one's).
-            uint8_t code[16] = {};
-            if (memory.tryRead(entry.start, code, sizeof(code)) &&
-                std::all_of(std::begin(code), std::end(code), [](uint8_t b) { return b == 0; })) {
-                found.push_back({entry.start, size, true});
+        if (std::memcmp(&control, &zero, sizeof(control)) == 0) {
+            // Mapped, never written: its memtap died right after the mmap.
+            // Only at our hint, and with no code in it, is it surely ours
+            // (attaches to one target are serialised: not a live one's).
+            uint8_t head[16] = {};
+            if (atScratchHint(code.start) && memory.tryRead(code.start, head, sizeof(head)) &&
+                std::all_of(std::begin(head), std::end(head), [](uint8_t b) { return b == 0; })) {
+                leftover.adoptable = true;
+                found.push_back(leftover);
             }
             continue;
         }
-        if (std::memcmp(control.magic, kScratchMagic, sizeof(kScratchMagic)) != 0 ||
-            control.totalBytes != size) {
+        if (!leftover.dataWritable || std::memcmp(control.magic, kScratchMagic, sizeof(kScratchMagic)) != 0 ||
+            control.totalBytes != leftover.size) {
             continue;
         }
         bool ownerAlive = control.ownerPid > 0 && ::kill(control.ownerPid, 0) == 0 &&
                           processStartTime(control.ownerPid) == control.ownerStartTime;
-        found.push_back({entry.start, size, !ownerAlive && control.inCall == 0});
+        leftover.adoptable = !ownerAlive && control.inCall == 0;
+        found.push_back(leftover);
     }
     return found;
 }

@@ -52,6 +52,8 @@ CallPlan planCall(const user_regs_struct& interrupted, RemotePtr function,
 user_regs_struct planSyscall(const user_regs_struct& interrupted, RemotePtr syscallInsn, long number,
                              std::initializer_list<uint64_t> args);
 
+struct LeftoverScratch;
+
 class HijackedThread {
 public:
     // Saves the complete register state of the stopped thread.
@@ -68,7 +70,7 @@ public:
     // are back to resume state the moment the mmap returns.
     void createScratchOrThrow();
     // Takes over a scratch mapping a killed memtap left (findLeftoverScratch).
-    void adoptScratchOrThrow(RemotePtr base, uint64_t size);
+    void adoptScratchOrThrow(const LeftoverScratch& leftover);
     RemotePtr scratch() const { return scratch_; }
     uint64_t scratchSize() const { return scratchSize_; }
 
@@ -104,6 +106,8 @@ public:
 
 private:
     void writeControlOrThrow();
+    // Maps the data part (everything after the code page) read+write.
+    void mapScratchDataOrThrow();
     // One syscall through the padding stub (no scratch needed), the thread
     // back in resume state at its exit stop.
     int64_t paddingSyscallOrThrow(long number, std::initializer_list<uint64_t> args);
@@ -131,7 +135,8 @@ private:
 struct LeftoverScratch {
     RemotePtr base;
     uint64_t size = 0;
-    bool adoptable = false; // false: in use (owner alive, or a call in flight)
+    bool adoptable = false;    // false: in use (owner alive, or a call in flight)
+    bool dataWritable = false; // false: its memtap died before mapping the data part
 };
 std::vector<LeftoverScratch> findLeftoverScratch(pid_t pid, const attach::RemoteMemory& memory);
 

@@ -66,16 +66,24 @@ class Target:
         return False
 
     def scratch_mappings(self):
-        """Anonymous rwx mappings of memtap's scratch size (5 pages or more;
-        libffi's closure pages, one page each, are the program's own)."""
-        found = []
+        """memtap's scratch: anonymous mappings at its hint addresses, or an
+        anonymous read+execute one (code page) followed by a read+write one."""
+        hint_lo, hint_hi = 0x6d656d740000, 0x6d656d740000 + 8 * 0x100000
+        entries = []
         with open("/proc/%d/maps" % self.pid) as f:
             for line in f:
                 fields = line.split()
-                if fields[1] == "rwxp" and len(fields) == 5:
-                    start, end = (int(x, 16) for x in fields[0].split("-"))
-                    if end - start >= 5 * 4096:
-                        found.append(line.strip())
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                entries.append((start, end, fields[1], len(fields) == 5 or fields[5] == "", line.strip()))
+        found = []
+        for i, (start, end, perms, anonymous, line) in enumerate(entries):
+            if not anonymous:
+                continue
+            if hint_lo <= start < hint_hi:
+                found.append(line)
+            elif perms == "r-xp" and i + 1 < len(entries) and entries[i + 1][0] == end \
+                    and entries[i + 1][2] == "rw-p" and entries[i + 1][3]:
+                found.append(line)
         return found
 
     def stop(self):
