@@ -1,7 +1,7 @@
 """Integration tests of `memtap watch` against a real target.
 
 Usage: watch_test.py plain|screen|nocolor|vanish|preattached|signals|workers|
-                     stdout-closed|stdout-full|dumb-term|head|stalled-reader
+                     stdout-closed|stdout-full|dumb-term|head|stalled-reader|large-output
 
 Environment (set by ctest): MEMTAP_BIN (the memtap binary), MEMTAP_TEST_PYTHON
 (the interpreter that runs the target), MEMTAP_TEST_TARGETS (tests/targets).
@@ -431,6 +431,59 @@ def test_stalled_reader(target):
     check_intact(target)
 
 
+# 1200 allocation sites, one a line, made when the test writes a line to the
+# target's stdin: a diff of them is larger than stdio's buffer and than a
+# pipe's 64 KiB, so `| head -n 1` leaves most of it unread.
+MANY_SITES_TARGET = "\n".join(
+    ["import sys, threading, time", "HELD = []",
+     "threading.Thread(target=lambda: time.sleep(1e6), daemon=True).start()  # 3.6's GIL",
+     "print('ready', flush=True)", "sys.stdin.readline()"]
+    + ["HELD.append(bytearray(1000 + %d))" % i for i in range(1200)]
+    + ["print('grown', flush=True)", "time.sleep(1e6)"])
+
+
+def test_large_output():
+    # Not watch: `memtap diff` prints with stdio, and a report larger than
+    # its buffer fails inside fwrite, leaving nothing for the final fflush to
+    # report: it exited 0 on /dev/full. Checked at exit for every command.
+    target = subprocess.Popen([PYTHON, "-c", MANY_SITES_TARGET], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, universal_newlines=True)
+    try:
+        check(target.stdout.readline().strip() == "ready", "target did not say ready")
+        result = memtap("attach", "--exact", target.pid)
+        if result.returncode == PERMISSION_DENIED:
+            raise Skip("ptrace is not allowed here: " + result.stderr.strip())
+        check(result.returncode == 0, "attach failed", result.stderr)
+        check(memtap("snapshot", target.pid, "before").returncode == 0, "snapshot before failed")
+        target.stdin.write("go\n")
+        target.stdin.flush()
+        check(target.stdout.readline().strip() == "grown", "target did not grow")
+        check(memtap("snapshot", target.pid, "after").returncode == 0, "snapshot after failed")
+        diff = [MEMTAP, "diff", str(target.pid), "before", "after", "--top", "100000"]
+        whole = subprocess.run(diff, stdout=subprocess.PIPE, timeout=60).stdout
+        check(len(whole) > 64 * 1024, "the diff is only %d bytes" % len(whole))
+        with open("/dev/full", "w") as full:
+            result = subprocess.run(diff, stdout=full, stderr=subprocess.PIPE,
+                                    universal_newlines=True, timeout=60)
+        lines = error_lines(result.stderr)
+        check(result.returncode == FAILURE and len(lines) == 1 and "stdout" in lines[0],
+              "diff on /dev/full exited %d" % result.returncode, result.stderr)
+        # A reader that leaves early is no failure: quiet, exit 0 (the failed
+        # fwrite left no errno; poll() on stdout tells EPIPE apart).
+        result = subprocess.run(["sh", "-c", '"$@" | head -n 1 >/dev/null', "sh"] + diff,
+                                stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+        check(result.returncode == 0 and not result.stderr, "diff | head was not quiet", result.stderr)
+        check(memtap("detach", target.pid).returncode == 0, "detach failed")
+        check(target.poll() is None, "target died")
+    finally:
+        if target.poll() is None:
+            memtap("detach", target.pid)
+            target.kill()
+        target.wait()
+        target.stdin.close()
+        target.stdout.close()
+
+
 def children_of(pid):
     try:
         with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
@@ -488,9 +541,9 @@ def test_workers():
 
 
 def main():
-    if sys.argv[1] == "workers":
+    if sys.argv[1] in ("workers", "large-output"):
         try:
-            test_workers()
+            {"workers": test_workers, "large-output": test_large_output}[sys.argv[1]]()
         except Skip as e:
             print("SKIP: %s" % e)
             return SKIP
