@@ -16,6 +16,7 @@
 #include "cli/commands.h"
 #include "cli/snapshot_store.h"
 #include "cli/source_lines.h"
+#include "cli/std_output.h"
 #include "cli/target_status.h"
 #include "cli/terminal.h"
 #include "cli/uwsgi.h"
@@ -188,8 +189,16 @@ nextGrouping(report::GroupBy by) {
     return report::GroupBy::Lineno;
 }
 
-// The loop: poll the signalfd and the keyboard with the time left in the
-// interval as timeout, so keys act at once and reports stay on schedule.
+// Why the loop ended, for the note on stderr; all of them end in an orderly
+// detach and exit 0.
+struct StopReason {
+    int signal = 0;          // SIGINT, SIGTERM or SIGHUP
+    bool readerGone = false; // stdout's reader left (`| head`) or the terminal hung up
+};
+
+// The loop: poll the signalfd, stdout (for a reader that leaves) and the
+// keyboard with the time left in the interval as timeout, so keys act at
+// once, reports stay on schedule and `| head` ends us when head exits.
 class WatchLoop {
 public:
     WatchLoop(const WatchSettings& settings, std::vector<Target>& targets, SignalInbox& inbox,
@@ -198,8 +207,8 @@ public:
           sources_(targets.front().pid()), color_(session != nullptr && colorWanted(STDOUT_FILENO)),
           by_(settings.by) {}
 
-    // Returns the signal that stopped the loop, or 0.
-    int runOrThrow();
+    // Throws Error when stdout cannot be written (writeStdoutOrThrow).
+    StopReason runOrThrow();
 
 private:
     void tickOrThrow();
@@ -207,8 +216,9 @@ private:
     void takeNamedSnapshots();
     report::WatchHeader headerFor(const std::vector<Target*>& targets) const;
     std::vector<report::WatchRow> currentRows() const;
-    void redraw();
-    bool emitPlain();
+    // Both write as writeStdoutOrThrow does, interrupted by the signalfd.
+    [[nodiscard]] WriteOutcome redraw();
+    [[nodiscard]] WriteOutcome emitPlain();
 
     const WatchSettings& settings_;
     std::vector<Target>& targets_;
@@ -225,22 +235,26 @@ private:
     bool stop_ = false;
 };
 
-int
+StopReason
 WatchLoop::runOrThrow() {
     for (auto& target : targets_) {
         target.startOrThrow(by_);
     }
     started_ = Clock::now();
-    if (session_ != nullptr) {
-        redraw(); // the baseline screen, so the terminal is not blank for an interval
+    StopReason reason;
+    // The baseline screen, so the terminal is not blank for an interval.
+    if (session_ != nullptr && redraw() == WriteOutcome::ReaderGone) {
+        reason.readerGone = true;
+        return reason;
     }
     uint64_t reports = 0;
-    int stopSignal = 0;
     auto next = Clock::now() + settings_.interval;
     while (!stop_) {
         auto left = std::chrono::ceil<std::chrono::milliseconds>(next - Clock::now());
-        pollfd fds[2] = {{inbox_.fd(), POLLIN, 0}, {STDIN_FILENO, POLLIN, 0}};
-        nfds_t count = session_ != nullptr && session_->readsKeys() ? 2 : 1;
+        // stdout with no events: poll reports only POLLERR (a pipe whose
+        // reader has gone) or POLLHUP (a terminal that hung up) for it.
+        pollfd fds[3] = {{inbox_.fd(), POLLIN, 0}, {STDOUT_FILENO, 0, 0}, {STDIN_FILENO, POLLIN, 0}};
+        nfds_t count = session_ != nullptr && session_->readsKeys() ? 3 : 2;
         if (::poll(fds, count, static_cast<int>(std::max<int64_t>(0, left.count()))) < 0 &&
             errno != EINTR) {
             throw Error(ExitCode::Failure, describeErrno("poll", errno));
@@ -251,15 +265,19 @@ WatchLoop::runOrThrow() {
                 dirty = true;
             } else {
                 stop_ = true;
-                stopSignal = signal;
+                reason.signal = signal;
             }
         }
-        if (count == 2 && (fds[1].revents & POLLIN) != 0) {
+        if ((fds[1].revents & (POLLHUP | POLLERR)) != 0) {
+            stop_ = true;
+            reason.readerGone = true;
+        }
+        if (count == 3 && (fds[2].revents & POLLIN) != 0) {
             for (const Key& key : decodeKeys(session_->readAvailable())) {
                 handleKey(key);
             }
             dirty = true;
-        } else if (count == 2 && (fds[1].revents & (POLLHUP | POLLERR)) != 0) {
+        } else if (count == 3 && (fds[2].revents & (POLLHUP | POLLERR)) != 0) {
             stop_ = true; // the terminal went away
         }
         if (stop_) {
@@ -270,8 +288,9 @@ WatchLoop::runOrThrow() {
             ++reports;
             if (session_ != nullptr) {
                 dirty = true;
-            } else if (!emitPlain()) {
-                break; // stdout closed (`| head`): nobody reads on
+            } else if (emitPlain() == WriteOutcome::ReaderGone) {
+                reason.readerGone = true;
+                break;
             }
             if (settings_.count != 0 && reports >= settings_.count) {
                 stop_ = true;
@@ -279,11 +298,12 @@ WatchLoop::runOrThrow() {
             // A slow snapshot must not cause a burst of catch-up reports.
             next = std::max(next + settings_.interval, Clock::now());
         }
-        if (dirty && session_ != nullptr) {
-            redraw();
+        if (dirty && session_ != nullptr && redraw() == WriteOutcome::ReaderGone) {
+            reason.readerGone = true;
+            break;
         }
     }
-    return stopSignal;
+    return reason;
 }
 
 void
@@ -412,7 +432,7 @@ WatchLoop::currentRows() const {
     return targets_.front().model->rows(top, sources_);
 }
 
-void
+WriteOutcome
 WatchLoop::redraw() {
     auto size = terminalSizeOf(STDOUT_FILENO).value_or(TerminalSize{});
     std::vector<Target*> all;
@@ -427,9 +447,9 @@ WatchLoop::redraw() {
             report.workers.push_back(target.pid());
         }
         size_t top = settings_.top.value_or(static_cast<size_t>(std::max(1, size.rows - 6)));
-        session_->draw(
-            renderWorkerReport(report, combineWorkers(models, top, sources_), size.columns, size.rows));
-        return;
+        return session_->draw(
+            renderWorkerReport(report, combineWorkers(models, top, sources_), size.columns, size.rows),
+            inbox_.fd());
     }
     report::WatchScreen screen{headerFor(all), currentRows()};
     report::ScreenOptions options;
@@ -446,10 +466,10 @@ WatchLoop::redraw() {
         auto& row = screen.rows[static_cast<size_t>(options.selected)];
         row.key = targets_.front().model->fullTracebackOf(row.key);
     }
-    session_->draw(report::renderWatchScreen(screen, options));
+    return session_->draw(report::renderWatchScreen(screen, options), inbox_.fd());
 }
 
-bool
+WriteOutcome
 WatchLoop::emitPlain() {
     std::vector<Target*> all;
     for (auto& target : targets_) {
@@ -470,7 +490,9 @@ WatchLoop::emitPlain() {
         out = report::renderWatchPlain(screen, 0);
     }
     statusLine_.clear(); // shown once in the log, not repeated in every report
-    return std::fwrite(out.data(), 1, out.size(), stdout) == out.size() && std::fflush(stdout) == 0;
+    // Interrupted (a stop signal while the reader stalls) leaves the report
+    // cut short; the loop then drains the signal and stops.
+    return writeStdoutOrThrow(out, inbox_.fd());
 }
 
 int
@@ -491,22 +513,26 @@ runWatch(const ParsedArgs& args) {
 
     // Declared in the order they must be set up; destroyed in reverse:
     // terminal restored, then agents detached, then signals unblocked.
-    SignalInbox inbox;
+    bool screen = screenCapable(STDOUT_FILENO);
+    SignalInbox inbox(screen);
     std::vector<Target> targets;
     for (pid_t pid : pids) {
         targets.emplace_back(AgentLease::attachOrThrow(pid, settings.attach));
     }
     std::optional<TerminalSession> session;
-    if (::isatty(STDOUT_FILENO)) {
+    if (screen) {
         session.emplace();
     }
     WatchLoop loop(settings, targets, inbox, session ? &*session : nullptr, master);
-    int signal = loop.runOrThrow();
+    StopReason stop = loop.runOrThrow();
     session.reset();
-    if (signal != 0) {
-        note(fmt::format("stopping on {}", signal == SIGINT    ? "SIGINT"
-                                           : signal == SIGTERM ? "SIGTERM"
-                                                               : "SIGHUP"));
+    if (stop.signal != 0) {
+        note(fmt::format("stopping on {}", stop.signal == SIGINT    ? "SIGINT"
+                                           : stop.signal == SIGTERM ? "SIGTERM"
+                                                                    : "SIGHUP"));
+    } else if (stop.readerGone) {
+        // Not an error: `watch | head -n 20` has what it asked for.
+        note("stopping: stdout's reader has gone");
     }
     for (auto& target : targets) {
         target.lease.endOrThrow();
@@ -537,8 +563,12 @@ watchCommands() {
          "keys: q quit; s save a snapshot (as `memtap snapshot`); b reset the baseline;\n"
          "      t cycle lineno/filename/traceback; up/down select a site; Enter its traceback\n"
          "      (Enter, Esc or q back).\n"
-         "When stdout is not a terminal, plain reports are written one after another, flushed\n"
-         "each time, without escape codes. Colors honor NO_COLOR.",
+         "When stdout is not a terminal, or is one whose TERM is unset, empty or 'dumb', plain\n"
+         "reports are written one after another, flushed each time, without escape codes (stop\n"
+         "them with Ctrl-C or --count). Colors honor NO_COLOR.\n"
+         "A reader that goes away (`| head`) stops watch at once: it detaches and exits 0.\n"
+         "A closed or read-only stdout is refused before attaching; output that cannot be\n"
+         "written later (a full disk) stops watch with an error and exit 1, after detaching.",
          1, 1, options, runWatch},
     };
 }

@@ -3,7 +3,6 @@
 #include <signal.h>
 
 #include <cstdio>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -13,6 +12,7 @@
 
 #include "base/error.h"
 #include "cli/commands.h"
+#include "cli/std_output.h"
 
 namespace {
 
@@ -38,7 +38,8 @@ mainHelp(const std::vector<CommandSpec>& commands) {
     }
     text += "\n`memtap COMMAND --help` describes a command.\n"
             "Exit codes: 0 ok, 1 failure, 2 usage, 3 no such process, 4 not supported,\n"
-            "5 permission denied, 6 timeout, 7 not attached.\n"
+            "5 permission denied, 6 timeout, 7 not attached. Output that cannot be written\n"
+            "is a failure (1); a reader that goes away (`| head`) ends the output quietly.\n"
             "Logs: -v for debug logs on stderr, or SPDLOG_LEVEL=debug.\n";
     return text;
 }
@@ -91,15 +92,14 @@ run(int argc, char** argv) {
 
 int
 main(int argc, char** argv) {
-    // Output goes to pipes (`memtap diff ... | head`): a closed pipe ends us
-    // quietly through EPIPE instead of SIGPIPE mid-report.
+    // Output goes to pipes (`memtap diff ... | head`): a reader that has gone
+    // ends us quietly through EPIPE (exit 0, cli/std_output.h) instead of
+    // SIGPIPE mid-report, which would kill `watch` with the agent attached.
     ::signal(SIGPIPE, SIG_IGN);
     try {
+        memtap::cli::ensureStandardFdsOrThrow(); // before anything opens an fd
         int code = run(argc, argv);
-        if (std::fflush(stdout) != 0 && errno != EPIPE) {
-            std::fprintf(stderr, "memtap: error: writing output: %s\n", std::strerror(errno));
-            return static_cast<int>(ExitCode::Failure);
-        }
+        memtap::cli::flushStdoutOrThrow();
         return code;
     } catch (const memtap::Error& e) {
         std::fflush(stdout);

@@ -20,9 +20,10 @@ namespace {
 constexpr std::string_view kEnterScreen = "\x1b[?1049h\x1b[?25l";
 constexpr std::string_view kLeaveScreen = "\x1b[?25h\x1b[?1049l";
 
-// Writes everything, retrying short writes and EINTR. Returns false on any
-// other error (a closed terminal): the screen is best effort, the loop is not.
-bool
+// Writes everything, retrying short writes and EINTR, ignoring any other
+// error: entering and leaving the screen is best effort (a terminal that
+// cannot be written shows up in draw, which reports it).
+void
 writeAll(int fd, std::string_view data) {
     while (!data.empty()) {
         ssize_t n = ::write(fd, data.data(), data.size());
@@ -30,11 +31,10 @@ writeAll(int fd, std::string_view data) {
             if (errno == EINTR) {
                 continue;
             }
-            return false;
+            return;
         }
         data.remove_prefix(static_cast<size_t>(n));
     }
-    return true;
 }
 
 } // namespace
@@ -49,12 +49,17 @@ terminalSizeOf(int fd) {
 }
 
 bool
-colorWanted(int fd) {
-    if (std::getenv("NO_COLOR") != nullptr || !::isatty(fd)) {
+screenCapable(int fd) {
+    if (!::isatty(fd)) {
         return false;
     }
     const char* term = std::getenv("TERM");
-    return term == nullptr || std::strcmp(term, "dumb") != 0;
+    return term != nullptr && term[0] != '\0' && std::strcmp(term, "dumb") != 0;
+}
+
+bool
+colorWanted(int fd) {
+    return std::getenv("NO_COLOR") == nullptr && screenCapable(fd);
 }
 
 std::vector<Key>
@@ -118,8 +123,8 @@ TerminalSession::~TerminalSession() {
     }
 }
 
-void
-TerminalSession::draw(const std::string& frame) {
+WriteOutcome
+TerminalSession::draw(const std::string& frame, int interruptFd) {
     std::string out = "\x1b[H";
     out.reserve(frame.size() + 256);
     for (char c : frame) {
@@ -130,7 +135,7 @@ TerminalSession::draw(const std::string& frame) {
         }
     }
     out += "\x1b[K\x1b[J";
-    writeAll(STDOUT_FILENO, out);
+    return writeStdoutOrThrow(out, interruptFd);
 }
 
 std::string
@@ -157,12 +162,14 @@ TerminalSession::readAvailable() {
     return bytes;
 }
 
-SignalInbox::SignalInbox() {
+SignalInbox::SignalInbox(bool withResize) {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGWINCH);
+    if (withResize) {
+        sigaddset(&set, SIGWINCH);
+    }
     sigaddset(&set, SIGHUP); // a closed terminal window: stop and detach, not die attached
     if (::sigprocmask(SIG_BLOCK, &set, &previous_) != 0) {
         throw Error(ExitCode::Failure, describeErrno("blocking SIGINT/SIGTERM", errno));

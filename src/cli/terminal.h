@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/unique_fd.h"
+#include "cli/std_output.h"
 
 namespace memtap::cli {
 
@@ -25,8 +26,14 @@ struct TerminalSize {
 // TIOCGWINSZ on fd; nullopt when fd is not a terminal or reports 0x0.
 std::optional<TerminalSize> terminalSizeOf(int fd);
 
-// Colors only on a terminal, and never when NO_COLOR is set to any value
-// (no-color.org), nor for TERM=dumb.
+// Whether fd is a terminal that can show the screen: a tty whose TERM is set,
+// not empty and not "dumb". Those are what Emacs' shell buffers, some CI
+// consoles and `env -i` give, and they do not understand the alternate
+// screen or cursor movement, so watch writes its plain reports there.
+bool screenCapable(int fd);
+
+// Colors only on a screen-capable terminal, and never when NO_COLOR is set to
+// any value (no-color.org).
 bool colorWanted(int fd);
 
 enum class KeyKind { Char, Up, Down, Enter, Escape };
@@ -55,7 +62,9 @@ public:
     bool readsKeys() const { return rawInput_; }
     // Draws a frame from the top left; each line is erased to its end and
     // the rest of the screen below is cleared, so nothing old shows through.
-    void draw(const std::string& frame);
+    // Written as writeStdoutOrThrow(bytes, interruptFd) writes: a terminal
+    // that does not take output (Ctrl-S) cannot hold up interruptFd.
+    [[nodiscard]] WriteOutcome draw(const std::string& frame, int interruptFd);
     // Available bytes from stdin, without blocking (empty if none).
     std::string readAvailable();
 
@@ -64,14 +73,15 @@ private:
     termios saved_{};
 };
 
-// SIGINT, SIGTERM, SIGHUP and SIGWINCH, blocked for the whole process and delivered
-// through a signalfd the loop polls. Because they stay blocked, a second
+// SIGINT, SIGTERM, SIGHUP and (with a screen to lay out again) SIGWINCH,
+// blocked for the whole process and delivered through a signalfd the loop
+// polls; without a screen a resize is nothing to wake up for. Because they stay blocked, a second
 // Ctrl-C while detaching only queues another record instead of killing us
 // with the target half-detached. The destructor drains what is pending and
 // restores the previous signal mask.
 class SignalInbox {
 public:
-    SignalInbox();
+    explicit SignalInbox(bool withResize);
     ~SignalInbox();
     SignalInbox(const SignalInbox&) = delete;
     SignalInbox& operator=(const SignalInbox&) = delete;

@@ -1,6 +1,7 @@
 """Integration tests of `memtap watch` against a real target.
 
-Usage: watch_test.py plain|screen|nocolor|vanish|preattached|signals|workers
+Usage: watch_test.py plain|screen|nocolor|vanish|preattached|signals|workers|
+                     stdout-closed|stdout-full|dumb-term|head|stalled-reader|large-output
 
 Environment (set by ctest): MEMTAP_BIN (the memtap binary), MEMTAP_TEST_PYTHON
 (the interpreter that runs the target), MEMTAP_TEST_TARGETS (tests/targets).
@@ -8,11 +9,13 @@ Exits 0 on success, 1 on failure, 77 when the test cannot run here (no tmux,
 ptrace denied). Every process started is killed and reaped on the way out;
 tmux runs on a private socket and its server is killed at the end.
 """
+import fcntl
 import os
 import signal
 import shutil
 import subprocess
 import sys
+import termios
 import time
 
 MEMTAP = os.environ["MEMTAP_BIN"]
@@ -20,6 +23,7 @@ PYTHON = os.environ["MEMTAP_TEST_PYTHON"]
 TARGET = os.path.join(os.path.abspath(os.environ["MEMTAP_TEST_TARGETS"]), "watch_target.py")
 GROWTH_SOURCE = "HELD.append(bytearray(64 * 1024))  # GROWTH-LINE"
 SKIP = 77
+FAILURE = 1  # base/error.h ExitCode::Failure
 PERMISSION_DENIED = 5  # base/error.h ExitCode::PermissionDenied
 
 
@@ -270,6 +274,216 @@ def test_signals(target):
         check(target.proc.poll() is None, "target died")
 
 
+def check_intact(target):
+    """The target runs on, untraced and not stopped, with no agent of ours left."""
+    check(target.proc.poll() is None, "target died")
+    with open("/proc/%d/status" % target.pid) as f:
+        status = dict(line.split(":", 1) for line in f if ":" in line)
+    check(status["TracerPid"].strip() == "0", "target still traced", status["TracerPid"])
+    check(status["State"].split()[0] not in ("t", "T"), "target left stopped", status["State"])
+    check(not attached(target.pid), "agent left attached")
+
+
+def error_lines(stderr):
+    return [line for line in stderr.splitlines() if line.startswith("memtap: error:")]
+
+
+def test_stdout_closed(target):
+    # Closed, fd 1 would be the next fd memtap opens (the signalfd): the
+    # reports went there and watch exited 0. Refused before anything is
+    # touched, for every command.
+    for args in (["watch", target.pid, "--count", 2, "--interval", 0.3], ["status", target.pid]):
+        result = subprocess.run(["sh", "-c", 'exec "$@" >&-', "sh", MEMTAP] + [str(a) for a in args],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                universal_newlines=True, timeout=60)
+        check(result.returncode == FAILURE, "%s with stdout closed exited %d" % (args[0], result.returncode),
+              result.stderr)
+        lines = error_lines(result.stderr)
+        check(len(lines) == 1 and "stdout is closed" in lines[0], "no one-line error", result.stderr)
+        check("attaching" not in result.stderr, "watch attached with nowhere to report", result.stderr)
+    check_intact(target)
+
+
+def test_stdout_full(target):
+    # Every write fails with ENOSPC: watch stops at the first report, says
+    # why, detaches and exits non-zero.
+    with open("/dev/full", "w") as full:
+        started = time.monotonic()
+        result = subprocess.run([MEMTAP, "watch", str(target.pid), "--interval", "0.3"],
+                                stdout=full, stderr=subprocess.PIPE, universal_newlines=True,
+                                timeout=60)
+    if result.returncode == PERMISSION_DENIED:
+        raise Skip("ptrace is not allowed here: " + result.stderr.strip())
+    check(result.returncode == FAILURE, "watch on /dev/full exited %d" % result.returncode, result.stderr)
+    lines = error_lines(result.stderr)
+    check(len(lines) == 1 and "stdout" in lines[0] and "No space left on device" in lines[0],
+          "no one-line error naming ENOSPC", result.stderr)
+    check(time.monotonic() - started < 20, "watch did not stop at the first failed report")
+    check("detaching from %d" % target.pid in result.stderr, "no detach", result.stderr)
+    # Open read-only, fd 1 cannot be written at all (EBADF): refused up front.
+    result = subprocess.run(["sh", "-c", 'exec "$@" 1</dev/null', "sh", MEMTAP, "watch", str(target.pid),
+                             "--count", "1"], stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+    lines = error_lines(result.stderr)
+    check(result.returncode == FAILURE and len(lines) == 1 and "stdout" in lines[0],
+          "read-only stdout not refused (exit %d)" % result.returncode, result.stderr)
+    check("attaching" not in result.stderr, "watch attached with a read-only stdout", result.stderr)
+    check_intact(target)
+
+
+def test_dumb_term(target):
+    # On a terminal that cannot do the screen (TERM=dumb, or no TERM at
+    # all), watch writes its plain reports: `script` records every byte
+    # memtap wrote to its terminal, and not one is an escape.
+    if shutil.which("script") is None:
+        raise Skip("script (util-linux) is not installed")
+    for term, setting in (("dumb", "TERM=dumb"), ("unset", "-u TERM")):
+        log = "/tmp/memtap-watch-term-%d-%s.log" % (os.getpid(), term)
+        # Only memtap's stdout reaches the log: its notes on stderr are not the point.
+        inner = "env %s %s watch %d --count 2 --interval 0.3 2>/dev/null" % (setting, MEMTAP, target.pid)
+        tmux = Tmux("sh -c 'script -qec \"%s\" %s; echo WATCH-EXIT=$?; sleep 120'" % (inner, log))
+        try:
+            screen = tmux.wait_for("WATCH-EXIT=", timeout=40)
+            check("WATCH-EXIT=0" in screen, "watch with TERM %s failed" % term, screen)
+            with open(log, "rb") as f:
+                written = f.read()
+            check(b"\x1b[?1049h" not in written and b"\x1b" not in written,
+                  "escape codes written with TERM %s" % term, repr(written[:600]))
+            check(written.count(b"memtap watch: pid %d" % target.pid) == 2,
+                  "not two plain reports with TERM %s" % term, repr(written[:600]))
+            check("\x1b[" not in tmux.screen(escapes=True), "attributes on screen with TERM %s" % term)
+        finally:
+            tmux.close()
+            if os.path.exists(log):
+                os.unlink(log)
+    check_intact(target)
+
+
+def test_head(target):
+    # `| head -n 3`: head has its lines and exits; watch notices the reader
+    # has gone at once (not at the next report, an interval later), detaches
+    # and exits 0 without an error. The interval is long so that waiting for
+    # the next report would show.
+    interval = 8
+    watch = subprocess.Popen([MEMTAP, "watch", str(target.pid), "--interval", str(interval)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    head = subprocess.Popen(["head", "-n", "3"], stdin=watch.stdout, stdout=subprocess.PIPE,
+                            universal_newlines=True)
+    watch.stdout.close()  # head holds the only read end
+    try:
+        out = head.communicate(timeout=interval + 30)[0]
+        head_done = time.monotonic()
+        err = watch.communicate(timeout=interval + 30)[1]
+        watch_done = time.monotonic()
+    finally:
+        for proc in (watch, head):
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    if watch.returncode == PERMISSION_DENIED:
+        raise Skip("ptrace is not allowed here")
+    check(out.startswith("memtap watch: pid %d" % target.pid) and out.count("\n") == 3,
+          "head did not get the first report", out)
+    check(watch.returncode == 0, "watch exited %d after head" % watch.returncode, err)
+    check(not error_lines(err), "an error for a reader that has gone", err)
+    check(watch_done - head_done < interval / 2,
+          "watch took %.1f s to stop after head exited" % (watch_done - head_done), err)
+    check_intact(target)
+
+
+def test_stalled_reader(target):
+    # A reader that stops reading (a paused pager, a stuck log shipper)
+    # fills the pipe. SIGTERM is blocked for watch's signalfd, so a write()
+    # blocked on the full pipe never heard it and the agent stayed attached:
+    # it must still stop watch, which detaches and exits 0.
+    read_end, write_end = os.pipe()
+    watch = subprocess.Popen([MEMTAP, "watch", str(target.pid), "--interval", "0.02", "--top", "100"],
+                             stdout=write_end, stderr=subprocess.PIPE, universal_newlines=True)
+    os.close(write_end)
+    try:
+        # Full: it holds most of its 64 KiB (pipe(7); each write takes a page
+        # slot of its own, so it never holds all of it) and grows no more,
+        # although watch writes a report every few tens of ms.
+        sizes = []
+        def pipe_full():
+            if watch.poll() is not None:
+                return True
+            waiting = fcntl.ioctl(read_end, termios.FIONREAD, b"\0\0\0\0")
+            sizes.append(int.from_bytes(waiting, sys.byteorder))
+            return len(sizes) > 10 and sizes[-1] >= 32 * 1024 and sizes[-1] == sizes[-11]
+        wait_until(pipe_full, 60, "watch to fill the pipe")
+        if watch.poll() == PERMISSION_DENIED:
+            raise Skip("ptrace is not allowed here")
+        check(watch.poll() is None, "watch ended before filling the pipe (exit %s)" % watch.poll())
+        watch.send_signal(signal.SIGTERM)
+        try:
+            err = watch.communicate(timeout=15)[1]
+        except subprocess.TimeoutExpired:
+            raise AssertionError("watch did not stop on SIGTERM while its reader stalled")
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.communicate()
+            memtap("detach", target.pid)  # what the killed watch could not do
+        os.close(read_end)
+    check(watch.returncode == 0, "watch exited %d" % watch.returncode, err)
+    check("stopping on SIGTERM" in err and "detaching from %d" % target.pid in err,
+          "no orderly stop on SIGTERM", err)
+    check_intact(target)
+
+
+# 1200 allocation sites, one a line, made when the test writes a line to the
+# target's stdin: a diff of them is larger than stdio's buffer and than a
+# pipe's 64 KiB, so `| head -n 1` leaves most of it unread.
+MANY_SITES_TARGET = "\n".join(
+    ["import sys, threading, time", "HELD = []",
+     "threading.Thread(target=lambda: time.sleep(1e6), daemon=True).start()  # 3.6's GIL",
+     "print('ready', flush=True)", "sys.stdin.readline()"]
+    + ["HELD.append(bytearray(1000 + %d))" % i for i in range(1200)]
+    + ["print('grown', flush=True)", "time.sleep(1e6)"])
+
+
+def test_large_output():
+    # Not watch: `memtap diff` prints with stdio, and a report larger than
+    # its buffer fails inside fwrite, leaving nothing for the final fflush to
+    # report: it exited 0 on /dev/full. Checked at exit for every command.
+    target = subprocess.Popen([PYTHON, "-c", MANY_SITES_TARGET], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, universal_newlines=True)
+    try:
+        check(target.stdout.readline().strip() == "ready", "target did not say ready")
+        result = memtap("attach", "--exact", target.pid)
+        if result.returncode == PERMISSION_DENIED:
+            raise Skip("ptrace is not allowed here: " + result.stderr.strip())
+        check(result.returncode == 0, "attach failed", result.stderr)
+        check(memtap("snapshot", target.pid, "before").returncode == 0, "snapshot before failed")
+        target.stdin.write("go\n")
+        target.stdin.flush()
+        check(target.stdout.readline().strip() == "grown", "target did not grow")
+        check(memtap("snapshot", target.pid, "after").returncode == 0, "snapshot after failed")
+        diff = [MEMTAP, "diff", str(target.pid), "before", "after", "--top", "100000"]
+        whole = subprocess.run(diff, stdout=subprocess.PIPE, timeout=60).stdout
+        check(len(whole) > 64 * 1024, "the diff is only %d bytes" % len(whole))
+        with open("/dev/full", "w") as full:
+            result = subprocess.run(diff, stdout=full, stderr=subprocess.PIPE,
+                                    universal_newlines=True, timeout=60)
+        lines = error_lines(result.stderr)
+        check(result.returncode == FAILURE and len(lines) == 1 and "stdout" in lines[0],
+              "diff on /dev/full exited %d" % result.returncode, result.stderr)
+        # A reader that leaves early is no failure: quiet, exit 0 (the failed
+        # fwrite left no errno; poll() on stdout tells EPIPE apart).
+        result = subprocess.run(["sh", "-c", '"$@" | head -n 1 >/dev/null', "sh"] + diff,
+                                stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+        check(result.returncode == 0 and not result.stderr, "diff | head was not quiet", result.stderr)
+        check(memtap("detach", target.pid).returncode == 0, "detach failed")
+        check(target.poll() is None, "target died")
+    finally:
+        if target.poll() is None:
+            memtap("detach", target.pid)
+            target.kill()
+        target.wait()
+        target.stdin.close()
+        target.stdout.close()
+
+
 def children_of(pid):
     try:
         with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
@@ -327,9 +541,9 @@ def test_workers():
 
 
 def main():
-    if sys.argv[1] == "workers":
+    if sys.argv[1] in ("workers", "large-output"):
         try:
-            test_workers()
+            {"workers": test_workers, "large-output": test_large_output}[sys.argv[1]]()
         except Skip as e:
             print("SKIP: %s" % e)
             return SKIP
@@ -339,8 +553,12 @@ def main():
         print("ok")
         return 0
     test = {"plain": test_plain, "screen": test_screen, "nocolor": test_nocolor, "vanish": test_vanish,
-            "preattached": test_preattached, "signals": test_signals}[sys.argv[1]]
-    if test not in (test_plain, test_signals) and shutil.which("tmux") is None:
+            "preattached": test_preattached, "signals": test_signals,
+            "stdout-closed": test_stdout_closed, "stdout-full": test_stdout_full,
+            "dumb-term": test_dumb_term, "head": test_head,
+            "stalled-reader": test_stalled_reader}[sys.argv[1]]
+    if test in (test_screen, test_nocolor, test_vanish, test_preattached, test_dumb_term) and \
+            shutil.which("tmux") is None:
         print("SKIP: tmux is not installed")
         return SKIP
     target = Target()
