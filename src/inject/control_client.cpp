@@ -1,11 +1,15 @@
 #include "inject/control_client.h"
 
+#include <dirent.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <utility>
 
@@ -16,6 +20,48 @@ namespace memtap::inject {
 std::string
 agentSocketPath(pid_t pid) {
     return fmt::format("/tmp/memtap-{}.sock", pid);
+}
+
+int
+removeStaleAgentSockets(pid_t pid) noexcept {
+    struct stat ours {};
+    struct stat theirs {};
+    if (::stat("/proc/self/ns/pid", &ours) != 0 ||
+        ::stat(fmt::format("/proc/{}/ns/pid", pid).c_str(), &theirs) != 0 || ours.st_ino != theirs.st_ino) {
+        return 0;
+    }
+    std::string dir = fmt::format("/proc/{}/root/tmp", pid);
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) {
+        return 0;
+    }
+    int removed = 0;
+    while (dirent* entry = ::readdir(d)) {
+        int owner = 0;
+        char tail[8] = {};
+        if (std::sscanf(entry->d_name, "memtap-%d.so%7s", &owner, tail) != 2 || std::strcmp(tail, "ck") != 0 ||
+            owner <= 0 || (::kill(owner, 0) == 0 || errno != ESRCH)) {
+            continue; // not ours, or its process lives
+        }
+        std::string path = dir + "/" + entry->d_name;
+        struct stat st {};
+        if (::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
+            continue;
+        }
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        if (path.size() >= sizeof(addr.sun_path)) {
+            continue;
+        }
+        std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+        UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        if (fd && ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 &&
+            errno == ECONNREFUSED && ::unlink(path.c_str()) == 0) {
+            ++removed;
+        }
+    }
+    ::closedir(d);
+    return removed;
 }
 
 std::optional<ControlClient>

@@ -14,6 +14,13 @@ namespace memtap::inject {
 // Path of the socket inside the target's mount namespace.
 std::string agentSocketPath(pid_t pid);
 
+// Removes, from the /tmp the target sees, agent sockets left by processes
+// that are gone (an agent whose process was SIGKILLed cannot unlink its
+// socket). Only when the target shares memtap's PID namespace (the number in
+// the name is then a PID we can check), only sockets nobody listens on.
+// Returns how many were removed; errors are not the caller's concern.
+int removeStaleAgentSockets(pid_t pid) noexcept;
+
 class ControlClient {
 public:
     // Connects through /proc/PID/root, so a target in another mount namespace

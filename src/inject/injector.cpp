@@ -373,14 +373,10 @@ attachOrThrow(pid_t pid, const AttachOptions& options) {
     auto started = Clock::now();
     InterruptWatch interrupts;
     AttachResult result;
-    auto info = attach::readProcessInfoOrThrow(pid);
-    refuseUnattachableState(info);
-    auto modules = symbols::ProcessModules::readOrThrow(pid);
-    auto python = symbols::discoverPythonOrThrow(modules);
-    result.python = python.version;
-
-    interrupts.throwIfInterrupted(pid, false);
-    // Another memtap attaching right now: wait for it, then report what it did.
+    attach::readProcessInfoOrThrow(pid); // NoSuchProcess at once
+    // Another memtap attaching right now: wait for it, then report what it
+    // did. Taken before the state check: while it holds a thread, the process
+    // shows as traced (by it), which is not ours to refuse.
     std::optional<AttachLock> lock;
     for (auto waitUntil = started + options.timeout; !(lock = AttachLock::tryLock(pid));) {
         interrupts.throwIfInterrupted(pid, false);
@@ -391,6 +387,14 @@ attachOrThrow(pid_t pid, const AttachOptions& options) {
                         fmt::format("check with `memtap status {}`", pid));
         }
         std::this_thread::sleep_for(milliseconds(5));
+    }
+    refuseUnattachableState(attach::readProcessInfoOrThrow(pid));
+    auto modules = symbols::ProcessModules::readOrThrow(pid);
+    auto python = symbols::discoverPythonOrThrow(modules);
+    result.python = python.version;
+    interrupts.throwIfInterrupted(pid, false);
+    if (int removed = removeStaleAgentSockets(pid)) {
+        spdlog::debug("removed {} agent socket(s) of processes that are gone", removed);
     }
     if (auto client = ControlClient::tryConnect(pid)) {
         result.alreadyAttached = true;

@@ -1,8 +1,10 @@
 // THE SAFE-POINT RULE: when may memtap borrow a target thread?
 //
 // The borrowed ("hijacked") thread runs, on its own stack and TLS, exactly:
-// __errno_location, dlopen of the agent (first attach only), and the agent's
-// entry (src/agent/entry.cpp), which only checks and copies its arguments and
+// the raw syscalls mmap, munmap, memfd_create and close (no libc code: they
+// are issued from memtap's stubs, scratch_stub.h), __errno_location, dlopen
+// of the agent (first attach only), and the agent's entry
+// (src/agent/entry.cpp), which only checks and copies its arguments and
 // calls pthread_create (with pthread_attr_* and pthread_sigmask around it).
 // Everything else the agent does (dlsym, the socket, its tables, the hooks,
 // pthread_atfork) runs on the agent's own thread. pthread_create takes the

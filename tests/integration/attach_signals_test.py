@@ -132,6 +132,38 @@ def concurrent_attaches():
         target.wait()
 
 
+def stale_sockets():
+    """An agent socket left by a process that is gone is removed on attach;
+    one whose process lives is left alone, listener or not."""
+    import socket
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    alive = subprocess.Popen(["sleep", "60"])
+    paths = ["/tmp/memtap-%d.sock" % dead.pid, "/tmp/memtap-%d.sock" % alive.pid]
+    for path in paths:
+        if os.path.exists(path):
+            os.unlink(path)
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(path)
+        s.close()  # the file stays, nobody listens
+    target, ready = start_target()
+    try:
+        a = memtap("attach", target.pid)
+        expect(a.returncode == 0, "stale sockets: attach")
+        expect(not os.path.exists(paths[0]), "stale sockets: a dead process's socket is removed")
+        expect(os.path.exists(paths[1]), "stale sockets: a live process's socket is kept")
+        memtap("detach", target.pid)
+    finally:
+        target.kill()
+        target.wait()
+        alive.kill()
+        alive.wait()
+        for path in paths:
+            if os.path.exists(path):
+                os.unlink(path)
+
+
+stale_sockets()
 signal_during_attach(signal.SIGINT)
 signal_during_attach(signal.SIGTERM)
 stopped_during_attach()

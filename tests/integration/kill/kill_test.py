@@ -11,7 +11,8 @@ one (threads allocating, one blocked in a syscall):
     exercised on every run;
   - at random moments: 0-60 ms after start, and 0-1.5 ms after the target
     shows a tracer (so the kill lands while a thread is borrowed).
-After each kill the target must be alive; a later attach + detach must work;
+Then kills of `memtap detach` at random moments. After each kill the
+target must be alive; a later attach + detach must work;
 after it the allocators, the program's own state and its thread count are as
 before, and no scratch mapping is left. Assertions read the target's state
 from inside it (parked_target.py's "check" line).
@@ -164,6 +165,26 @@ def kill_at_random(mode, in_borrow):
         target.stop()
 
 
+def kill_during_detach(mode):
+    """detach is a request on the socket: killed at any moment, the agent has
+    either detached or not, and a later detach finishes the job."""
+    target = Target(mode)
+    try:
+        attach = memtap("attach", "--exact", target.pid)
+        if attach.returncode != 0:
+            FAILURES.append("%s/detach: attach failed: %s" % (mode, attach.stderr.strip()))
+            return
+        proc = subprocess.Popen([MEMTAP, "detach", str(target.pid)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(random.uniform(0, 0.004))
+        proc.kill()
+        proc.wait()
+        STATS["kills"] += 1
+        verify(target, "%s/detach" % mode)
+    finally:
+        target.stop()
+
+
 def main():
     probe = memtap("attach", "--help")
     if probe.returncode != 0:
@@ -174,6 +195,8 @@ def main():
             kill_at_point(mode, point)
         for i in range(RANDOM_KILLS):
             kill_at_random(mode, in_borrow=(i % 2 == 0))
+        for i in range(max(2, RANDOM_KILLS // 2)):
+            kill_during_detach(mode)
     print("kills: %(kills)d, landed while a thread was borrowed: %(mid_borrow)d, targets lost: %(lost)d"
           % STATS)
     for failure in FAILURES:
