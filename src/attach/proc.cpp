@@ -129,4 +129,23 @@ countOpenFds(pid_t pid) {
     return count;
 }
 
+std::optional<uint64_t>
+tryReadProcessStartTime(pid_t pid) {
+    auto stat = readWholeFile(fmt::format("/proc/{}/stat", pid));
+    auto close = stat ? stat->rfind(')') : std::string::npos;
+    if (close == std::string::npos || close + 2 > stat->size()) {
+        return std::nullopt;
+    }
+    // Fields after the ")" that closes the command name (which may hold
+    // spaces and parentheses) start at 3, the state (proc(5)).
+    std::istringstream fields(stat->substr(close + 2));
+    std::string field;
+    for (int i = 3; i <= 22; ++i) {
+        if (!(fields >> field)) {
+            return std::nullopt;
+        }
+    }
+    return std::strtoull(field.c_str(), nullptr, 10);
+}
+
 } // namespace memtap::attach

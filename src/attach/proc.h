@@ -42,4 +42,9 @@ int countOpenFds(pid_t pid);
 
 std::optional<std::string> readWholeFile(const std::string& path);
 
+// starttime of a process (/proc/PID/stat field 22, clock ticks since boot):
+// with the PID, it names one process and no later one that reuses the PID.
+// nullopt if the process is gone.
+std::optional<uint64_t> tryReadProcessStartTime(pid_t pid);
+
 } // namespace memtap::attach

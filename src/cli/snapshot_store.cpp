@@ -31,16 +31,8 @@ endsWith(std::string_view s, std::string_view suffix) {
 
 std::optional<std::string>
 processStartTime(pid_t pid) {
-    auto stat = attach::readWholeFile(fmt::format("/proc/{}/stat", pid));
-    if (!stat || stat->rfind(')') == std::string::npos) {
-        return std::nullopt;
-    }
-    // Field 22, starttime, counted after the ")" closing the command name (proc(5)).
-    std::istringstream in(stat->substr(stat->rfind(')') + 2));
-    std::string field;
-    for (int i = 3; i <= 22 && in >> field; ++i) {
-    }
-    return field;
+    auto start = attach::tryReadProcessStartTime(pid);
+    return start ? std::optional<std::string>(std::to_string(*start)) : std::nullopt;
 }
 
 // This boot's random id (random(4), /proc/sys/kernel/random/boot_id); empty if unreadable.

@@ -248,6 +248,16 @@ isStopped(pid_t pid) {
     return info.state == 'T' || info.state == 't';
 }
 
+// NoSuchProcess once the target has exited (a zombie counts: nothing of
+// ours is left running in it).
+void
+throwIfExited(pid_t pid) {
+    auto info = attach::readProcessInfoOrThrow(pid);
+    if (info.state == 'Z' || info.state == 'X') {
+        throw Error(ExitCode::NoSuchProcess, fmt::format("process {} exited during attach", pid));
+    }
+}
+
 Error
 stoppedWhileStartingError(pid_t pid) {
     return Error(ExitCode::Timeout,
@@ -264,6 +274,7 @@ waitForAgentOrThrow(pid_t pid, const attach::RemoteMemory& memory, RemotePtr sta
     auto nextNote = Clock::now() + milliseconds(1000);
     for (;;) {
         interrupts.throwIfInterrupted(pid, true);
+        throwIfExited(pid);
         int32_t setup = MEMTAP_START_PENDING;
         if (statusWord && memory.tryRead(statusWord, &setup, sizeof(setup)) &&
             setup != MEMTAP_START_PENDING && setup != MEMTAP_START_OK) {
@@ -276,6 +287,7 @@ waitForAgentOrThrow(pid_t pid, const attach::RemoteMemory& memory, RemotePtr sta
             try {
                 client->requestOrThrow("status", left);
             } catch (const Error& e) {
+                throwIfExited(pid); // the agent went down with its process
                 if (e.code() == ExitCode::Timeout && isStopped(pid)) {
                     throw stoppedWhileStartingError(pid);
                 }

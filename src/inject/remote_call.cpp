@@ -412,24 +412,7 @@ HijackedThread::setFdToCloseOrThrow(int fd, bool closeNextResult) {
 
 uint64_t
 processStartTime(pid_t pid) {
-    // /proc/PID/stat: "pid (comm) state ..." and starttime is field 22; comm
-    // may hold spaces and parentheses, so count from the last ')'.
-    auto stat = attach::readWholeFile(fmt::format("/proc/{}/stat", pid));
-    if (!stat) {
-        return 0;
-    }
-    auto close = stat->rfind(')');
-    if (close == std::string::npos) {
-        return 0;
-    }
-    std::istringstream fields(stat->substr(close + 2));
-    std::string field;
-    for (int i = 3; i <= 22 && fields >> field; ++i) {
-        if (i == 22) {
-            return std::strtoull(field.c_str(), nullptr, 10);
-        }
-    }
-    return 0;
+    return attach::tryReadProcessStartTime(pid).value_or(0);
 }
 
 namespace {
