@@ -94,7 +94,8 @@ def check_alive(target):
         raise RuntimeError("target died during the benchmark: " + target.stderr_tail())
 
 
-def memtap_cycles(name, target, cycles):
+def memtap_cycles(name, target, cycles, binary=None):
+    binary = binary or common.MEMTAP
     m = dict(wall=[], lat=[], stop=[], c=[], py=[], rss=[], dwall=[], dc=[], dpy=[])
 
     def check(what):
@@ -104,7 +105,7 @@ def memtap_cycles(name, target, cycles):
         return after
 
     for i in range(cycles):
-        r, c, p = one_cycle(target, [common.MEMTAP, "attach", str(target.pid)], check("attach"))
+        r, c, p = one_cycle(target, [binary, "attach", str(target.pid)], check("attach"))
         found = ATTACH_RE.search(r.stdout)
         if not found:
             raise RuntimeError("unexpected attach output: %r" % r.stdout)
@@ -114,7 +115,7 @@ def memtap_cycles(name, target, cycles):
         m["c"].append(c)
         m["py"].append(p)
         m["rss"].append(r.maxrss_kb)
-        d, dc, dp = one_cycle(target, [common.MEMTAP, "detach", str(target.pid)], check("detach"))
+        d, dc, dp = one_cycle(target, [binary, "detach", str(target.pid)], check("detach"))
         m["dwall"].append(d.wall * 1000)
         m["dc"].append(dc)
         m["dpy"].append(dp)
@@ -142,17 +143,24 @@ def gdb_cycles(name, target, cycles):
     return g
 
 
-def bench_interpreter(name, python, ticker_so, cycles, n_gdb):
+def bench_interpreter(name, python, ticker_so, cycles, n_gdb, baseline=None):
     """Separate targets for the two routes: gdb must never see a process
-    memtap has been in (see README, "gdb after memtap")."""
+    memtap has been in (see README, "gdb after memtap"); and for a baseline
+    memtap build, whose agent is another image."""
     rows = {}
     with start_target(python, ticker_so) as target:
         rows["idle"] = idle_gaps(target, cycles)
         rows["memtap"] = memtap_cycles(name, target, cycles)
         check_alive(target)
-    with start_target(python, ticker_so) as target:
-        rows["gdb"] = gdb_cycles(name, target, n_gdb)
-        check_alive(target)
+    if baseline:
+        with start_target(python, ticker_so) as target:
+            rows["baseline"] = memtap_cycles(name + " baseline", target, cycles, baseline)
+            check_alive(target)
+    rows["gdb"] = dict(wall=[], c=[], py=[], rss=[])
+    if n_gdb > 0:
+        with start_target(python, ticker_so) as target:
+            rows["gdb"] = gdb_cycles(name, target, n_gdb)
+            check_alive(target)
     return rows
 
 
@@ -169,6 +177,7 @@ def main():
     ap.add_argument("--gdb-cycles", type=int, default=20)
     ap.add_argument("--interpreters", default="3.11,3.13,debian-3.11")
     ap.add_argument("--markdown", help="append the Markdown tables to this file")
+    ap.add_argument("--baseline-memtap", help="another memtap binary (e.g. an older build) measured alongside")
     args = ap.parse_args()
     if args.quick:
         args.cycles, args.gdb_cycles, args.interpreters = 5, 2, "3.11"
@@ -178,7 +187,7 @@ def main():
         for name, python in common.available_interpreters(args.interpreters.split(",")):
             version = common.interpreter_version(python)
             log("attach_latency: %s (%s)" % (name, version))
-            rows = bench_interpreter(name, python, ticker, args.cycles, args.gdb_cycles)
+            rows = bench_interpreter(name, python, ticker, args.cycles, args.gdb_cycles, args.baseline_memtap)
             m, g, idle = rows["memtap"], rows["gdb"], rows["idle"]
             out.append("#### %s: %s (Python %s)\n" % (name, python, version))
             out.append(common.table(
@@ -189,16 +198,20 @@ def main():
                   fmt(m["c"]), fmt(m["py"]), "%.1f" % (max(m["rss"]) / 1024)],
                  ["memtap detach", len(m["dwall"]), fmt(m["dwall"]), "-", "-", fmt(m["dc"]), fmt(m["dpy"]),
                   "-"],
+                 *([["baseline memtap attach", len(rows["baseline"]["wall"]), fmt(rows["baseline"]["wall"]),
+                     fmt(rows["baseline"]["lat"]), fmt(rows["baseline"]["stop"], 2), fmt(rows["baseline"]["c"]),
+                     fmt(rows["baseline"]["py"]), "%.1f" % (max(rows["baseline"]["rss"]) / 1024)]]
+                   if "baseline" in rows else []),
                  ["gdb route (tracemalloc.start)", len(g["wall"]), fmt(g["wall"], 0), "-", "-", fmt(g["c"], 0),
-                  fmt(g["py"], 0), "%.1f" % (max(g["rss"]) / 1024)]]))
+                  fmt(g["py"], 0), "%.1f" % (max(g["rss"]) / 1024) if g["rss"] else "-"]]))
             goal_lat = median(m["wall"]) <= 50
             goal_stop = max(m["stop"]) <= 5 and p90(m["c"]) <= 5 + 1 + p90(idle["c"])
+            gdb_ratio = ("gdb route median wall is %.0fx memtap's." % (median(g["wall"]) / median(m["wall"]))
+                         if g["wall"] else "gdb route not run.")
             out.append("\nGoals: attach <= 50 ms median: %s (median wall %.1f ms). No thread stopped > 5 ms: "
-                       "%s (reported max %.2f ms; C-ticker gap p90 %.1f ms vs idle p90 %.1f ms). "
-                       "gdb route median wall is %.0fx memtap's.\n"
+                       "%s (reported max %.2f ms; C-ticker gap p90 %.1f ms vs idle p90 %.1f ms). %s\n"
                        % ("met" if goal_lat else "MISSED", median(m["wall"]), "met" if goal_stop else "MISSED",
-                          max(m["stop"]), p90(m["c"]), p90(idle["c"]), median(g["wall"]) / median(m["wall"])
-                          if g["wall"] else float("nan")))
+                          max(m["stop"]), p90(m["c"]), p90(idle["c"]), gdb_ratio))
     common.emit(out, args.markdown)
 
 
