@@ -16,6 +16,7 @@
 
 #include "base/error.h"
 #include "base/unique_fd.h"
+#include "inject/leftover_scratch.h"
 #include "inject/remote_call.h"
 
 namespace memtap::inject {

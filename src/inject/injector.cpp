@@ -30,6 +30,7 @@
 #include "inject/padding_slot.h"
 #include "inject/code_scan.h"
 #include "inject/control_client.h"
+#include "inject/leftover_scratch.h"
 #include "inject/remote_call.h"
 #include "inject/safe_point.h"
 #include "inject/seccomp_filter.h"

@@ -52,7 +52,7 @@ CallPlan planCall(const user_regs_struct& interrupted, RemotePtr function,
 user_regs_struct planSyscall(const user_regs_struct& interrupted, RemotePtr syscallInsn, long number,
                              std::initializer_list<uint64_t> args);
 
-struct LeftoverScratch;
+struct LeftoverScratch; // leftover_scratch.h
 
 class HijackedThread {
 public:
@@ -125,22 +125,8 @@ private:
     uint64_t landing_ = 0, syscallEntry_ = 0, markerEnd_ = 0; // offsets in the scratch
     RemotePtr errnoAddress_;
     int savedErrno_ = 0;
-    bool registersChanged_ = false; // the thread's registers differ from resume state
     bool inCall_ = false;            // running our code and not back at the marker
     bool putBack_ = false;
 };
-
-// A scratch mapping left by a memtap that was killed mid-attach, safe to
-// take over: its owner process is gone and no call of its is in flight.
-struct LeftoverScratch {
-    RemotePtr base;
-    uint64_t size = 0;
-    bool adoptable = false;    // false: in use (owner alive, or a call in flight)
-    bool dataWritable = false; // false: its memtap died before mapping the data part
-};
-std::vector<LeftoverScratch> findLeftoverScratch(pid_t pid, const attach::RemoteMemory& memory);
-
-// This process's start time (/proc/self/stat field 22), stored as the owner's.
-uint64_t processStartTime(pid_t pid);
 
 } // namespace memtap::inject
