@@ -187,7 +187,8 @@ ControlLoop::run() {
                 continue;
             }
             polled[n] = &c;
-            fds[n++] = pollfd{c.fd, static_cast<short>(c.state == State::kReading ? POLLIN : POLLOUT), 0};
+            fds[n++] =
+                pollfd{c.fd, static_cast<short>(c.state == State::kReading ? POLLIN : POLLOUT), 0};
         }
         int ready = poll(fds, n, pollTimeout(now));
         if (ready < 0 && errno != EINTR) {

@@ -89,9 +89,8 @@ TracedThread::resumeOrThrow(Resume how, int signal) {
 
 TracedThread::TracedThread(TracedThread&& other) noexcept
     : pid_(other.pid_), tid_(other.tid_), alive_(other.alive_), attached_(other.attached_),
-      stopped_(other.stopped_),
-      pendingSignals_(std::move(other.pendingSignals_)), stoppedAt_(other.stoppedAt_),
-      stoppedTotal_(other.stoppedTotal_) {
+      stopped_(other.stopped_), pendingSignals_(std::move(other.pendingSignals_)),
+      stoppedAt_(other.stoppedAt_), stoppedTotal_(other.stoppedTotal_) {
     other.attached_ = false;
 }
 

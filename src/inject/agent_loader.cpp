@@ -73,13 +73,14 @@ dlopenOrThrow(HijackedThread& hijacked, pid_t pid, const attach::RemoteMemory& m
     const symbols::Module* libc = modules.libc();
     RemotePtr pathAddress = hijacked.scratch() + kScratchStringsOffset + kPathOffset;
     memory.writeOrThrow(pathAddress, path.c_str(), path.size() + 1);
-    handle = hijacked.callOrThrow(modules.resolveOrThrow(*libc, "dlopen"), {pathAddress.value(), RTLD_NOW},
-                                  timeout, "dlopen");
+    handle = hijacked.callOrThrow(modules.resolveOrThrow(*libc, "dlopen"),
+                                  {pathAddress.value(), RTLD_NOW}, timeout, "dlopen");
     if (handle == 0) {
-        uint64_t message =
-            hijacked.callOrThrow(modules.resolveOrThrow(*libc, "dlerror"), {}, milliseconds(2000), "dlerror");
+        uint64_t message = hijacked.callOrThrow(modules.resolveOrThrow(*libc, "dlerror"), {},
+                                                milliseconds(2000), "dlerror");
         std::string reason = message ? memory.readCStringOrThrow(RemotePtr(message), 512) : "unknown";
-        throw Error(ExitCode::Failure, fmt::format("process {} could not load the agent: {}", pid, reason));
+        throw Error(ExitCode::Failure,
+                    fmt::format("process {} could not load the agent: {}", pid, reason));
     }
     auto base = findLoadedAgent(pid);
     if (!base) {
@@ -119,7 +120,8 @@ tryLoadThroughMemfd(HijackedThread& hijacked, pid_t pid, const attach::RemoteMem
         }
         auto bytes = agentImage();
         if (::write(out.get(), bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size())) {
-            throw Error(ExitCode::Failure, describeErrno("writing the agent into the target's memfd", errno));
+            throw Error(ExitCode::Failure,
+                        describeErrno("writing the agent into the target's memfd", errno));
         }
     }
     // The loader keeps the path it was given as the library's name
@@ -169,7 +171,8 @@ loadThroughFileOrThrow(HijackedThread& hijacked, pid_t pid, const attach::Remote
         std::string hostPath = hostDir + "/" + name;
         // O_EXCL|O_NOFOLLOW: never through a name someone planted; the
         // directory's sticky bit keeps others from replacing it meanwhile.
-        UniqueFd out(::open(hostPath.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0500));
+        UniqueFd out(
+            ::open(hostPath.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0500));
         if (!out) {
             tried += fmt::format(" {} ({})", dir, std::strerror(errno));
             continue;
@@ -182,7 +185,8 @@ loadThroughFileOrThrow(HijackedThread& hijacked, pid_t pid, const attach::Remote
         }
         out = UniqueFd();
         uint64_t handle = 0;
-        return dlopenOrThrow(hijacked, pid, memory, modules, std::string(dir) + "/" + name, timeout, handle);
+        return dlopenOrThrow(hijacked, pid, memory, modules, std::string(dir) + "/" + name, timeout,
+                             handle);
     }
     throw Error(ExitCode::NotSupported,
                 fmt::format("process {} may not call memfd_create and has no place to receive the agent "

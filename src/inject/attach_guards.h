@@ -77,21 +77,22 @@ public:
         // Shell convention: 128 + the signal number (130 for SIGINT, 143 for SIGTERM).
         auto code = static_cast<ExitCode>(128 + sig);
         if (agentStarted) {
-            throw Error(code,
-                        fmt::format("interrupted by SIG{}: memtap is attached to process {} (its agent "
-                                    "is starting or running)",
-                                    sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", pid),
-                        fmt::format("check with `memtap status {0}`, remove it with `memtap detach {0}`",
-                                    pid));
+            throw Error(
+                code,
+                fmt::format("interrupted by SIG{}: memtap is attached to process {} (its agent "
+                            "is starting or running)",
+                            sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", pid),
+                fmt::format("check with `memtap status {0}`, remove it with `memtap detach {0}`", pid));
         }
-        throw Error(code, fmt::format("interrupted by SIG{} before process {} was changed; it is left as "
-                                      "it was",
-                                      sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", pid));
+        throw Error(code,
+                    fmt::format("interrupted by SIG{} before process {} was changed; it is left as "
+                                "it was",
+                                sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", pid));
     }
 
 private:
     static constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
-    struct sigaction old_[std::size(kSignals)] {};
+    struct sigaction old_[std::size(kSignals)]{};
 };
 
 // One attach at a time per target: an abstract Unix socket named after the
@@ -122,6 +123,5 @@ private:
     explicit AttachLock(UniqueFd fd) : fd_(std::move(fd)) {}
     UniqueFd fd_;
 };
-
 
 } // namespace memtap::inject

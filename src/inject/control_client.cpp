@@ -2,8 +2,8 @@
 
 #include <dirent.h>
 #include <poll.h>
-#include <sys/stat.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -27,7 +27,8 @@ removeStaleAgentSockets(pid_t pid) noexcept {
     struct stat ours {};
     struct stat theirs {};
     if (::stat("/proc/self/ns/pid", &ours) != 0 ||
-        ::stat(fmt::format("/proc/{}/ns/pid", pid).c_str(), &theirs) != 0 || ours.st_ino != theirs.st_ino) {
+        ::stat(fmt::format("/proc/{}/ns/pid", pid).c_str(), &theirs) != 0 ||
+        ours.st_ino != theirs.st_ino) {
         return 0;
     }
     std::string dir = fmt::format("/proc/{}/root/tmp", pid);
@@ -39,8 +40,8 @@ removeStaleAgentSockets(pid_t pid) noexcept {
     while (dirent* entry = ::readdir(d)) {
         int owner = 0;
         char tail[8] = {};
-        if (std::sscanf(entry->d_name, "memtap-%d.so%7s", &owner, tail) != 2 || std::strcmp(tail, "ck") != 0 ||
-            owner <= 0 || (::kill(owner, 0) == 0 || errno != ESRCH)) {
+        if (std::sscanf(entry->d_name, "memtap-%d.so%7s", &owner, tail) != 2 ||
+            std::strcmp(tail, "ck") != 0 || owner <= 0 || (::kill(owner, 0) == 0 || errno != ESRCH)) {
             continue; // not ours, or its process lives
         }
         std::string path = dir + "/" + entry->d_name;

@@ -27,14 +27,14 @@
 #include "inject/agent_image.h"
 #include "inject/agent_loader.h"
 #include "inject/attach_guards.h"
-#include "inject/padding_slot.h"
 #include "inject/code_scan.h"
 #include "inject/control_client.h"
 #include "inject/leftover_scratch.h"
+#include "inject/padding_slot.h"
 #include "inject/remote_call.h"
 #include "inject/safe_point.h"
-#include "inject/seccomp_filter.h"
 #include "inject/scratch_stub.h"
+#include "inject/seccomp_filter.h"
 #include "symbols/elf_file.h"
 #include "symbols/proc_maps.h"
 #include "symbols/python_discovery.h"
@@ -192,9 +192,8 @@ throwForStartStatus(int status, pid_t pid) {
 void
 setUpScratchOrThrow(HijackedThread& hijacked, pid_t pid, const attach::RemoteMemory& memory) {
     auto leftovers = findLeftoverScratch(pid, memory);
-    auto adoptable = std::find_if(leftovers.begin(), leftovers.end(), [](const LeftoverScratch& l) {
-        return l.adoptable;
-    });
+    auto adoptable = std::find_if(leftovers.begin(), leftovers.end(),
+                                  [](const LeftoverScratch& l) { return l.adoptable; });
     if (adoptable != leftovers.end()) {
         spdlog::debug("taking over the scratch {} a killed memtap left", adoptable->base);
         hijacked.adoptScratchOrThrow(*adoptable);
@@ -203,8 +202,9 @@ setUpScratchOrThrow(HijackedThread& hijacked, pid_t pid, const attach::RemoteMem
     }
     for (const auto& leftover : leftovers) {
         if (leftover.adoptable && leftover.base != hijacked.scratch()) {
-            checkSyscallResult(hijacked.syscallOrThrow(SYS_munmap, {leftover.base.value(), leftover.size}),
-                               "munmap of a leftover scratch");
+            checkSyscallResult(
+                hijacked.syscallOrThrow(SYS_munmap, {leftover.base.value(), leftover.size}),
+                "munmap of a leftover scratch");
         }
     }
 }
@@ -233,12 +233,11 @@ startAgentOnThread(HijackedThread& hijacked, pid_t pid, const attach::RemoteMemo
     auto args = makeStartArgs(pid, options, python, peer);
     RemotePtr argsAddress = scratch + kScratchArgsOffset;
     memory.writeOrThrow(argsAddress, &args, sizeof(args));
-    auto status = static_cast<int>(hijacked.callOrThrow(*agentBase + image.entryOffset,
-                                                        {argsAddress.value()}, options.timeout,
-                                                        MEMTAP_AGENT_ENTRY));
+    auto status = static_cast<int>(hijacked.callOrThrow(
+        *agentBase + image.entryOffset, {argsAddress.value()}, options.timeout, MEMTAP_AGENT_ENTRY));
     // The entry wrote where the agent thread reports its setup (protocol.h).
-    statusWord = RemotePtr(memory.readOrThrow<uint64_t>(
-        argsAddress + offsetof(memtap_start_args, start_status_addr)));
+    statusWord = RemotePtr(
+        memory.readOrThrow<uint64_t>(argsAddress + offsetof(memtap_start_args, start_status_addr)));
     return status;
 }
 
@@ -261,11 +260,12 @@ throwIfExited(pid_t pid) {
 
 Error
 stoppedWhileStartingError(pid_t pid) {
-    return Error(ExitCode::Timeout,
-                 fmt::format("process {} was stopped during attach: the agent is loaded and will "
-                             "answer once the process runs",
-                             pid),
-                 fmt::format("resume it with `kill -CONT {0}`, then check with `memtap status {0}`", pid));
+    return Error(
+        ExitCode::Timeout,
+        fmt::format("process {} was stopped during attach: the agent is loaded and will "
+                    "answer once the process runs",
+                    pid),
+        fmt::format("resume it with `kill -CONT {0}`, then check with `memtap status {0}`", pid));
 }
 
 void
@@ -375,7 +375,8 @@ chooseDeliveryOrThrow(pid_t pid, pid_t tid) {
     if (auto refusal = seccompRefusal(pid, tid, file)) {
         throw *refusal;
     }
-    spdlog::debug("process {}: the seccomp filter forbids memfd_create; delivering the agent as a file", pid);
+    spdlog::debug("process {}: the seccomp filter forbids memfd_create; delivering the agent as a file",
+                  pid);
     return AgentDelivery::File;
 }
 
@@ -470,8 +471,8 @@ attachOrThrow(pid_t pid, const AttachOptions& options) {
         int status = -1;
         try {
             setUpScratchOrThrow(hijacked, pid, memory);
-            status = startAgentOnThread(hijacked, pid, memory, modules, python, options, delivery,
-                                        peer, result.reusedAgent, statusWord);
+            status = startAgentOnThread(hijacked, pid, memory, modules, python, options, delivery, peer,
+                                        result.reusedAgent, statusWord);
         } catch (const Error& e) {
             // Take the scratch out again where we still can; a thread still
             // inside a call keeps it (the stub puts the thread back, a later

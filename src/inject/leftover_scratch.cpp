@@ -71,7 +71,8 @@ findLeftoverScratch(pid_t pid, const attach::RemoteMemory& memory) {
             }
             continue;
         }
-        if (!leftover.dataWritable || std::memcmp(control.magic, kScratchMagic, sizeof(kScratchMagic)) != 0 ||
+        if (!leftover.dataWritable ||
+            std::memcmp(control.magic, kScratchMagic, sizeof(kScratchMagic)) != 0 ||
             control.totalBytes != leftover.size) {
             continue;
         }

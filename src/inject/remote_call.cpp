@@ -27,8 +27,8 @@ constexpr uint64_t kDirectionFlag = 1u << 10; // EFLAGS.DF
 // Fault injection for the kill tests (tests/integration/kill): with
 // MEMTAP_TEST_KILL_AT=POINT memtap SIGKILLs itself at that point of the
 // borrow, so each moment the stub must survive is exercised every run.
-// Points: "mmap" (scratch mapped, not yet written), "scratch", "call:WHAT" (the thread is running the call),
-// "marker:WHAT" (stopped at the call's marker), "putback".
+// Points: "mmap" (scratch mapped, not yet written), "scratch", "call:WHAT" (the thread is running the
+// call), "marker:WHAT" (stopped at the call's marker), "putback".
 void
 dieHereIfAsked(const std::string& point) {
     static const char* wanted = std::getenv("MEMTAP_TEST_KILL_AT");
@@ -104,7 +104,8 @@ HijackedThread::writeControlOrThrow() {
     markerEnd_ = entries.markerEnd;
     // Data first, code last: until the code is there nothing jumps into it.
     if (!saved_.xstate.empty()) {
-        memory_.writeOrThrow(scratch_ + kScratchXstateOffset, saved_.xstate.data(), saved_.xstate.size());
+        memory_.writeOrThrow(scratch_ + kScratchXstateOffset, saved_.xstate.data(),
+                             saved_.xstate.size());
     }
     ScratchControl control = makeScratchControl(scratchSize_, saved_.general, saved_.xstate, ::getpid(),
                                                 processStartTime(::getpid()));
@@ -126,17 +127,18 @@ HijackedThread::createScratchOrThrow() {
     for (int slot = 0; slot <= kScratchHintSlots && result == -EEXIST; ++slot) {
         uint64_t hint = slot < kScratchHintSlots ? kScratchHint + slot * kScratchHintStride : 0;
         int fixed = hint != 0 ? MAP_FIXED_NOREPLACE : 0;
-        result = paddingSyscallOrThrow(SYS_mmap, {hint, size, PROT_READ | PROT_EXEC,
-                                                  static_cast<uint64_t>(MAP_PRIVATE | MAP_ANONYMOUS | fixed),
-                                                  static_cast<uint64_t>(-1), 0});
+        result =
+            paddingSyscallOrThrow(SYS_mmap, {hint, size, PROT_READ | PROT_EXEC,
+                                             static_cast<uint64_t>(MAP_PRIVATE | MAP_ANONYMOUS | fixed),
+                                             static_cast<uint64_t>(-1), 0});
         if (hint != 0 && result >= 0 && static_cast<uint64_t>(result) != hint) {
             // A kernel before 4.17 ignores MAP_FIXED_NOREPLACE: take what it gave.
             break;
         }
     }
     if (result < 0 && result > -4096) {
-        throw Error(ExitCode::Failure,
-                    describeErrno("mmap of memtap's scratch page in the target", static_cast<int>(-result)));
+        throw Error(ExitCode::Failure, describeErrno("mmap of memtap's scratch page in the target",
+                                                     static_cast<int>(-result)));
     }
     scratch_ = RemotePtr(static_cast<uint64_t>(result));
     scratchSize_ = size;
@@ -150,16 +152,17 @@ void
 HijackedThread::mapScratchDataOrThrow() {
     RemotePtr data = scratch_ + kScratchControlOffset;
     int64_t result = paddingSyscallOrThrow(
-        SYS_mmap, {data.value(), scratchSize_ - kScratchControlOffset, PROT_READ | PROT_WRITE,
-                   static_cast<uint64_t>(MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED), static_cast<uint64_t>(-1),
-                   0});
+        SYS_mmap,
+        {data.value(), scratchSize_ - kScratchControlOffset, PROT_READ | PROT_WRITE,
+         static_cast<uint64_t>(MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED), static_cast<uint64_t>(-1), 0});
     if (result != static_cast<int64_t>(data.value())) {
         paddingSyscallOrThrow(SYS_munmap, {scratch_.value(), scratchSize_});
         scratch_ = RemotePtr();
-        throw Error(ExitCode::Failure,
-                    result < 0 && result > -4096
-                        ? describeErrno("mmap of memtap's scratch data in the target", static_cast<int>(-result))
-                        : std::string("mmap of memtap's scratch data landed elsewhere"));
+        throw Error(
+            ExitCode::Failure,
+            result < 0 && result > -4096
+                ? describeErrno("mmap of memtap's scratch data in the target", static_cast<int>(-result))
+                : std::string("mmap of memtap's scratch data landed elsewhere"));
     }
 }
 
@@ -258,8 +261,7 @@ HijackedThread::runToMarkerOrThrow(std::chrono::milliseconds timeout, const char
         case attach::Stop::Kind::Syscall: {
             __ptrace_syscall_info info{};
             if (::ptrace(PTRACE_GET_SYSCALL_INFO, thread_.tid(), sizeof(info), &info) <= 0) {
-                throw Error(ExitCode::Failure,
-                            describeErrno("PTRACE_GET_SYSCALL_INFO", errno));
+                throw Error(ExitCode::Failure, describeErrno("PTRACE_GET_SYSCALL_INFO", errno));
             }
             if (info.op == PTRACE_SYSCALL_INFO_ENTRY && info.entry.nr == kMarkerSyscall &&
                 info.instruction_pointer == (scratch_ + markerEnd_).value()) {
@@ -272,8 +274,8 @@ HijackedThread::runToMarkerOrThrow(std::chrono::milliseconds timeout, const char
         case attach::Stop::Kind::Signal: {
             siginfo_t si{};
             ::ptrace(PTRACE_GETSIGINFO, thread_.tid(), nullptr, &si);
-            bool synchronous = stop.signal == SIGSEGV || stop.signal == SIGBUS || stop.signal == SIGILL ||
-                               stop.signal == SIGFPE || stop.signal == SIGTRAP;
+            bool synchronous = stop.signal == SIGSEGV || stop.signal == SIGBUS ||
+                               stop.signal == SIGILL || stop.signal == SIGFPE || stop.signal == SIGTRAP;
             if (synchronous && si.si_code > 0) {
                 // Raised by the kernel for our call: not the target's to see.
                 inCall_ = false;

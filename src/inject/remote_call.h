@@ -125,7 +125,7 @@ private:
     uint64_t landing_ = 0, syscallEntry_ = 0, markerEnd_ = 0; // offsets in the scratch
     RemotePtr errnoAddress_;
     int savedErrno_ = 0;
-    bool inCall_ = false;            // running our code and not back at the marker
+    bool inCall_ = false; // running our code and not back at the marker
     bool putBack_ = false;
 };
 

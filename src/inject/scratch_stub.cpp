@@ -77,7 +77,6 @@ loadRegister(Emitter& e, unsigned reg, uint64_t target) {
     e.ripRelative(target);
 }
 
-
 // Loads rflags, every general register, rsp and rip from the control block
 // at `control` (an offset in the same address space as the code). With
 // `ownStack`, popfq goes through the control block's miniStack; without, the
@@ -211,8 +210,7 @@ resumeRegistersFor(const user_regs_struct& interrupted) {
     if (nr >= 0 && attach::isRestartCode(rax)) {
         // Back onto the 2-byte `syscall` (checked by the safe-point rule).
         regs.rip = interrupted.rip - 2;
-        regs.rax = (rax == -attach::kErestartRestartBlock) ? kRestartSyscall
-                                                           : interrupted.orig_rax;
+        regs.rax = (rax == -attach::kErestartRestartBlock) ? kRestartSyscall : interrupted.orig_rax;
     }
     regs.orig_rax = static_cast<uint64_t>(-1);
     return regs;

@@ -72,13 +72,13 @@ struct ScratchControl {
     int32_t ownerPid;        // the memtap process (host pid) that set this scratch up
     uint32_t inCall;         // 1 while the thread may be running our code; the stub clears it
     uint64_t ownerStartTime; // its start time (/proc/PID/stat field 22), against PID reuse
-    uint32_t released;      // reserved (0)
-    uint32_t closeResultFd; // 1: the last call's result is a new fd of ours: the stub closes it
-    uint64_t result;       // rax of the last remote call, stored by `landing`
-    uint64_t errnoAddress; // the thread's &errno (0 until known): the stub restores it
+    uint32_t released;       // reserved (0)
+    uint32_t closeResultFd;  // 1: the last call's result is a new fd of ours: the stub closes it
+    uint64_t result;         // rax of the last remote call, stored by `landing`
+    uint64_t errnoAddress;   // the thread's &errno (0 until known): the stub restores it
     int32_t savedErrno;
     int32_t fdToClosePlusOne; // else: a memfd of ours the stub closes (0: none)
-    uint64_t xrstorMask; // EDX:EAX for XRSTOR; 0 = no extended state saved
+    uint64_t xrstorMask;      // EDX:EAX for XRSTOR; 0 = no extended state saved
     // Resume registers (resumeRegistersFor), loaded by the restore path.
     uint64_t rax, rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14, r15;
     uint64_t rsp, rip, rflags;

@@ -738,10 +738,12 @@ scratchPageSyscalls() {
         // (remote_call.cpp createScratchOrThrow); the return stub's marker.
         call(SYS_mmap, "mmap", kRemote,
              {u, u, k(PROT_READ | PROT_EXEC),
-              SyscallArg::oneOf({MAP_PRIVATE | MAP_ANONYMOUS, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE}),
+              SyscallArg::oneOf(
+                  {MAP_PRIVATE | MAP_ANONYMOUS, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE}),
               k(neg(-1)), k(0)}),
         call(SYS_mmap, "mmap", kRemote,
-             {u, u, k(PROT_READ | PROT_WRITE), k(MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED), k(neg(-1)), k(0)}),
+             {u, u, k(PROT_READ | PROT_WRITE), k(MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED), k(neg(-1)),
+              k(0)}),
         call(SYS_getpid, "getpid", kRemote, {}),
     };
 }

@@ -47,16 +47,17 @@ TEST_CASE("the return stub decodes to syscall, landing, marker and a full restor
     CHECK(entries.syscallEntry == 0);
     CHECK(entries.landing == 2);
     // landing stores rax into the control block's result field.
-    CHECK(lines[1] == "mov qword ptr [rip + 0x" +
-                          fmt::format("{:x}", kScratchControlOffset + offsetof(ScratchControl, result) - 9) +
-                          "], rax");
+    CHECK(lines[1] ==
+          "mov qword ptr [rip + 0x" +
+              fmt::format("{:x}", kScratchControlOffset + offsetof(ScratchControl, result) - 9) +
+              "], rax");
     CHECK(lines[2] == "mov eax, 0x27"); // getpid
     CHECK(lines[3] == "syscall ");
     CHECK(entries.markerEnd == 2 + 7 + 5 + 2);
     CHECK(contains(lines, "xrstor64"));
     CHECK(contains(lines, "popfq"));
-    for (const char* reg : {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12",
-                            "r13", "r14", "r15", "rsp"}) {
+    for (const char* reg : {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11",
+                            "r12", "r13", "r14", "r15", "rsp"}) {
         CHECK(contains(lines, std::string("mov ") + reg + ", qword ptr [rip + "));
     }
     CHECK(lines.back().rfind("jmp qword ptr [rip + ", 0) == 0);
