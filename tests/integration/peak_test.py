@@ -94,6 +94,13 @@ def check_mode(mode, megabytes, low, high):
     text = memtap("status", pid)
     if "peak traced:" not in text:
         FAILURES.append("%s: status text has no peak line:\n%s" % (mode, text))
+    # watch (plain reports: stdout is a pipe): the burst's line is on the
+    # report with its height at the peak, though its growth is gone.
+    report = memtap("watch", pid, "--count", "1", "--interval", "0.2", "--top", "5")
+    burst_rows = [l for l in report.splitlines() if ("%s:%d:" % (SCRIPT, BURST_LINE)) in l]
+    print("%s watch: %s" % (mode, burst_rows))
+    if not burst_rows or ", at peak +" not in burst_rows[0] or "peak " not in report.splitlines()[1]:
+        FAILURES.append("%s: watch does not show the burst at the peak:\n%s" % (mode, report))
 
     memtap("peak-reset", pid)
     st = status(pid)
