@@ -77,9 +77,9 @@ constinit int64_t g_tracedCountFp = 0;
 // workload whose traced total does not make new highs makes none.
 constexpr int64_t kPeakFloorBytes = int64_t{1} << 20;
 constinit int64_t g_peakBytes = 0;
-constinit uint64_t g_peakUnixMs = 0;       // CLOCK_REALTIME_COARSE of the last new high
+constinit uint64_t g_peakUnixMs = 0;             // CLOCK_REALTIME_COARSE of the last new high
 constinit int64_t g_peakFloor = kPeakFloorBytes; // at least a few samples in sampled mode
-constinit int64_t g_capturedBytes = 0;     // g_tracedBytes at the last copy
+constinit int64_t g_capturedBytes = 0;           // g_tracedBytes at the last copy
 constinit int64_t g_capturedCountFp = 0;
 constinit uint64_t g_capturedUnixMs = 0;
 constinit uint64_t g_churnSinceCapture = 0;
@@ -407,7 +407,8 @@ engineTracebackCount() noexcept {
 }
 
 size_t
-engineCopyTracebacks(SnapshotRow* rows, size_t capacity, EngineTotals* totals, SnapshotKind kind) noexcept {
+engineCopyTracebacks(SnapshotRow* rows, size_t capacity, EngineTotals* totals,
+                     SnapshotKind kind) noexcept {
     size_t n = 0;
     bool peak = kind == SnapshotKind::kPeak;
     pthread_mutex_lock(&g_lock);

@@ -296,9 +296,9 @@ validateSnapshotNameOrThrow(const std::string& name) {
                   return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
               });
     if (!ok) {
-        throw Error(
-            ExitCode::Usage, fmt::format("'{}' is not a valid snapshot name", name),
-            "use letters, digits, '-', '_' or '.' (and not 'now' or 'peak', which diff reads from the agent)");
+        throw Error(ExitCode::Usage, fmt::format("'{}' is not a valid snapshot name", name),
+                    "use letters, digits, '-', '_' or '.' (and not 'now' or 'peak', which diff reads "
+                    "from the agent)");
     }
 }
 

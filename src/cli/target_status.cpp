@@ -61,7 +61,8 @@ readTargetStatusOrThrow(pid_t pid) {
     status.rssBytes = readRssBytes(pid);
     timespec now{};
     clock_gettime(CLOCK_REALTIME, &now);
-    status.nowUnixMs = static_cast<uint64_t>(now.tv_sec) * 1000u + static_cast<uint64_t>(now.tv_nsec) / 1000000u;
+    status.nowUnixMs =
+        static_cast<uint64_t>(now.tv_sec) * 1000u + static_cast<uint64_t>(now.tv_nsec) / 1000000u;
     return status;
 }
 

@@ -101,13 +101,15 @@ fitParts(const std::vector<std::string>& parts, std::string_view separator, int 
 
 std::vector<std::string>
 memoryParts(const WatchHeader& header) {
-    std::vector<std::string> parts{fmt::format("rss {} ({})", formatSize(header.rssBytes, false),
-                        formatSize(header.rssChange, true)),
-            fmt::format("traced {}", formatSize(header.tracedBytes, false)),
-            fmt::format("malloc free {}", formatSize(header.mallocFreeBytes, false)),
-            fmt::format("by {}", sanitizeText(header.byName))};
+    std::vector<std::string> parts{
+        fmt::format("rss {} ({})", formatSize(header.rssBytes, false),
+                    formatSize(header.rssChange, true)),
+        fmt::format("traced {}", formatSize(header.tracedBytes, false)),
+        fmt::format("malloc free {}", formatSize(header.mallocFreeBytes, false)),
+        fmt::format("by {}", sanitizeText(header.byName))};
     if (header.peakTracedBytes > 0) {
-        parts.insert(parts.begin() + 2, fmt::format("peak {}", formatSize(header.peakTracedBytes, false)));
+        parts.insert(parts.begin() + 2,
+                     fmt::format("peak {}", formatSize(header.peakTracedBytes, false)));
     }
     return parts;
 }
@@ -204,19 +206,20 @@ tableRow(const WatchRow& row, int index, bool selected, const Layout& layout, bo
     std::string growth = padLeft(formatSize(row.sizeGrowth, true), kSizeWidth);
     std::string_view growthColor = row.sizeGrowth > 0 ? kRed : kGreen;
     std::string peak = layout.peak ? padLeft(formatSize(row.peakGrowth, true), kSizeWidth) + " " : "";
-    std::string line = fmt::format(
-        "{} {} {}{} {} {} {}", rank, row.sizeGrowth != 0 ? paint(growth, growthColor, cellColor) : growth,
-        peak, padLeft(formatSize(row.lastIntervalGrowth, true), kSizeWidth),
-        padLeft(fmt::format("{:+d}", row.countDiff), kCountWidth),
-        paint(sparkline(row.history), kCyan, cellColor), siteText(topFrame(row), layout.siteWidth));
+    std::string line = fmt::format("{} {} {}{} {} {} {}", rank,
+                                   row.sizeGrowth != 0 ? paint(growth, growthColor, cellColor) : growth,
+                                   peak, padLeft(formatSize(row.lastIntervalGrowth, true), kSizeWidth),
+                                   padLeft(fmt::format("{:+d}", row.countDiff), kCountWidth),
+                                   paint(sparkline(row.history), kCyan, cellColor),
+                                   siteText(topFrame(row), layout.siteWidth));
     if (layout.sourceWidth > 0 && !row.sourceLine.empty()) {
         line = padRight(line, layout.fixedWidth + layout.siteWidth) + "  ";
         line += truncateRight(sanitizeText(row.sourceLine), layout.sourceWidth);
     }
     if (selected && color) {
         // The bar spans the table's width, not just the row's text.
-        return paint(padRight(line, layout.fixedWidth + layout.siteWidth + 2 + layout.sourceWidth), kReverse,
-                     true);
+        return paint(padRight(line, layout.fixedWidth + layout.siteWidth + 2 + layout.sourceWidth),
+                     kReverse, true);
     }
     return line;
 }

@@ -161,7 +161,8 @@ TEST_CASE("status key-value payloads and JSON", "[status]") {
           "{\"attached\":false,\"pid\":8,\"python\":\"3.6.15\",\"rss_bytes\":0}\n");
 }
 
-TEST_CASE("status shows the traced peak: peak_traced_bytes and peak_at in JSON, a line in text", "[status][peak]") {
+TEST_CASE("status shows the traced peak: peak_traced_bytes and peak_at in JSON, a line in text",
+          "[status][peak]") {
     TargetStatus status;
     status.pid = 7;
     status.attached = true;
