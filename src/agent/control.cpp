@@ -353,7 +353,13 @@ ControlLoop::dispatch(Connection& c, int64_t now) {
         formatStatus(c.payload);
         replyOk(c, now);
     } else if (std::strcmp(request, "snapshot") == 0) {
-        formatSnapshot(c.payload);
+        formatSnapshot(c.payload, SnapshotKind::kNow);
+        replyOk(c, now);
+    } else if (std::strcmp(request, "snapshot peak") == 0) {
+        formatSnapshot(c.payload, SnapshotKind::kPeak);
+        replyOk(c, now);
+    } else if (std::strcmp(request, "peak-reset") == 0) {
+        engineResetPeak();
         replyOk(c, now);
     } else if (std::strcmp(request, "detach") == 0) {
         detach(c, now);

@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <sys/mman.h>
+#include <time.h>
 
 namespace memtap_agent {
 
@@ -57,6 +58,31 @@ constinit NoDestroy<AddressTable> g_addresses;
 constinit uint8_t* g_filter = nullptr; // counts then bitmap; mapped once, kept across attaches
 constinit int64_t g_tracedBytes = 0;
 constinit int64_t g_tracedCountFp = 0;
+
+// Peak. g_peakBytes is the high-water mark of g_tracedBytes since the tables
+// were (re)started or the peak was reset, updated on every traced change: a
+// compare in account(), which only traced allocations reach (in sampled mode
+// one per sample), never on the hooks' inline path. The per-traceback
+// breakdown at the peak (Traceback::peakBytes/peakCountFp, "the peak table")
+// is copied from the live aggregates only when a new peak is reached after
+// more than peakMargin() bytes of traced churn (allocated plus freed) since
+// the last copy. Accuracy: between the last copy and the true peak at most
+// m = peakMargin() bytes were allocated or freed (else the peak itself would
+// have been copied), so the table's sites differ from the true breakdown by
+// at most m in total, |peak-time bytes - copied bytes| summed over all
+// sites <= max(peak/64, floor). A site holding a share s of the peak is shown
+// with at least (s - 1/64)/s of its size: >= 80% once s >= 8%, ~98% for a
+// burst that dominates the peak. A copy costs one pass over the tracebacks;
+// growth from B to 2B makes at most ~45 copies (1.0156^45 = 2), and a
+// workload whose traced total does not make new highs makes none.
+constexpr int64_t kPeakFloorBytes = int64_t{1} << 20;
+constinit int64_t g_peakBytes = 0;
+constinit uint64_t g_peakUnixMs = 0;             // CLOCK_REALTIME_COARSE of the last new high
+constinit int64_t g_peakFloor = kPeakFloorBytes; // at least a few samples in sampled mode
+constinit int64_t g_capturedBytes = 0;           // g_tracedBytes at the last copy
+constinit int64_t g_capturedCountFp = 0;
+constinit uint64_t g_capturedUnixMs = 0;
+constinit uint64_t g_churnSinceCapture = 0;
 
 inline void
 countCall(ThreadState& t) {
@@ -115,6 +141,48 @@ weightOf(uint64_t size) {
     return g_exact ? Weight{size, kCountOne} : sampleWeight(size);
 }
 
+uint64_t
+coarseUnixMs() {
+    // The coarse clock is a vDSO read of the last tick (no syscall): enough
+    // for a millisecond figure a person reads.
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000u + static_cast<uint64_t>(ts.tv_nsec) / 1000000u;
+}
+
+// Under g_lock, tables live: the peak table becomes the live aggregates.
+void
+capturePeak() {
+    Traces& traces = g_traces.value;
+    size_t count = traces.tracebackCount();
+    for (size_t i = 0; i < count; ++i) {
+        Traceback& t = traces.traceback(static_cast<uint32_t>(i));
+        t.peakBytes = t.bytes;
+        t.peakCountFp = t.countFp;
+    }
+    g_capturedBytes = g_tracedBytes;
+    g_capturedCountFp = g_tracedCountFp;
+    g_capturedUnixMs = g_peakUnixMs;
+    g_churnSinceCapture = 0;
+}
+
+int64_t
+peakMargin() {
+    int64_t relative = g_capturedBytes / 64;
+    return relative > g_peakFloor ? relative : g_peakFloor;
+}
+
+// Under g_lock.
+void
+resetPeakState() {
+    g_peakBytes = 0;
+    g_peakUnixMs = 0;
+    g_capturedBytes = 0;
+    g_capturedCountFp = 0;
+    g_capturedUnixMs = 0;
+    g_churnSinceCapture = 0;
+}
+
 void
 account(uint32_t trace, uint64_t size, int sign) {
     Weight w = weightOf(size);
@@ -123,6 +191,14 @@ account(uint32_t trace, uint64_t size, int sign) {
     t.countFp += sign * w.countFp;
     g_tracedBytes += sign * static_cast<int64_t>(w.bytes);
     g_tracedCountFp += sign * w.countFp;
+    g_churnSinceCapture += w.bytes;
+    if (g_tracedBytes > g_peakBytes) {
+        g_peakBytes = g_tracedBytes;
+        g_peakUnixMs = coarseUnixMs();
+        if (g_churnSinceCapture > static_cast<uint64_t>(peakMargin())) {
+            capturePeak();
+        }
+    }
 }
 
 // Under g_lock, tables live.
@@ -198,6 +274,7 @@ freeTables() {
     g_addresses.value.reset();
     g_tracedBytes = 0;
     g_tracedCountFp = 0;
+    resetPeakState();
     if (g_filter != nullptr) {
         // Anonymous memory: MADV_DONTNEED gives back the pages, zero-filled.
         madvise(g_filter, kFilterBytes, MADV_DONTNEED);
@@ -214,6 +291,13 @@ engineStart(const EngineConfig& config) noexcept {
     g_exact = config.mode == MEMTAP_MODE_EXACT;
     g_capture = config.captureFrames;
     g_frames = static_cast<int>(config.frames);
+    // A copy of the peak table every few samples at most: below that the
+    // breakdown would move by single samples anyway.
+    g_peakFloor = kPeakFloorBytes;
+    if (!g_exact && config.sampleBytes > 0 && config.sampleBytes < (uint64_t{1} << 40) &&
+        static_cast<int64_t>(config.sampleBytes * 8) > g_peakFloor) {
+        g_peakFloor = static_cast<int64_t>(config.sampleBytes * 8);
+    }
     if (g_filter == nullptr) {
         g_filter = static_cast<uint8_t*>(mapZeroed(kFilterBytes));
     }
@@ -291,6 +375,29 @@ engineTotals() noexcept {
     return totals;
 }
 
+EnginePeak
+enginePeak() noexcept {
+    pthread_mutex_lock(&g_lock);
+    EnginePeak peak{};
+    peak.peakBytes = g_peakBytes > 0 ? static_cast<uint64_t>(g_peakBytes) : 0;
+    peak.peakUnixMs = g_peakUnixMs;
+    peak.capturedBytes = g_capturedBytes > 0 ? static_cast<uint64_t>(g_capturedBytes) : 0;
+    peak.capturedUnixMs = g_capturedUnixMs;
+    pthread_mutex_unlock(&g_lock);
+    return peak;
+}
+
+void
+engineResetPeak() noexcept {
+    pthread_mutex_lock(&g_lock);
+    if (g_live) {
+        g_peakBytes = g_tracedBytes;
+        g_peakUnixMs = coarseUnixMs();
+        capturePeak();
+    }
+    pthread_mutex_unlock(&g_lock);
+}
+
 size_t
 engineTracebackCount() noexcept {
     pthread_mutex_lock(&g_lock);
@@ -300,8 +407,10 @@ engineTracebackCount() noexcept {
 }
 
 size_t
-engineCopyTracebacks(SnapshotRow* rows, size_t capacity, EngineTotals* totals) noexcept {
+engineCopyTracebacks(SnapshotRow* rows, size_t capacity, EngineTotals* totals,
+                     SnapshotKind kind) noexcept {
     size_t n = 0;
+    bool peak = kind == SnapshotKind::kPeak;
     pthread_mutex_lock(&g_lock);
     if (g_live) {
         // The only work under the lock: one pass over the aggregates, which
@@ -310,13 +419,15 @@ engineCopyTracebacks(SnapshotRow* rows, size_t capacity, EngineTotals* totals) n
         size_t count = traces.tracebackCount();
         for (size_t i = 0; i < count && n < capacity; ++i) {
             const Traceback& t = traces.traceback(static_cast<uint32_t>(i));
-            if (t.countFp > 0 || t.bytes > 0) {
-                rows[n++] = SnapshotRow{t.bytes, t.countFp, t.frames, t.nframes};
+            int64_t bytes = peak ? t.peakBytes : t.bytes;
+            int64_t countFp = peak ? t.peakCountFp : t.countFp;
+            if (countFp > 0 || bytes > 0) {
+                rows[n++] = SnapshotRow{bytes, countFp, t.frames, t.nframes};
             }
         }
     }
-    int64_t bytes = g_tracedBytes;
-    int64_t countFp = g_tracedCountFp;
+    int64_t bytes = peak ? g_capturedBytes : g_tracedBytes;
+    int64_t countFp = peak ? g_capturedCountFp : g_tracedCountFp;
     pthread_mutex_unlock(&g_lock);
     totals->allocationsSeen = g_allocationsSeen.load(std::memory_order_relaxed);
     totals->tracedBytes = bytes > 0 ? static_cast<uint64_t>(bytes) : 0;

@@ -49,6 +49,18 @@ struct EngineTotals {
 };
 EngineTotals engineTotals() noexcept;
 
+// The traced high-water mark since the tables started or the last reset
+// (engine.cpp "Peak" for how the breakdown is kept and its accuracy bound).
+struct EnginePeak {
+    uint64_t peakBytes;      // exact high-water mark of traced bytes
+    uint64_t peakUnixMs;     // wall clock when it was reached, 0 if never
+    uint64_t capturedBytes;  // traced bytes when the peak breakdown was copied
+    uint64_t capturedUnixMs; // when that was
+};
+EnginePeak enginePeak() noexcept;
+// The peak becomes what is traced now (agent thread).
+void engineResetPeak() noexcept;
+
 // Snapshot support, agent thread only. A row is one traceback with live
 // memory; frames point into tables that stay valid until engineStop(), which
 // only the agent thread calls, so rows can be formatted after the lock is
@@ -63,8 +75,11 @@ struct SnapshotRow {
 };
 // An upper bound for the rows a copy made now would return (plus new ones).
 size_t engineTracebackCount() noexcept;
+enum class SnapshotKind { kNow, kPeak };
 // Copies at most capacity rows under the engine lock; returns how many.
-size_t engineCopyTracebacks(SnapshotRow* rows, size_t capacity, EngineTotals* totals) noexcept;
+// kPeak: the breakdown at the peak, with totals of that moment.
+size_t engineCopyTracebacks(SnapshotRow* rows, size_t capacity, EngineTotals* totals,
+                            SnapshotKind kind) noexcept;
 const InternedString& engineString(uint32_t id) noexcept;
 
 // fork() in the target: the child has no agent thread, so it must not keep

@@ -167,6 +167,12 @@ typedef int (*memtap_agent_start_fn)(struct memtap_start_args*);
  *                    restart then), hook_reinstall_unix_ms (wall clock of the
  *                    last one, 0 if none), hook_reinstall_domains ("none" or
  *                    e.g. "mem,obj"),
+ *                    peak_traced_bytes (high-water mark of traced_bytes
+ *                    since attach, a trace restart or the last peak-reset),
+ *                    peak_unix_ms (wall clock, CLOCK_REALTIME_COARSE, when
+ *                    it was reached; 0 if never), peak_breakdown_bytes
+ *                    (traced_bytes of the breakdown "snapshot peak" serves,
+ *                    within max(peak/64, 1 MiB or 8 samples) of the peak),
  *                    frame_capture ("yes", or "no" when the frame walker
  *                    does not support this interpreter: tracebacks are then
  *                    empty). allocations_seen is batched per thread and may
@@ -177,6 +183,14 @@ typedef int (*memtap_agent_start_fn)(struct memtap_start_args*);
  *                    happens before the reply is sent: once the host reads
  *                    "ok 0" the socket path is gone and a new start works.
  *   snapshot         payload: a snapshot in the text format below
+ *   snapshot peak    payload: the same format, holding the per-traceback
+ *                    breakdown at the traced high-water mark; traced_bytes
+ *                    and traced_count are the totals of that breakdown. It
+ *                    is copied lazily (src/agent/engine.cpp, "Peak"): the
+ *                    sizes of all tracebacks together differ from those at
+ *                    the true peak by at most max(peak/64, 1 MiB or 8
+ *                    samples).
+ *   peak-reset       payload: empty; the peak becomes what is traced now.
  *   release-scratch  payload: empty; unmaps [scratch_addr, scratch_addr +
  *                    scratch_size) of the start args, once. A second call,
  *                    or scratch_addr 0, replies "ok 0" and does nothing;

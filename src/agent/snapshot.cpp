@@ -48,7 +48,7 @@ roundCount(int64_t countFp) {
 } // namespace
 
 void
-formatSnapshot(Text& out) noexcept {
+formatSnapshot(Text& out, SnapshotKind kind) noexcept {
     const memtap_start_args& args = g_agent.args;
     // A chain cut since the last look is re-installed first (and the traces
     // restarted), so this snapshot holds only what the hooks really saw.
@@ -62,7 +62,7 @@ formatSnapshot(Text& out) noexcept {
         return;
     }
     EngineTotals totals{};
-    size_t n = engineCopyTracebacks(rows, capacity, &totals);
+    size_t n = engineCopyTracebacks(rows, capacity, &totals, kind);
 
     out.append("memtap-snapshot 1\nmode ");
     out.append(args.mode == MEMTAP_MODE_EXACT ? "exact" : "sampled");

@@ -2,11 +2,13 @@
 #ifndef MEMTAP_AGENT_SNAPSHOT_H
 #define MEMTAP_AGENT_SNAPSHOT_H
 
+#include "agent/engine.h"
 #include "agent/text.h"
 
 namespace memtap_agent {
 
-void formatSnapshot(Text& out) noexcept;
+// kPeak: the breakdown at the traced high-water mark ("snapshot peak").
+void formatSnapshot(Text& out, SnapshotKind kind) noexcept;
 
 } // namespace memtap_agent
 

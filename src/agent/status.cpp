@@ -139,6 +139,10 @@ formatStatus(Text& out) noexcept {
     line(out, "allocations_seen", totals.allocationsSeen);
     line(out, "traced_bytes", totals.tracedBytes);
     line(out, "traced_count", totals.tracedCount);
+    EnginePeak peak = enginePeak();
+    line(out, "peak_traced_bytes", peak.peakBytes);
+    line(out, "peak_unix_ms", peak.peakUnixMs);
+    line(out, "peak_breakdown_bytes", peak.capturedBytes);
     line(out, "malloc_free_bytes", mallocFreeBytes());
     line(out, "agent_bytes", agentMappedBytes());
     line(out, "hooks", hooksWord(chain));

@@ -29,6 +29,10 @@ struct Traceback {
     int64_t countFp; // live count, fixed point (kCountOne = 1 allocation)
     const Frame* frames;
     uint32_t nframes;
+    // The peak table (engine.cpp, "Peak"): bytes and count here at the last
+    // capture of the breakdown at the traced high-water mark.
+    int64_t peakBytes;
+    int64_t peakCountFp;
 };
 
 inline constexpr int64_t kCountOne = int64_t{1} << 20;

@@ -12,7 +12,7 @@
 namespace memtap::cli {
 
 std::vector<CommandSpec> coreCommands();     // attach, status, detach
-std::vector<CommandSpec> snapshotCommands(); // snapshot, diff
+std::vector<CommandSpec> snapshotCommands(); // snapshot, diff, peak-reset
 std::vector<CommandSpec> watchCommands();    // watch
 
 // Shared by the commands that attach (attach, watch): the options and how
@@ -23,5 +23,9 @@ inject::AttachOptions attachOptionsFrom(const ParsedArgs& args);
 // The agent's "snapshot" reply, as text (commands_snapshot.cpp).
 // Error(NotAttached) when no agent serves the process.
 std::string takeSnapshotTextOrThrow(pid_t pid);
+// The agent's "snapshot peak" reply: the breakdown at the traced peak.
+std::string takePeakSnapshotTextOrThrow(pid_t pid);
+// "peak-reset": the peak becomes what is traced now.
+void resetPeakOrThrow(pid_t pid);
 
 } // namespace memtap::cli

@@ -113,7 +113,8 @@ coreCommands() {
          "PID",
          "Show whether memtap is attached to PID, and what it has seen.",
          "--json prints one JSON object: attached, pid, python, mode, sample_bytes, frames,\n"
-         "allocations_seen, traced_bytes, traced_count, malloc_free_bytes, hooks, hook_chain,\n"
+         "allocations_seen, traced_bytes, traced_count, peak_traced_bytes, peak_at (unix ms),\n"
+         "peak_unix_ms, peak_breakdown_bytes, malloc_free_bytes, hooks, hook_chain,\n"
          "hook_reinstalls, hook_reinstall_unix_ms, hook_reinstall_domains, hook_problem (plain words,\n"
          "only when hooks were cut out by another allocator hook), rss_bytes.",
          1,

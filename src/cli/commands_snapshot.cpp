@@ -15,15 +15,34 @@
 
 namespace memtap::cli {
 
-std::string
-takeSnapshotTextOrThrow(pid_t pid) {
+namespace {
+
+inject::ControlClient
+connectOrThrow(pid_t pid) {
     attach::readProcessInfoOrThrow(pid);
     auto client = inject::ControlClient::tryConnect(pid);
     if (!client) {
         throw Error(ExitCode::NotAttached, fmt::format("memtap is not attached to process {}", pid),
                     fmt::format("attach first with `memtap attach {}`", pid));
     }
-    return client->requestOrThrow("snapshot", std::chrono::milliseconds(30000));
+    return std::move(*client);
+}
+
+} // namespace
+
+std::string
+takeSnapshotTextOrThrow(pid_t pid) {
+    return connectOrThrow(pid).requestOrThrow("snapshot", std::chrono::milliseconds(30000));
+}
+
+std::string
+takePeakSnapshotTextOrThrow(pid_t pid) {
+    return connectOrThrow(pid).requestOrThrow("snapshot peak", std::chrono::milliseconds(30000));
+}
+
+void
+resetPeakOrThrow(pid_t pid) {
+    connectOrThrow(pid).requestOrThrow("peak-reset", std::chrono::milliseconds(5000));
 }
 
 namespace {
@@ -55,8 +74,26 @@ loadOrTake(const SnapshotStore& store, pid_t pid, const std::string& name) {
     if (name == "now") {
         return report::parseSnapshotOrThrow(takeSnapshotTextOrThrow(pid));
     }
+    if (name == "peak") {
+        return report::parseSnapshotOrThrow(takePeakSnapshotTextOrThrow(pid));
+    }
     validateSnapshotNameOrThrow(name);
     return report::parseSnapshotOrThrow(store.loadOrThrow(name));
+}
+
+int
+runPeakReset(const ParsedArgs& args) {
+    pid_t pid = parsePidOrThrow(args.positional[0]);
+    resetPeakOrThrow(pid);
+    auto agent = tryReadAgentStatus(pid);
+    std::string peak = "?";
+    if (agent) {
+        if (auto it = agent->find("peak_traced_bytes"); it != agent->end()) {
+            peak = report::formatSize(static_cast<double>(std::stoull(it->second)), false);
+        }
+    }
+    std::printf("peak reset: %s traced now\n", peak.c_str());
+    return 0;
 }
 
 int
@@ -128,6 +165,8 @@ snapshotCommands() {
         {"diff",
          "PID OLD NEW",
          "Compare two snapshots, largest growth first ('now' = a fresh snapshot).",
+         "'peak' = the breakdown at the traced high-water mark since attach or `memtap peak-reset`\n"
+         "(its sizes together are within 1/64 of the peak, or 1 MiB / 8 samples).\n"
          "Text lines follow tracemalloc's StatisticDiff: FILE:LINE: size=... (+...), count=... (+...),\n"
          "average=..., each followed by its source line. In sampled mode figures are estimates.",
          3,
@@ -136,6 +175,15 @@ snapshotCommands() {
           {"--top", "N", "show the N largest (default 10)"},
           {"--json", "", "print JSON"}},
          runDiff},
+        {"peak-reset",
+         "PID",
+         "Forget the traced peak: it becomes what is traced now.",
+         "The peak (status: peak_traced_bytes; diff: the snapshot name 'peak') is kept since\n"
+         "attach; after a reset it is kept from then on. watch's `b` key resets it too.",
+         1,
+         1,
+         {},
+         runPeakReset},
     };
 }
 

@@ -169,10 +169,18 @@ struct Target {
         status = agentStatusOrThrow(pid());
         rssAtBaseline = readRssBytes(pid());
         model.emplace(report::parseSnapshotOrThrow(takeSnapshotTextOrThrow(pid())), by);
+        updatePeakOrThrow();
     }
     void updateOrThrow() {
         status = agentStatusOrThrow(pid());
         model->addSnapshot(report::parseSnapshotOrThrow(takeSnapshotTextOrThrow(pid())));
+        updatePeakOrThrow();
+    }
+    // An agent that keeps a peak says so in its status.
+    void updatePeakOrThrow() {
+        if (status.count("peak_traced_bytes") != 0) {
+            model->setPeak(report::parseSnapshotOrThrow(takePeakSnapshotTextOrThrow(pid())));
+        }
     }
 };
 
@@ -361,11 +369,22 @@ WatchLoop::handleKey(const Key& key) {
         takeNamedSnapshots();
         break;
     case 'b':
+        statusLine_ = "baseline reset: growth and peak are counted from now";
         for (auto& target : targets_) {
             target.model->resetBaseline();
             target.rssAtBaseline = readRssBytes(target.pid());
+            if (target.status.count("peak_traced_bytes") != 0) {
+                // The peak restarts with the baseline, in the agent (so
+                // status and diff's 'peak' agree with the screen) and here.
+                try {
+                    resetPeakOrThrow(target.pid());
+                    target.status = agentStatusOrThrow(target.pid());
+                    target.updatePeakOrThrow();
+                } catch (const Error& e) {
+                    statusLine_ = fmt::format("baseline reset, but the peak was not: {}", e.what());
+                }
+            }
         }
-        statusLine_ = "baseline reset: growth is counted from now";
         break;
     case 't':
         by_ = nextGrouping(by_);
@@ -419,6 +438,7 @@ WatchLoop::headerFor(const std::vector<Target*>& targets) const {
         header.rssChange += rss - target->rssAtBaseline;
         header.tracedBytes +=
             numberOr(target->status, "traced_bytes", target->model->latest().tracedBytes);
+        header.peakTracedBytes += numberOr(target->status, "peak_traced_bytes", 0);
         header.mallocFreeBytes += numberOr(target->status, "malloc_free_bytes", 0);
     }
     header.byName = std::string(report::name(by_));

@@ -291,14 +291,14 @@ ProcessInstance::ofPidOrThrow(pid_t pid) {
 
 void
 validateSnapshotNameOrThrow(const std::string& name) {
-    bool ok = !name.empty() && name.size() <= 64 && name != "now" && name[0] != '.' &&
+    bool ok = !name.empty() && name.size() <= 64 && name != "now" && name != "peak" && name[0] != '.' &&
               std::all_of(name.begin(), name.end(), [](char c) {
                   return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
               });
     if (!ok) {
-        throw Error(
-            ExitCode::Usage, fmt::format("'{}' is not a valid snapshot name", name),
-            "use letters, digits, '-', '_' or '.' (and not 'now', which means a fresh snapshot)");
+        throw Error(ExitCode::Usage, fmt::format("'{}' is not a valid snapshot name", name),
+                    "use letters, digits, '-', '_' or '.' (and not 'now' or 'peak', which diff reads "
+                    "from the agent)");
     }
 }
 

@@ -80,7 +80,7 @@ private:
 // of the directories removed. Errors are swallowed: cleanup is a courtesy.
 std::vector<std::string> removeStaleProcessDirectories(int baseFd);
 
-// Names are file names: letters, digits, '-', '_', '.'; not "now".
+// Names are file names: letters, digits, '-', '_', '.'; not "now" or "peak" (diff's live names).
 void validateSnapshotNameOrThrow(const std::string& name);
 
 } // namespace memtap::cli

@@ -59,6 +59,10 @@ readTargetStatusOrThrow(pid_t pid) {
         }
     }
     status.rssBytes = readRssBytes(pid);
+    timespec now{};
+    clock_gettime(CLOCK_REALTIME, &now);
+    status.nowUnixMs =
+        static_cast<uint64_t>(now.tv_sec) * 1000u + static_cast<uint64_t>(now.tv_nsec) / 1000000u;
     return status;
 }
 
@@ -204,6 +208,11 @@ renderStatusJson(const TargetStatus& status) {
             json.value(value);
         }
     }
+    if (auto it = status.agent.find("peak_unix_ms"); it != status.agent.end() && isNumber(it->second)) {
+        // The name the README documents; peak_unix_ms stays for readers of the raw keys.
+        json.key("peak_at");
+        json.value(static_cast<uint64_t>(std::stoull(it->second)));
+    }
     if (status.attached) {
         if (auto problem = hookChainProblem(status.agent)) {
             json.key("hook_problem");
@@ -215,6 +224,24 @@ renderStatusJson(const TargetStatus& status) {
     json.endObject();
     return json.str() + "\n";
 }
+
+namespace {
+
+// " (12 s ago)", "" when unknown: the reader wants to relate the peak to an incident.
+std::string
+peakWhen(const std::string& unixMs, uint64_t nowUnixMs) {
+    if (!isNumber(unixMs) || nowUnixMs == 0) {
+        return "";
+    }
+    uint64_t at = std::stoull(unixMs);
+    if (at == 0) {
+        return "";
+    }
+    uint64_t ago = nowUnixMs > at ? (nowUnixMs - at) / 1000 : 0;
+    return fmt::format(" ({} s ago; `memtap diff PID OLD peak` shows its lines)", ago);
+}
+
+} // namespace
 
 std::string
 renderStatusText(const TargetStatus& status) {
@@ -237,6 +264,10 @@ renderStatusText(const TargetStatus& status) {
         text += fmt::format("allocations seen: {}\n", get("allocations_seen"));
         text += fmt::format("traced:           {}{} in {} blocks\n", bytes("traced_bytes"),
                             sampled ? " (estimate)" : "", get("traced_count"));
+        if (status.agent.count("peak_traced_bytes") != 0) {
+            text += fmt::format("peak traced:      {}{}\n", bytes("peak_traced_bytes"),
+                                peakWhen(get("peak_unix_ms"), status.nowUnixMs));
+        }
         text += fmt::format(
             "malloc free:      {} (free inside glibc malloc's heap; counts in RSS until trimmed)\n",
             bytes("malloc_free_bytes"));

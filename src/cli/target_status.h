@@ -16,6 +16,7 @@ struct TargetStatus {
     bool attached = false;
     std::string python;
     int64_t rssBytes = 0;
+    uint64_t nowUnixMs = 0; // when it was read (for "the peak was N s ago"); 0: unknown
     std::map<std::string, std::string> agent; // the agent's "key value" lines
 };
 

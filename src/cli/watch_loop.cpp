@@ -91,8 +91,18 @@ WatchModel::setGroupBy(report::GroupBy by) {
 }
 
 void
+WatchModel::setPeak(report::Snapshot peak) {
+    peak_ = std::move(peak);
+    recompute();
+}
+
+void
 WatchModel::recompute() {
     sinceBaseline_ = report::compareSnapshots(baseline_, recent_.back(), by_);
+    peakSinceBaseline_.clear();
+    if (peak_) {
+        peakSinceBaseline_ = report::compareSnapshots(baseline_, *peak_, by_);
+    }
 }
 
 std::vector<int64_t>
@@ -108,14 +118,51 @@ WatchModel::historyOf(const std::vector<report::Frame>& key) const {
 
 std::vector<report::WatchRow>
 WatchModel::rows(size_t top, SourceLines& sources) const {
-    size_t shown = top == 0 ? sinceBaseline_.size() : std::min(top, sinceBaseline_.size());
+    // Ranked by the larger of growth now and growth at the peak (stable, so
+    // without a peak the order is compareSnapshots'): a burst that came and
+    // went stays on the screen at the height it reached.
+    std::map<std::string, int64_t> atPeak;
+    std::vector<const report::StatDiff*> order;
+    for (const auto& stat : sinceBaseline_) {
+        order.push_back(&stat);
+    }
+    for (const auto& stat : peakSinceBaseline_) {
+        std::string site = siteKeyOf(stat.key);
+        atPeak[site] = stat.sizeDiff;
+    }
+    std::map<std::string, bool> present;
+    for (const auto* stat : order) {
+        present[siteKeyOf(stat->key)] = true;
+    }
+    // A site only the peak holds (everything of it freed, and nothing left in
+    // the latest snapshot) still gets a row.
+    std::vector<report::StatDiff> peakOnly;
+    for (const auto& stat : peakSinceBaseline_) {
+        if (stat.sizeDiff > 0 && !present.count(siteKeyOf(stat.key))) {
+            report::StatDiff gone;
+            gone.key = stat.key;
+            peakOnly.push_back(gone);
+        }
+    }
+    for (const auto& stat : peakOnly) {
+        order.push_back(&stat);
+    }
+    auto rank = [&](const report::StatDiff* stat) {
+        return std::max(stat->sizeDiff, lookup(atPeak, siteKeyOf(stat->key)));
+    };
+    if (!atPeak.empty()) {
+        std::stable_sort(order.begin(), order.end(),
+                         [&](const auto* a, const auto* b) { return rank(a) > rank(b); });
+    }
+    size_t shown = top == 0 ? order.size() : std::min(top, order.size());
     std::vector<report::WatchRow> rows;
     rows.reserve(shown);
     for (size_t i = 0; i < shown; ++i) {
-        const report::StatDiff& stat = sinceBaseline_[i];
+        const report::StatDiff& stat = *order[i];
         report::WatchRow row;
         row.key = stat.key;
         row.sizeGrowth = stat.sizeDiff;
+        row.peakGrowth = lookup(atPeak, siteKeyOf(stat.key));
         row.countDiff = stat.countDiff;
         row.history = historyOf(stat.key);
         row.lastIntervalGrowth = row.history.empty() ? 0 : row.history.back();

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <deque>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,10 @@ public:
     // The latest snapshot becomes the baseline: growth restarts from zero,
     // the interval history (which does not depend on the baseline) stays.
     void resetBaseline();
+    // The agent's breakdown at its traced peak ("snapshot peak"): each row's
+    // PEAK is its growth from the baseline to it, and a site that rose and
+    // fell again ranks by that height.
+    void setPeak(report::Snapshot peak);
     void setGroupBy(report::GroupBy by);
     report::GroupBy groupBy() const { return by_; }
     const report::Snapshot& latest() const { return recent_.back(); }
@@ -55,6 +60,8 @@ private:
     // Per interval (oldest first): site key -> growth in that interval.
     std::deque<std::map<std::string, int64_t>> intervals_;
     std::vector<report::StatDiff> sinceBaseline_;
+    std::optional<report::Snapshot> peak_;
+    std::vector<report::StatDiff> peakSinceBaseline_; // empty without a peak
 };
 
 // Identifies a group across snapshots: (file, line) of each key frame, as

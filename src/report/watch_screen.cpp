@@ -30,6 +30,9 @@ constexpr int kSizeWidth = 10;
 constexpr int kCountWidth = 9;
 constexpr int kFixedWidth =
     kRankWidth + 1 + kSizeWidth + 1 + kSizeWidth + 1 + kCountWidth + 1 + kSparkCells + 1;
+// The PEAK column, shown when the agent keeps a peak: a site that rose and
+// fell again keeps its height there after its GROWTH is back to zero.
+constexpr int kPeakWidth = kSizeWidth + 1;
 constexpr int kMinSourceWidth = 8;
 
 // Fixed lines around the table: three header lines, a blank, the column
@@ -98,11 +101,17 @@ fitParts(const std::vector<std::string>& parts, std::string_view separator, int 
 
 std::vector<std::string>
 memoryParts(const WatchHeader& header) {
-    return {fmt::format("rss {} ({})", formatSize(header.rssBytes, false),
-                        formatSize(header.rssChange, true)),
-            fmt::format("traced {}", formatSize(header.tracedBytes, false)),
-            fmt::format("malloc free {}", formatSize(header.mallocFreeBytes, false)),
-            fmt::format("by {}", sanitizeText(header.byName))};
+    std::vector<std::string> parts{
+        fmt::format("rss {} ({})", formatSize(header.rssBytes, false),
+                    formatSize(header.rssChange, true)),
+        fmt::format("traced {}", formatSize(header.tracedBytes, false)),
+        fmt::format("malloc free {}", formatSize(header.mallocFreeBytes, false)),
+        fmt::format("by {}", sanitizeText(header.byName))};
+    if (header.peakTracedBytes > 0) {
+        parts.insert(parts.begin() + 2,
+                     fmt::format("peak {}", formatSize(header.peakTracedBytes, false)));
+    }
+    return parts;
 }
 
 const Frame&
@@ -150,18 +159,22 @@ sparkline(const std::vector<int64_t>& history) {
 }
 
 struct Layout {
+    bool peak = false; // the PEAK column
+    int fixedWidth = kFixedWidth;
     int siteWidth = 0;
     int sourceWidth = 0; // 0: no source column
 };
 
 Layout
 layoutFor(const WatchScreen& screen, int width) {
-    int available = std::max(0, width - kFixedWidth);
+    Layout layout;
+    layout.peak = screen.header.peakTracedBytes > 0;
+    layout.fixedWidth = kFixedWidth + (layout.peak ? kPeakWidth : 0);
+    int available = std::max(0, width - layout.fixedWidth);
     int widestSite = 4; // "SITE"
     for (const WatchRow& row : screen.rows) {
         widestSite = std::max(widestSite, displayWidth(siteText(topFrame(row), 1 << 20)));
     }
-    Layout layout;
     layout.siteWidth = std::min(widestSite, available * 3 / 5);
     layout.sourceWidth = available - layout.siteWidth - 2;
     if (layout.sourceWidth < kMinSourceWidth) {
@@ -173,11 +186,12 @@ layoutFor(const WatchScreen& screen, int width) {
 
 std::string
 columnTitles(const Layout& layout) {
-    std::string line = fmt::format("{} {} {} {} {} SITE", padLeft("#", kRankWidth),
-                                   padLeft("GROWTH", kSizeWidth), padLeft("LAST", kSizeWidth),
+    std::string peak = layout.peak ? padLeft("PEAK", kSizeWidth) + " " : "";
+    std::string line = fmt::format("{} {} {}{} {} {} SITE", padLeft("#", kRankWidth),
+                                   padLeft("GROWTH", kSizeWidth), peak, padLeft("LAST", kSizeWidth),
                                    padLeft("COUNT", kCountWidth), padRight("TREND", kSparkCells));
     if (layout.sourceWidth > 0) {
-        line = padRight(line, kFixedWidth + layout.siteWidth) + "  SOURCE";
+        line = padRight(line, layout.fixedWidth + layout.siteWidth) + "  SOURCE";
     }
     return line;
 }
@@ -191,19 +205,21 @@ tableRow(const WatchRow& row, int index, bool selected, const Layout& layout, bo
         fmt::format("{}{}", selected ? '>' : ' ', padLeft(fmt::format("{}", index + 1), 3));
     std::string growth = padLeft(formatSize(row.sizeGrowth, true), kSizeWidth);
     std::string_view growthColor = row.sizeGrowth > 0 ? kRed : kGreen;
-    std::string line = fmt::format(
-        "{} {} {} {} {} {}", rank, row.sizeGrowth != 0 ? paint(growth, growthColor, cellColor) : growth,
-        padLeft(formatSize(row.lastIntervalGrowth, true), kSizeWidth),
-        padLeft(fmt::format("{:+d}", row.countDiff), kCountWidth),
-        paint(sparkline(row.history), kCyan, cellColor), siteText(topFrame(row), layout.siteWidth));
+    std::string peak = layout.peak ? padLeft(formatSize(row.peakGrowth, true), kSizeWidth) + " " : "";
+    std::string line = fmt::format("{} {} {}{} {} {} {}", rank,
+                                   row.sizeGrowth != 0 ? paint(growth, growthColor, cellColor) : growth,
+                                   peak, padLeft(formatSize(row.lastIntervalGrowth, true), kSizeWidth),
+                                   padLeft(fmt::format("{:+d}", row.countDiff), kCountWidth),
+                                   paint(sparkline(row.history), kCyan, cellColor),
+                                   siteText(topFrame(row), layout.siteWidth));
     if (layout.sourceWidth > 0 && !row.sourceLine.empty()) {
-        line = padRight(line, kFixedWidth + layout.siteWidth) + "  ";
+        line = padRight(line, layout.fixedWidth + layout.siteWidth) + "  ";
         line += truncateRight(sanitizeText(row.sourceLine), layout.sourceWidth);
     }
     if (selected && color) {
         // The bar spans the table's width, not just the row's text.
-        return paint(padRight(line, kFixedWidth + layout.siteWidth + 2 + layout.sourceWidth), kReverse,
-                     true);
+        return paint(padRight(line, layout.fixedWidth + layout.siteWidth + 2 + layout.sourceWidth),
+                     kReverse, true);
     }
     return line;
 }
@@ -321,8 +337,11 @@ renderWatchPlain(const WatchScreen& screen, size_t top) {
     }
     for (size_t i = 0; i < shown; ++i) {
         const WatchRow& row = screen.rows[i];
-        fmt::format_to(it, "#{} {}: growth {}, last interval {}, count {:+d}\n", i + 1,
-                       siteText(topFrame(row), 1 << 20), formatSize(row.sizeGrowth, true),
+        std::string peak = header.peakTracedBytes > 0
+                               ? fmt::format(", at peak {}", formatSize(row.peakGrowth, true))
+                               : "";
+        fmt::format_to(it, "#{} {}: growth {}{}, last interval {}, count {:+d}\n", i + 1,
+                       siteText(topFrame(row), 1 << 20), formatSize(row.sizeGrowth, true), peak,
                        formatSize(row.lastIntervalGrowth, true), row.countDiff);
         if (!row.sourceLine.empty()) {
             fmt::format_to(it, "    {}\n", sanitizeText(row.sourceLine));

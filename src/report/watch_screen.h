@@ -24,6 +24,10 @@ struct WatchHeader {
     int64_t mallocFreeBytes = 0;
     std::string byName;     // "lineno" | "filename" | "traceback"
     std::string statusLine; // e.g. "snapshot s2 taken"; may be empty
+    // The traced high-water mark since attach or the last baseline (the
+    // agent's peak_traced_bytes); 0 when the agent keeps none: then the
+    // screen has no peak figure and no PEAK column.
+    int64_t peakTracedBytes = 0;
 };
 
 struct WatchRow {
@@ -33,6 +37,7 @@ struct WatchRow {
     int64_t countDiff = 0;
     std::vector<int64_t> history; // growth per interval, oldest first
     std::string sourceLine;       // of the top frame; may be empty
+    int64_t peakGrowth = 0;       // since the baseline, at the traced peak (PEAK column)
 };
 
 struct WatchScreen {

@@ -125,6 +125,63 @@ def sampled_mode(agent, module):
     print("sampled: estimate ok (mean %d)" % mean)
 
 
+def peak_a(count):
+    return [bytes(100000) for _ in range(count)]  # PEAK A
+
+
+def peak_b(count):
+    return [bytes(100000) for _ in range(count)]  # PEAK B
+
+
+def peak_mode(agent, module):
+    """The breakdown at the traced peak (engine.cpp "Peak"): a new high
+    reached after a drop is copied even when it is barely above the old one,
+    and peak-reset starts over from what is traced now."""
+    line_a = peak_a.__code__.co_firstlineno + 1
+    line_b = peak_b.__code__.co_firstlineno + 1
+    gc.collect()
+    rc = agent.start(agent.make_args(mode=ac.MODE_EXACT, frames=1, module=module))
+    ac.check(rc == ac.START_OK, "start returned %d" % rc)
+    data = peak_a(400)  # 40 MB at line A
+    size_a = sum(sys.getsizeof(b) for b in data)
+    del data
+    gc.collect()
+    ok, text = agent.request("snapshot peak")
+    ac.check(ok, "snapshot peak refused: %s" % text)
+    header, traces = ac.parse_snapshot(text)
+    at_a, _ = line_totals(traces, line_a)
+    ac.check(at_a >= 0.98 * size_a, "peak after A: line A %d of %d" % (at_a, size_a))
+    # B: a new high only 1% above A's, with nothing of A left. The breakdown
+    # must move to B, though the new high is within 1/64 of the copied one.
+    data = peak_b(404)
+    size_b = sum(sys.getsizeof(b) for b in data)
+    del data
+    gc.collect()
+    st = agent.status()
+    header, traces = ac.parse_snapshot(agent.request("snapshot peak")[1])
+    at_a, _ = line_totals(traces, line_a)
+    at_b, _ = line_totals(traces, line_b)
+    peak = int(st["peak_traced_bytes"])
+    ac.check(peak >= size_b, "peak_traced_bytes %d below B's %d" % (peak, size_b))
+    ac.check(at_b >= 0.80 * size_b and at_a <= 0.05 * size_a,
+             "peak after B: line B %d of %d, line A %d" % (at_b, size_b, at_a))
+    breakdown = int(header["traced_bytes"])
+    ac.check(peak - max(peak // 64, 1 << 20) <= breakdown <= peak,
+             "breakdown total %d, peak %d: more than the documented bound apart" % (breakdown, peak))
+    ac.check(int(st["peak_breakdown_bytes"]) == breakdown, "status %r vs snapshot %d" % (st, breakdown))
+    now_ms = time.time() * 1000
+    ac.check(now_ms - 10000 <= int(st["peak_unix_ms"]) <= now_ms + 100, "peak_unix_ms %s" % st["peak_unix_ms"])
+    ok, text = agent.request("peak-reset")
+    ac.check(ok and text == "", "peak-reset: %r" % text)
+    st = agent.status()
+    header, traces = ac.parse_snapshot(agent.request("snapshot peak")[1])
+    ac.check(int(st["peak_traced_bytes"]) < int(st["traced_bytes"]) + (1 << 20),
+             "after peak-reset: %r" % st)
+    ac.check(line_totals(traces, line_b)[0] <= 0.05 * size_b, "after peak-reset line B is still at the peak")
+    agent.detach()
+    print("peak: A %d, B %d at peak %d (breakdown %d)" % (size_a, at_b, peak, breakdown))
+
+
 def snapshot_cost(agent, module):
     """Snapshot time with many live traced allocations (exact mode)."""
     rc = agent.start(agent.make_args(mode=ac.MODE_EXACT, frames=4, module=module))
@@ -156,6 +213,7 @@ def main():
         sys.exit(ac.SKIP)
     exact_mode(agent, module)
     sampled_mode(agent, module)
+    peak_mode(agent, module)
     snapshot_cost(agent, module)
     ac.check(ac.get_allocators() == original, "allocators differ at the end")
     os.rmdir(agent.dir)

@@ -160,3 +160,24 @@ TEST_CASE("status key-value payloads and JSON", "[status]") {
     CHECK(renderStatusJson(idle) ==
           "{\"attached\":false,\"pid\":8,\"python\":\"3.6.15\",\"rss_bytes\":0}\n");
 }
+
+TEST_CASE("status shows the traced peak: peak_traced_bytes and peak_at in JSON, a line in text",
+          "[status][peak]") {
+    TargetStatus status;
+    status.pid = 7;
+    status.attached = true;
+    status.python = "3.12.1";
+    status.nowUnixMs = 1700000012000;
+    status.agent = parseKeyValueLines("mode exact\ntraced_bytes 1048576\ntraced_count 3\n"
+                                      "peak_traced_bytes 314572800\npeak_unix_ms 1700000000000\n");
+    auto json = renderStatusJson(status);
+    CHECK(json.find("\"peak_traced_bytes\":314572800") != std::string::npos);
+    CHECK(json.find("\"peak_at\":1700000000000") != std::string::npos);
+    auto text = renderStatusText(status);
+    CHECK(text.find("peak traced:      300 MiB (12 s ago;") != std::string::npos);
+    // An agent without a peak: no line, no key.
+    status.agent.erase("peak_traced_bytes");
+    status.agent.erase("peak_unix_ms");
+    CHECK(renderStatusText(status).find("peak") == std::string::npos);
+    CHECK(renderStatusJson(status).find("peak") == std::string::npos);
+}

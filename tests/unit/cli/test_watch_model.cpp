@@ -1,6 +1,7 @@
 // The pure parts of `memtap watch`: key decoding and the snapshot model.
 #include <catch2/catch.hpp>
 
+#include "cli/source_lines.h"
 #include "cli/terminal.h"
 #include "cli/watch_loop.h"
 
@@ -62,4 +63,32 @@ TEST_CASE("the model tracks growth since the baseline and per interval", "[watch
 
     model.setGroupBy(report::GroupBy::Filename);
     CHECK(model.groupBy() == report::GroupBy::Filename);
+}
+
+TEST_CASE("with a peak, a site that rose and fell keeps its row at its height", "[watch][peak]") {
+    cli::SourceLines sources(0);
+    // Line 30 grew by 100 kB and was freed again before the next look; line
+    // 10 grows slowly; line 20 shrank.
+    cli::WatchModel model(snapshotWith({{10, 1000}, {20, 5000}}), report::GroupBy::Lineno);
+    model.addSnapshot(snapshotWith({{10, 3000}, {20, 4000}}));
+    auto before = model.rows(0, sources);
+    for (const auto& row : before) {
+        CHECK(row.key[0].line != 30);
+        CHECK(row.peakGrowth == 0);
+    }
+    model.setPeak(snapshotWith({{10, 2000}, {20, 5000}, {30, 100000}}));
+    auto rows = model.rows(2, sources);
+    REQUIRE(rows.size() == 2);
+    CHECK(rows[0].key[0].line == 30);
+    CHECK(rows[0].sizeGrowth == 0);
+    CHECK(rows[0].peakGrowth == 100000);
+    CHECK(rows[1].key[0].line == 10);
+    CHECK(rows[1].sizeGrowth == 2000);
+    CHECK(rows[1].peakGrowth == 1000);
+    // The peak restarts with the baseline.
+    model.resetBaseline();
+    model.setPeak(snapshotWith({{10, 3000}, {20, 4000}}));
+    for (const auto& row : model.rows(0, sources)) {
+        CHECK(row.peakGrowth == 0);
+    }
 }

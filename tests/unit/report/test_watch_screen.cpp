@@ -177,3 +177,39 @@ TEST_CASE("plain watch output lists the top rows", "[watch]") {
     CHECK(text.find("#3") == std::string::npos);
     CHECK_THAT(text, Catch::EndsWith("\n\n"));
 }
+
+TEST_CASE("with a peak: the header shows it and a PEAK column holds each site's height",
+          "[watch][peak]") {
+    WatchScreen screen = test::fixtureWatchScreen();
+    // Without a peak from the agent there is no PEAK column (the goldens above).
+    CHECK(renderWatchScreen(screen, optionsFor(120, 30)).find("PEAK") == std::string::npos);
+    screen.header.peakTracedBytes = 300 * 1024 * 1024;
+    // A burst that came and went: no growth left, 250 MiB at the peak.
+    WatchRow burst{{Frame{"/srv/app/report.py", 42, "build"}},
+                   0,
+                   0,
+                   0,
+                   {0, 0},
+                   "rows = load_all()",
+                   250 * 1024 * 1024};
+    screen.rows.insert(screen.rows.begin(), burst);
+    std::vector<std::string> lines = splitLines(renderWatchScreen(screen, optionsFor(120, 30)));
+    CHECK_THAT(lines[1], Catch::Contains("traced 45.2 MiB  peak 300 MiB  malloc free"));
+    CHECK_THAT(lines[4],
+               Catch::StartsWith("   #     GROWTH       PEAK       LAST     COUNT TREND    SITE"));
+    // The burst's height sits under PEAK, right-aligned with the title.
+    CHECK(lines[5].find("+250 MiB") + 8 == lines[4].find("PEAK") + 4);
+    CHECK_THAT(lines[5], Catch::StartsWith("   1       +0 B"));
+    CHECK_THAT(lines[5], Catch::Contains("/srv/app/report.py:42"));
+    // The other rows keep their growth under GROWTH and a PEAK of their own.
+    CHECK_THAT(lines[6], Catch::StartsWith("   2  +1953 KiB       +0 B   +244 KiB"));
+    for (int width : {40, 60, 80, 120}) {
+        for (const std::string& line :
+             splitLines(renderWatchScreen(screen, optionsFor(width, 30, true, 0)))) {
+            CHECK(columns(line) <= width);
+        }
+    }
+    std::string plain = renderWatchPlain(screen, 2);
+    CHECK_THAT(plain, Catch::Contains("traced 45.2 MiB, peak 300 MiB, malloc free"));
+    CHECK_THAT(plain, Catch::Contains("#1 /srv/app/report.py:42: growth +0 B, at peak +250 MiB"));
+}
