@@ -121,6 +121,7 @@ account(uint32_t trace, uint64_t size, int sign) {
     Traceback& t = g_traces.value.traceback(trace);
     t.bytes += sign * static_cast<int64_t>(w.bytes);
     t.countFp += sign * w.countFp;
+    t.records += sign;
     g_tracedBytes += sign * static_cast<int64_t>(w.bytes);
     g_tracedCountFp += sign * w.countFp;
 }
@@ -311,7 +312,7 @@ engineCopyTracebacks(SnapshotRow* rows, size_t capacity, EngineTotals* totals) n
         for (size_t i = 0; i < count && n < capacity; ++i) {
             const Traceback& t = traces.traceback(static_cast<uint32_t>(i));
             if (t.countFp > 0 || t.bytes > 0) {
-                rows[n++] = SnapshotRow{t.bytes, t.countFp, t.frames, t.nframes};
+                rows[n++] = SnapshotRow{t.bytes, t.countFp, t.frames, t.nframes, t.records};
             }
         }
     }

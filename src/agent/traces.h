@@ -29,6 +29,7 @@ struct Traceback {
     int64_t countFp; // live count, fixed point (kCountOne = 1 allocation)
     const Frame* frames;
     uint32_t nframes;
+    int64_t records; // live records here: the samples behind the estimate (sampled mode)
 };
 
 inline constexpr int64_t kCountOne = int64_t{1} << 20;

@@ -2,6 +2,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <map>
+#include <string>
 
 #include "base/error.h"
 #include "cli/commands.h"
@@ -15,6 +17,35 @@ namespace {
 void
 progressToStderr(const std::string& line) {
     std::fprintf(stderr, "memtap: %s\n", line.c_str());
+}
+
+// The agent keeps the mode it was started with: a flag asking for another
+// one on a second attach must not be dropped silently (the user would read
+// sampled figures as exact ones).
+void
+refuseModeChangeOrContinue(pid_t pid, const ParsedArgs& args, const inject::AttachOptions& options,
+                           const std::map<std::string, std::string>& agent) {
+    auto it = agent.find("mode");
+    auto bytesIt = agent.find("sample_bytes");
+    if (it == agent.end()) {
+        return;
+    }
+    const std::string& mode = it->second;
+    std::string actual = mode == "sampled" && bytesIt != agent.end()
+                             ? fmt::format("sampled mode (--sample-bytes {})", bytesIt->second)
+                             : mode + " mode";
+    bool wantsExact = args.has("--exact");
+    bool wantsBytes = args.has("--sample-bytes");
+    bool differs = (wantsExact && mode != "exact") ||
+                   (wantsBytes && (mode != "sampled" || bytesIt == agent.end() ||
+                                   bytesIt->second != std::to_string(options.sampleBytes)));
+    if (differs) {
+        throw Error(ExitCode::Failure,
+                    fmt::format("memtap is already attached to process {} in {}; detach first to change "
+                                "the mode",
+                                pid, actual),
+                    fmt::format("`memtap detach {}`, then attach again with the flags you want", pid));
+    }
 }
 
 } // namespace
@@ -62,9 +93,18 @@ runAttach(const ParsedArgs& args) {
     explainUwsgiMasterOrContinue(pid, "attach");
     auto result = inject::attachOrThrow(pid, options);
     if (result.alreadyAttached) {
+        auto agent = tryReadAgentStatus(pid);
+        if (agent) {
+            refuseModeChangeOrContinue(pid, args, options, *agent);
+        }
         std::printf(
             "memtap is already attached to process %d (CPython %s); `memtap detach %d` ends it\n", pid,
             result.python.c_str(), pid);
+        if (agent) {
+            if (auto since = tracedSince(*agent)) {
+                std::printf("%s\n", since->c_str());
+            }
+        }
         return 0;
     }
     std::printf("attached to process %d (CPython %s), %s mode, hooks live in %.1f ms "
@@ -74,6 +114,9 @@ runAttach(const ParsedArgs& args) {
                 static_cast<double>(result.longestThreadStop.count()) / 1000.0);
     // A process whose chain was cut many times may have no spare hooks left.
     if (auto agent = tryReadAgentStatus(pid)) {
+        if (auto since = tracedSince(*agent)) {
+            std::printf("%s\n", since->c_str());
+        }
         if (auto problem = hookChainProblem(*agent)) {
             std::fprintf(stderr, "memtap: warning: %s\n", problem->c_str());
         }

@@ -15,6 +15,7 @@
 #include "base/error.h"
 #include "cli/commands.h"
 #include "cli/snapshot_store.h"
+#include "cli/target_death.h"
 #include "cli/source_lines.h"
 #include "cli/std_output.h"
 #include "cli/target_status.h"
@@ -209,6 +210,8 @@ public:
 
     // Throws Error when stdout cannot be written (writeStdoutOrThrow).
     StopReason runOrThrow();
+    // The report of the latest figures as plain text (what emitPlain writes).
+    std::string plainReport();
 
 private:
     void tickOrThrow();
@@ -471,6 +474,15 @@ WatchLoop::redraw() {
 
 WriteOutcome
 WatchLoop::emitPlain() {
+    std::string out = plainReport();
+    statusLine_.clear(); // shown once in the log, not repeated in every report
+    // Interrupted (a stop signal while the reader stalls) leaves the report
+    // cut short; the loop then drains the signal and stops.
+    return writeStdoutOrThrow(out, inbox_.fd());
+}
+
+std::string
+WatchLoop::plainReport() {
     std::vector<Target*> all;
     for (auto& target : targets_) {
         all.push_back(&target);
@@ -489,10 +501,7 @@ WatchLoop::emitPlain() {
         report::WatchScreen screen{headerFor(all), currentRows()};
         out = report::renderWatchPlain(screen, 0);
     }
-    statusLine_.clear(); // shown once in the log, not repeated in every report
-    // Interrupted (a stop signal while the reader stalls) leaves the report
-    // cut short; the loop then drains the signal and stops.
-    return writeStdoutOrThrow(out, inbox_.fd());
+    return out;
 }
 
 int
@@ -523,8 +532,39 @@ runWatch(const ParsedArgs& args) {
     if (screen) {
         session.emplace();
     }
+    // Who the targets are, to tell their death from a PID reused later.
+    std::vector<uint64_t> startTimes;
+    for (auto& target : targets) {
+        startTimes.push_back(attach::tryReadProcessStartTime(target.pid()).value_or(0));
+    }
     WatchLoop loop(settings, targets, inbox, session ? &*session : nullptr, master);
-    StopReason stop = loop.runOrThrow();
+    StopReason stop;
+    try {
+        stop = loop.runOrThrow();
+    } catch (const Error&) {
+        // A target that died under us is the news, not the failed request
+        // that found it: say how it ended and keep the last report in view.
+        for (size_t i = 0; i < targets.size(); ++i) {
+            auto death = tryDescribeDeath(targets[i].pid(), startTimes[i]);
+            if (!death) {
+                continue;
+            }
+            if (session) {
+                // Plain reports are on the screen already; the alternate
+                // screen goes away with the session, so print it again.
+                session.reset();
+                std::string last = loop.plainReport();
+                std::fwrite(last.data(), 1, last.size(), stdout);
+                std::fflush(stdout);
+            }
+            throw Error(ExitCode::NoSuchProcess,
+                        fmt::format("process {} died while watched: {}", targets[i].pid(), *death),
+                        fmt::format("the last report is above; snapshots saved with `s` stay readable "
+                                    "with `memtap diff {} OLD NEW`",
+                                    targets[i].pid()));
+        }
+        throw;
+    }
     session.reset();
     if (stop.signal != 0) {
         note(fmt::format("stopping on {}", stop.signal == SIGINT    ? "SIGINT"
