@@ -150,12 +150,16 @@ coreCommands() {
     return {
         {"attach", "PID", "Attach to a running CPython process and hook its allocators.",
          "Returns once the hooks are live. The process keeps running throughout; one of its threads\n"
-         "is borrowed for a few milliseconds at a safe point. Nothing is installed in its environment.",
+         "is borrowed for a few milliseconds at a safe point. Nothing is installed in its environment.\n"
+         "Says since when memory is traced and how much RSS predates it (never traced). On a process\n"
+         "already attached, --exact or --sample-bytes asking for another mode than the agent's is\n"
+         "refused with exit 1 (detach first to change the mode).",
          1, 1, attachOptionSpecs(), runAttach},
         {"status",
          "PID",
          "Show whether memtap is attached to PID, and what it has seen.",
          "--json prints one JSON object: attached, pid, python, mode, sample_bytes, frames,\n"
+         "attached_at_unix_ms (traced since), rss_at_attach_bytes (RSS then: not traced),\n"
          "allocations_seen, traced_bytes, traced_count, malloc_free_bytes, hooks, hook_chain,\n"
          "hook_reinstalls, hook_reinstall_unix_ms, hook_reinstall_domains, hook_problem (plain words,\n"
          "only when hooks were cut out by another allocator hook), rss_bytes.",

@@ -163,7 +163,11 @@ snapshotCommands() {
          "PID OLD NEW",
          "Compare two snapshots, largest growth first ('now' = a fresh snapshot).",
          "Text lines follow tracemalloc's StatisticDiff: FILE:LINE: size=... (+...), count=... (+...),\n"
-         "average=..., each followed by its source line. In sampled mode figures are estimates.",
+         "average=..., each followed by its source line. In sampled mode figures are estimates; a\n"
+         "site resting on fewer than 5 samples is marked '(N samples: rough; ...)' (JSON: samples,\n"
+         "samples_old, rough). OLD and NEW from different attach sessions or modes print a warning\n"
+         "line (JSON: warning). For a PID that is gone, the snapshots stored for its most recent\n"
+         "instance are used, and stderr says so.",
          3,
          3,
          {{"--by", "KEY", "group by lineno (default), filename or traceback"},

@@ -607,6 +607,8 @@ watchCommands() {
          "reports are written one after another, flushed each time, without escape codes (stop\n"
          "them with Ctrl-C or --count). Colors honor NO_COLOR.\n"
          "A reader that goes away (`| head`) stops watch at once: it detaches and exits 0.\n"
+         "A target that dies stops watch with how it ended (exit code or signal, when memtap can\n"
+         "still read it) and exit 3; the last report stays on the normal screen.\n"
          "A closed or read-only stdout is refused before attaching; output that cannot be\n"
          "written later (a full disk) stops watch with an error and exit 1, after detaching.",
          1, 1, options, runWatch},

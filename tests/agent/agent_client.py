@@ -237,6 +237,9 @@ def parse_snapshot(text):
         if line.startswith("T "):
             _, size, count, nframes, samples = line.split(" ")
             check(int(samples) >= 0, "sample count %r" % samples)
+            # In exact mode each live record is one allocation.
+            if header.get("mode") == "exact":
+                check(int(samples) == int(count), "exact mode: samples %s != count %s" % (samples, count))
             frames = []
             for _ in range(int(nframes)):
                 f = lines[i]

@@ -19,7 +19,7 @@ import tempfile
 import time
 
 MEMTAP, PYTHON, TARGETS = sys.argv[1:4]
-TARGET = os.path.join(TARGETS, "unseen_target.py")
+TARGET = os.path.join(os.path.abspath(TARGETS), "unseen_target.py")
 EARLY_MIB = 200
 FAILURES = []
 
