@@ -19,11 +19,13 @@ progressToStderr(const std::string& line) {
     std::fprintf(stderr, "memtap: %s\n", line.c_str());
 }
 
+} // namespace
+
 // The agent keeps the mode it was started with: a flag asking for another
 // one on a second attach must not be dropped silently (the user would read
 // sampled figures as exact ones).
 void
-refuseModeChangeOrContinue(pid_t pid, const ParsedArgs& args, const inject::AttachOptions& options,
+refuseModeChangeOrContinue(pid_t pid, const ModeFlags& asked, const inject::AttachOptions& options,
                            const std::map<std::string, std::string>& agent) {
     auto it = agent.find("mode");
     auto bytesIt = agent.find("sample_bytes");
@@ -34,8 +36,8 @@ refuseModeChangeOrContinue(pid_t pid, const ParsedArgs& args, const inject::Atta
     std::string actual = mode == "sampled" && bytesIt != agent.end()
                              ? fmt::format("sampled mode (--sample-bytes {})", bytesIt->second)
                              : mode + " mode";
-    bool wantsExact = args.has("--exact");
-    bool wantsBytes = args.has("--sample-bytes");
+    bool wantsExact = asked.exact;
+    bool wantsBytes = asked.sampleBytes;
     bool differs = (wantsExact && mode != "exact") ||
                    (wantsBytes && (mode != "sampled" || bytesIt == agent.end() ||
                                    bytesIt->second != std::to_string(options.sampleBytes)));
@@ -48,7 +50,10 @@ refuseModeChangeOrContinue(pid_t pid, const ParsedArgs& args, const inject::Atta
     }
 }
 
-} // namespace
+ModeFlags
+modeFlagsFrom(const ParsedArgs& args) {
+    return ModeFlags{args.has("--exact"), args.has("--sample-bytes")};
+}
 
 std::vector<OptionSpec>
 attachOptionSpecs() {
@@ -95,11 +100,12 @@ runAttach(const ParsedArgs& args) {
     if (result.alreadyAttached) {
         auto agent = tryReadAgentStatus(pid);
         if (agent) {
-            refuseModeChangeOrContinue(pid, args, options, *agent);
+            refuseModeChangeOrContinue(pid, modeFlagsFrom(args), options, *agent);
         }
+        std::string mode = agent && agent->count("mode") ? ", " + agent->at("mode") + " mode" : "";
         std::printf(
-            "memtap is already attached to process %d (CPython %s); `memtap detach %d` ends it\n", pid,
-            result.python.c_str(), pid);
+            "memtap is already attached to process %d (CPython %s%s); `memtap detach %d` ends it\n",
+            pid, result.python.c_str(), mode.c_str(), pid);
         if (agent) {
             if (auto since = tracedSince(*agent)) {
                 std::printf("%s\n", since->c_str());

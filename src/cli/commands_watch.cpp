@@ -48,6 +48,7 @@ struct WatchSettings {
     uint64_t count = 0; // 0: until stopped
     bool allWorkers = false;
     inject::AttachOptions attach;
+    ModeFlags modeFlags;
 };
 
 WatchSettings
@@ -75,6 +76,7 @@ settingsFrom(const ParsedArgs& args) {
     }
     settings.allWorkers = args.has("--all-workers");
     settings.attach = attachOptionsFrom(args);
+    settings.modeFlags = modeFlagsFrom(args);
     return settings;
 }
 
@@ -82,10 +84,14 @@ settingsFrom(const ParsedArgs& args) {
 // watch attached is detached again; one that was there before stays.
 class AgentLease {
 public:
-    static AgentLease attachOrThrow(pid_t pid, const inject::AttachOptions& options) {
+    static AgentLease attachOrThrow(pid_t pid, const inject::AttachOptions& options,
+                                    const ModeFlags& asked) {
         note(fmt::format("attaching to {}...", pid));
         auto result = inject::attachOrThrow(pid, options);
         if (result.alreadyAttached) {
+            if (auto agent = tryReadAgentStatus(pid)) {
+                refuseModeChangeOrContinue(pid, asked, options, *agent);
+            }
             note(fmt::format("memtap was already attached to {}; watch will leave it attached", pid));
         }
         return AgentLease(pid, result.python, !result.alreadyAttached);
@@ -106,6 +112,8 @@ public:
     }
 
     pid_t pid() const { return pid_; }
+    // The process died: nothing of ours is left in it to detach.
+    void forget() { owned_ = false; }
     const std::string& python() const { return python_; }
 
     void endOrThrow() {
@@ -164,16 +172,19 @@ struct Target {
     std::optional<WatchModel> model;
     std::map<std::string, std::string> status;
     int64_t rssAtBaseline = 0;
+    int64_t lastRss = 0; // at the latest snapshot: what the last report shows once the target died
 
     pid_t pid() const { return lease.pid(); }
     void startOrThrow(report::GroupBy by) {
         status = agentStatusOrThrow(pid());
         rssAtBaseline = readRssBytes(pid());
         model.emplace(report::parseSnapshotOrThrow(takeSnapshotTextOrThrow(pid())), by);
+        lastRss = readRssBytes(pid());
     }
     void updateOrThrow() {
         status = agentStatusOrThrow(pid());
         model->addSnapshot(report::parseSnapshotOrThrow(takeSnapshotTextOrThrow(pid())));
+        lastRss = readRssBytes(pid());
     }
 };
 
@@ -418,6 +429,9 @@ WatchLoop::headerFor(const std::vector<Target*>& targets) const {
     header.attachedSeconds = std::chrono::duration<double>(Clock::now() - started_).count();
     for (const Target* target : targets) {
         int64_t rss = readRssBytes(target->pid());
+        if (rss <= 0) {
+            rss = target->lastRss; // gone (or a zombie): its last known figure
+        }
         header.rssBytes += rss;
         header.rssChange += rss - target->rssAtBaseline;
         header.tracedBytes +=
@@ -526,7 +540,7 @@ runWatch(const ParsedArgs& args) {
     SignalInbox inbox(screen);
     std::vector<Target> targets;
     for (pid_t pid : pids) {
-        targets.emplace_back(AgentLease::attachOrThrow(pid, settings.attach));
+        targets.emplace_back(AgentLease::attachOrThrow(pid, settings.attach, settings.modeFlags));
     }
     std::optional<TerminalSession> session;
     if (screen) {
@@ -549,6 +563,7 @@ runWatch(const ParsedArgs& args) {
             if (!death) {
                 continue;
             }
+            targets[i].lease.forget();
             if (session) {
                 // Plain reports are on the screen already; the alternate
                 // screen goes away with the session, so print it again.

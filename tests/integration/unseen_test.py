@@ -2,8 +2,8 @@
 that holds 200 MiB from before the attach:
   - attach and status name since when memory is traced and how much RSS
     predates it (text and JSON, RSS at attach >= the 200 MiB);
-  - attach --exact on a sampled attachment refuses (exit 1) and the agent
-    keeps its mode;
+  - attach --exact (and watch --exact) on a sampled attachment refuses
+    (exit 1) and the agent keeps its mode;
   - a site resting on one sample is marked in diff text and JSON;
   - a diff across a detach/re-attach warns (text and JSON);
   - after the target is gone, diff of its stored snapshots still works.
@@ -96,8 +96,13 @@ def main():
         r = memtap("attach", pid, "--sample-bytes", "64K")
         check(r.returncode == 1 and "detach first" in r.stderr, "a different --sample-bytes not refused",
               r.stderr)
-        check(memtap("attach", pid, "--sample-bytes", "512K").returncode == 0,
-              "the same --sample-bytes should be accepted")
+        r = memtap("attach", pid, "--sample-bytes", "512K")
+        check(r.returncode == 0 and "already attached to process %d (CPython " % pid in r.stdout and
+              "sampled mode)" in r.stdout, "the same --sample-bytes should be accepted, naming the mode",
+              r.stdout, r.stderr)
+        w = memtap("watch", pid, "--exact", "--count", "1")
+        check(w.returncode == 1 and "detach first to change the mode" in w.stderr,
+              "watch --exact on a sampled agent: exit %d" % w.returncode, w.stderr)
         check(json.loads(memtap("status", pid, "--json").stdout).get("mode") == "sampled",
               "the agent changed its mode")
 

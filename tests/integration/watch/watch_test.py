@@ -244,6 +244,8 @@ def test_killed(target):
               "no death message naming the signal", screen)
         check("another `memtap detach`" not in screen, "wrong cause named", screen)
         check(GROWTH_SOURCE[:20] in screen, "the last report is not on the normal screen", screen)
+        check("rss 0 B" not in screen, "the last report lost the RSS it had", screen)
+        check("detaching from" not in screen, "watch tried to detach from a dead process", screen)
         check(tmux.display("#{alternate_on}") == "0", "alternate screen left on")
     finally:
         tmux.close()
