@@ -104,8 +104,8 @@ runAttach(const ParsedArgs& args) {
         }
         std::string mode = agent && agent->count("mode") ? ", " + agent->at("mode") + " mode" : "";
         std::printf(
-            "memtap is already attached to process %d (CPython %s%s); `memtap detach %d` ends it\n",
-            pid, result.python.c_str(), mode.c_str(), pid);
+            "memtap is already attached to process %d (CPython %s%s); `memtap detach %d` ends it\n", pid,
+            result.python.c_str(), mode.c_str(), pid);
         if (agent) {
             if (auto since = tracedSince(*agent)) {
                 std::printf("%s\n", since->c_str());

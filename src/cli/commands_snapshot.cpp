@@ -85,7 +85,8 @@ runDiff(const ParsedArgs& args) {
     std::optional<SnapshotStore> store;
     bool gone = !attach::tryReadProcessStartTime(pid);
     if (gone) {
-        auto found = SnapshotStore::mostRecentOfGoneProcessOrThrow(StoreLocation::fromEnvironment(), pid);
+        auto found =
+            SnapshotStore::mostRecentOfGoneProcessOrThrow(StoreLocation::fromEnvironment(), pid);
         if (!found) {
             throw Error(ExitCode::NoSuchProcess,
                         fmt::format("no process with PID {}, and no snapshots stored for it", pid),
@@ -126,8 +127,8 @@ runDiff(const ParsedArgs& args) {
             out = fmt::format(
                 "process {}: rss {}, {} free inside glibc malloc's heap\n", pid,
                 report::formatSize(static_cast<double>(status.rssBytes), false),
-                report::formatSize(static_cast<double>(std::max<int64_t>(0, agentValue("malloc_free_bytes"))),
-                                   false));
+                report::formatSize(
+                    static_cast<double>(std::max<int64_t>(0, agentValue("malloc_free_bytes"))), false));
             if (auto since = tracedSince(status.agent)) {
                 out += *since + "\n";
             }

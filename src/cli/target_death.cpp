@@ -16,7 +16,8 @@ describeWaitStatus(int status) {
     if (WIFSIGNALED(status)) {
         int signal = WTERMSIG(status);
         const char* abbrev = sigabbrev_np(signal);
-        return fmt::format("killed by signal {}{}{}", signal, abbrev ? fmt::format(" (SIG{})", abbrev) : "",
+        return fmt::format("killed by signal {}{}{}", signal,
+                           abbrev ? fmt::format(" (SIG{})", abbrev) : "",
                            WCOREDUMP(status) ? ", core dumped" : "");
     }
     if (WIFEXITED(status)) {

@@ -135,8 +135,8 @@ sessionMismatch(const Snapshot& older, const Snapshot& newer) {
                           "tracing restarted in between, so the difference is not growth",
                           clockOf(older.attachedAtUnixMs), clockOf(newer.attachedAtUnixMs));
     }
-    bool sameMode = older.mode == newer.mode &&
-                    (older.mode != "sampled" || older.sampleBytes == newer.sampleBytes);
+    bool sameMode =
+        older.mode == newer.mode && (older.mode != "sampled" || older.sampleBytes == newer.sampleBytes);
     if (!sameMode) {
         out += fmt::format("{}OLD and NEW were taken in different modes ({} and {})",
                            out.empty() ? "" : "; ", modeOf(older), modeOf(newer));
@@ -175,7 +175,8 @@ compareSnapshots(const Snapshot& older, const Snapshot& newer, GroupBy by) {
     // A side with no trace in a group has 0 samples there only if that
     // snapshot counts samples at all.
     auto knows = [](const Snapshot& s) {
-        return std::all_of(s.traces.begin(), s.traces.end(), [](const Trace& t) { return t.samples >= 0; });
+        return std::all_of(s.traces.begin(), s.traces.end(),
+                           [](const Trace& t) { return t.samples >= 0; });
     };
     bool olderKnows = knows(older);
     bool newerKnows = knows(newer);
@@ -183,11 +184,10 @@ compareSnapshots(const Snapshot& older, const Snapshot& newer, GroupBy by) {
     std::vector<StatDiff> stats;
     stats.reserve(groups.size());
     for (auto& [id, group] : groups) {
-        stats.push_back(StatDiff{std::move(group.key), group.newer.size,
-                                 group.newer.size - group.older.size, group.newer.count,
-                                 group.newer.count - group.older.count,
-                                 newerKnows ? group.newer.samples : -1,
-                                 olderKnows ? group.older.samples : -1});
+        stats.push_back(
+            StatDiff{std::move(group.key), group.newer.size, group.newer.size - group.older.size,
+                     group.newer.count, group.newer.count - group.older.count,
+                     newerKnows ? group.newer.samples : -1, olderKnows ? group.older.samples : -1});
     }
     std::sort(stats.begin(), stats.end(), [](const StatDiff& a, const StatDiff& b) {
         if (a.sizeDiff != b.sizeDiff) {

@@ -96,9 +96,11 @@ TEST_CASE("diff JSON carries samples, rough, the session warning and what predat
     context.rssAtAttachBytes = 209715200;
     context.warning = "OLD and NEW come from different attach sessions";
     std::string json = renderDiffJson(stats, 42, "s1", "s2", GroupBy::Lineno, "sampled", 10, context);
-    CHECK_THAT(json, Catch::Contains("\"attached_at_unix_ms\":1764687731123,\"rss_at_attach_bytes\":209715200,"
-                                     "\"warning\":\"OLD and NEW come from different attach sessions\""));
-    CHECK_THAT(json, Catch::Contains("\"count_diff\":1,\"samples\":1,\"samples_old\":0,\"rough\":true,"));
+    CHECK_THAT(json,
+               Catch::Contains("\"attached_at_unix_ms\":1764687731123,\"rss_at_attach_bytes\":209715200,"
+                               "\"warning\":\"OLD and NEW come from different attach sessions\""));
+    CHECK_THAT(json,
+               Catch::Contains("\"count_diff\":1,\"samples\":1,\"samples_old\":0,\"rough\":true,"));
     // Unknown counts (version 1) and unset context keys are left out.
     newer.traces[0].samples = -1;
     std::string v1 = renderDiffJson(compareSnapshots(older, newer, GroupBy::Lineno), 42, "s1", "s2",

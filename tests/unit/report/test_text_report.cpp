@@ -114,13 +114,16 @@ TEST_CASE("a sampled site resting on fewer than 5 samples is marked rough", "[te
     Frame one{"app.py", 3, "f"};
     Frame many{"app.py", 9, "g"};
     Snapshot older = sampledWith(1000, {Trace{{many}, 524288 * 10, 10, 10}});
-    Snapshot newer = sampledWith(1000, {Trace{{one}, 4194304, 1, 1}, Trace{{many}, 524288 * 20, 20, 20}});
+    Snapshot newer =
+        sampledWith(1000, {Trace{{one}, 4194304, 1, 1}, Trace{{many}, 524288 * 20, 20, 20}});
     auto stats = compareSnapshots(older, newer, GroupBy::Lineno);
     REQUIRE(stats.size() == 2);
     std::string text = renderDiffText(stats, older, newer, GroupBy::Lineno, TextReportOptions{});
-    CHECK_THAT(text, Catch::Contains("app.py:3: size=4096 KiB (+4096 KiB), count=1 (+1), average=4096 KiB "
-                                     "(1 sample: rough; use --exact or a smaller --sample-bytes)\n"));
-    CHECK_THAT(text, Catch::Contains("app.py:9: size=10.0 MiB (+5120 KiB), count=20 (+10), average=512 KiB\n"));
+    CHECK_THAT(text,
+               Catch::Contains("app.py:3: size=4096 KiB (+4096 KiB), count=1 (+1), average=4096 KiB "
+                               "(1 sample: rough; use --exact or a smaller --sample-bytes)\n"));
+    CHECK_THAT(
+        text, Catch::Contains("app.py:9: size=10.0 MiB (+5120 KiB), count=20 (+10), average=512 KiB\n"));
     CHECK_THAT(text, !Catch::Contains("warning:"));
     // Exact mode: every record is an allocation, nothing is rough.
     Snapshot exactOld = older, exactNew = newer;
@@ -153,14 +156,16 @@ TEST_CASE("a diff across attach sessions or modes warns", "[text_report]") {
     Snapshot b = sampledWith(1764687999000, {Trace{{f}, 10, 1, 1}});
     auto mismatch = sessionMismatch(a, b);
     REQUIRE(mismatch);
-    CHECK_THAT(*mismatch, Catch::StartsWith("OLD and NEW come from different attach sessions (attached "));
+    CHECK_THAT(*mismatch,
+               Catch::StartsWith("OLD and NEW come from different attach sessions (attached "));
     CHECK_THAT(renderDiffText(compareSnapshots(a, b, GroupBy::Lineno), a, b, GroupBy::Lineno, {}),
                Catch::Contains("\nwarning: OLD and NEW come from different attach sessions"));
     CHECK(!sessionMismatch(a, a));
     Snapshot exact = a;
     exact.mode = "exact";
-    CHECK(sessionMismatch(a, exact) ==
-          std::string("OLD and NEW were taken in different modes (sampled every 524288 bytes and exact)"));
+    CHECK(
+        sessionMismatch(a, exact) ==
+        std::string("OLD and NEW were taken in different modes (sampled every 524288 bytes and exact)"));
     Snapshot otherRate = a;
     otherRate.sampleBytes = 65536;
     CHECK(sessionMismatch(a, otherRate));
