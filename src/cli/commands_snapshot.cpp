@@ -92,6 +92,11 @@ runDiff(const ParsedArgs& args) {
                         fmt::format("no process with PID {}, and no snapshots stored for it", pid),
                         "check the PID with `ps` or `pgrep`");
         }
+        if (oldName == "now" || newName == "now") {
+            throw Error(ExitCode::NoSuchProcess,
+                        fmt::format("process {} is gone: no fresh snapshot ('now') can be taken", pid),
+                        "compare two of its stored snapshots instead");
+        }
         std::fprintf(stderr,
                      "memtap: process %d is gone; using the snapshots stored for it (instance started "
                      "at tick %s of this boot) in %s\n",

@@ -143,6 +143,9 @@ def main():
               "diff of a gone process does not say so", d.stderr)
         check(any(l.startswith(big_line() + ":") for l in d.stdout.splitlines()),
               "diff of a gone process lost the site", d.stdout)
+        n = memtap("diff", pid, "s1", "now")
+        check(n.returncode == 3 and n.stderr.count("\n") == 1 and "is gone" in n.stderr,
+              "diff of a gone process with 'now': exit %d" % n.returncode, n.stderr)
         n = memtap("diff", 4194000, "s1", "s2")
         check(n.returncode == 3, "diff of a PID never stored: exit %d" % n.returncode, n.stderr)
     finally:
