@@ -14,6 +14,11 @@ struct AgentState {
     PythonApi api;
     bool framesOk;
     int listenFd;
+    // What this attach session cannot see (status, snapshot): when the hooks
+    // went live (wall clock, ms) and the RSS the process had then, which
+    // memtap never traced. Set by the agent thread once setup succeeded.
+    uint64_t attachedAtUnixMs;
+    uint64_t rssAtAttachBytes;
 };
 
 // args is written by the entry before the agent thread starts (pthread_create

@@ -159,6 +159,7 @@ capturePeak() {
         Traceback& t = traces.traceback(static_cast<uint32_t>(i));
         t.peakBytes = t.bytes;
         t.peakCountFp = t.countFp;
+        t.peakRecords = t.records;
     }
     g_capturedBytes = g_tracedBytes;
     g_capturedCountFp = g_tracedCountFp;
@@ -189,6 +190,7 @@ account(uint32_t trace, uint64_t size, int sign) {
     Traceback& t = g_traces.value.traceback(trace);
     t.bytes += sign * static_cast<int64_t>(w.bytes);
     t.countFp += sign * w.countFp;
+    t.records += sign;
     g_tracedBytes += sign * static_cast<int64_t>(w.bytes);
     g_tracedCountFp += sign * w.countFp;
     g_churnSinceCapture += w.bytes;
@@ -421,8 +423,9 @@ engineCopyTracebacks(SnapshotRow* rows, size_t capacity, EngineTotals* totals,
             const Traceback& t = traces.traceback(static_cast<uint32_t>(i));
             int64_t bytes = peak ? t.peakBytes : t.bytes;
             int64_t countFp = peak ? t.peakCountFp : t.countFp;
+            int64_t records = peak ? t.peakRecords : t.records;
             if (countFp > 0 || bytes > 0) {
-                rows[n++] = SnapshotRow{bytes, countFp, t.frames, t.nframes};
+                rows[n++] = SnapshotRow{bytes, countFp, t.frames, t.nframes, records};
             }
         }
     }

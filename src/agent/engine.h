@@ -72,6 +72,7 @@ struct SnapshotRow {
     int64_t countFp; // fixed point, traces.h kCountOne
     const Frame* frames;
     uint32_t nframes;
+    int64_t records; // live records (samples, in sampled mode)
 };
 // An upper bound for the rows a copy made now would return (plus new ones).
 size_t engineTracebackCount() noexcept;

@@ -10,6 +10,7 @@
 #include "agent/control.h"
 #include "agent/engine.h"
 #include "agent/hooks.h"
+#include "agent/status.h"
 
 #include <atomic>
 #include <csignal>
@@ -166,6 +167,7 @@ setUp() {
         return MEMTAP_START_THREAD_FAILED;
     }
     installHooks(g_agent.api);
+    recordAttachMoment();
     if (!g_atforkRegistered) {
         // Registered once per process: the agent is never unloaded.
         g_atforkRegistered = pthread_atfork(atforkPrepare, atforkParent, atforkChild) == 0;

@@ -147,7 +147,11 @@ typedef int (*memtap_agent_start_fn)(struct memtap_start_args*);
  * Commands:
  *   status           payload: "KEY VALUE\n" lines; keys (values are decimal
  *                    unless noted): python (e.g. "3.11.7"), mode ("exact" or
- *                    "sampled"), sample_bytes, frames, allocations_seen
+ *                    "sampled"), sample_bytes, frames, attached_at_unix_ms
+ *                    (wall clock when this session's hooks went live: memory
+ *                    is traced since then), rss_at_attach_bytes (the
+ *                    process's RSS then, from /proc/self/statm: none of it is
+ *                    traced), allocations_seen
  *                    (allocator calls seen by the hooks since attach),
  *                    traced_bytes, traced_count (estimates in sampled mode),
  *                    malloc_free_bytes (free bytes glibc's malloc holds,
@@ -205,14 +209,20 @@ typedef int (*memtap_agent_start_fn)(struct memtap_start_args*);
  * Snapshot format (one record per line, fields separated by one space, the
  * last field of F lines runs to the end of the line; '\\', '\n' and '\t' in
  * names are written as "\\\\", "\\n" and "\\t"):
- *   memtap-snapshot 1
+ *   memtap-snapshot 2
  *   mode exact|sampled
  *   sample_bytes N
+ *   attached_at_unix_ms N   the session (status key of the same name): two
+ *                           snapshots compare only within one session
  *   traced_bytes N          (estimate in sampled mode)
  *   traced_count N
- *   T SIZE COUNT NFRAMES    one per distinct traceback
+ *   T SIZE COUNT NFRAMES SAMPLES  one per distinct traceback; SAMPLES: the
+ *                           live records behind SIZE and COUNT (in sampled
+ *                           mode the samples the estimate rests on)
  *   F LINE FILE\tFUNCTION   NFRAMES lines after each T, most recent call first
  *   end
+ * Version 1 (still read by the host) has no attached_at_unix_ms line and no
+ * SAMPLES field.
  */
 
 #ifdef __cplusplus

@@ -64,10 +64,12 @@ formatSnapshot(Text& out, SnapshotKind kind) noexcept {
     EngineTotals totals{};
     size_t n = engineCopyTracebacks(rows, capacity, &totals, kind);
 
-    out.append("memtap-snapshot 1\nmode ");
+    out.append("memtap-snapshot 2\nmode ");
     out.append(args.mode == MEMTAP_MODE_EXACT ? "exact" : "sampled");
     out.append("\nsample_bytes ");
     out.appendU64(args.sample_bytes);
+    out.append("\nattached_at_unix_ms ");
+    out.appendU64(g_agent.attachedAtUnixMs);
     out.append("\ntraced_bytes ");
     out.appendU64(totals.tracedBytes);
     out.append("\ntraced_count ");
@@ -81,6 +83,8 @@ formatSnapshot(Text& out, SnapshotKind kind) noexcept {
         out.appendU64(roundCount(row.countFp));
         out.append(' ');
         out.appendU64(row.nframes);
+        out.append(' ');
+        out.appendU64(row.records > 0 ? static_cast<uint64_t>(row.records) : 0);
         out.append('\n');
         for (uint32_t f = 0; f < row.nframes; ++f) {
             const Frame& frame = row.frames[f];

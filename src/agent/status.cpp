@@ -6,6 +6,9 @@
 #include "agent/mapping.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
 
 namespace memtap_agent {
 namespace {
@@ -123,7 +126,43 @@ hooksWord(const HookChainReport& r) {
     return "installed";
 }
 
+// Resident pages of this process: the second field of /proc/self/statm.
+// Read with plain syscalls into a stack buffer (no allocation).
+uint64_t
+ownRssBytes() {
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return 0;
+    }
+    char buf[128];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) {
+        return 0;
+    }
+    buf[n] = '\0';
+    const char* p = buf;
+    while (*p != '\0' && *p != ' ') {
+        ++p;
+    }
+    uint64_t pages = 0;
+    for (++p; *p >= '0' && *p <= '9'; ++p) {
+        pages = pages * 10 + static_cast<uint64_t>(*p - '0');
+    }
+    long pageSize = sysconf(_SC_PAGESIZE);
+    return pages * static_cast<uint64_t>(pageSize > 0 ? pageSize : 4096);
+}
+
 } // namespace
+
+void
+recordAttachMoment() noexcept {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    g_agent.attachedAtUnixMs =
+        static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+    g_agent.rssAtAttachBytes = ownRssBytes();
+}
 
 void
 formatStatus(Text& out) noexcept {
@@ -136,6 +175,8 @@ formatStatus(Text& out) noexcept {
     line(out, "mode", args.mode == MEMTAP_MODE_EXACT ? "exact" : "sampled");
     line(out, "sample_bytes", args.sample_bytes);
     line(out, "frames", args.frames);
+    line(out, "attached_at_unix_ms", g_agent.attachedAtUnixMs);
+    line(out, "rss_at_attach_bytes", g_agent.rssAtAttachBytes);
     line(out, "allocations_seen", totals.allocationsSeen);
     line(out, "traced_bytes", totals.tracedBytes);
     line(out, "traced_count", totals.tracedCount);

@@ -8,6 +8,10 @@ namespace memtap_agent {
 
 void formatStatus(Text& out) noexcept;
 
+// Records g_agent.attachedAtUnixMs and rssAtAttachBytes (agent thread, once
+// the hooks are live). RSS from /proc/self/statm (proc(5): field 2, pages).
+void recordAttachMoment() noexcept;
+
 } // namespace memtap_agent
 
 #endif // MEMTAP_AGENT_STATUS_H

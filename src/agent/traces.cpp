@@ -41,7 +41,7 @@ Traces::init() noexcept {
         reset();
         return false;
     }
-    *empty = Traceback{hashBytes(nullptr, 0, 0), 0, 0, nullptr, 0, 0, 0};
+    *empty = Traceback{hashBytes(nullptr, 0, 0), 0, 0, nullptr, 0, 0, 0, 0, 0};
     uint64_t emptyHash = empty->hash;
     tracebackIndex_.insert(emptyHash, 0, [&](uint32_t) { return emptyHash; });
     return true;
@@ -176,7 +176,7 @@ Traces::intern(const RawFrame* raw, int n) noexcept {
     if (count > 0) {
         std::memcpy(copy, frames, bytes);
     }
-    *t = Traceback{hash, 0, 0, copy, static_cast<uint32_t>(count), 0, 0};
+    *t = Traceback{hash, 0, 0, copy, static_cast<uint32_t>(count), 0, 0, 0, 0};
     id = static_cast<uint32_t>(tracebacks_.size() - 1);
     tracebackIndex_.insert(hash, id, [&](uint32_t i) { return tracebacks_.at(i).hash; });
     return id;

@@ -33,6 +33,8 @@ struct Traceback {
     // capture of the breakdown at the traced high-water mark.
     int64_t peakBytes;
     int64_t peakCountFp;
+    int64_t peakRecords;
+    int64_t records; // live records here: the samples behind the estimate (sampled mode)
 };
 
 inline constexpr int64_t kCountOne = int64_t{1} << 20;

@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,19 @@ std::vector<CommandSpec> watchCommands();    // watch
 // they become AttachOptions (commands_core.cpp).
 std::vector<OptionSpec> attachOptionSpecs();
 inject::AttachOptions attachOptionsFrom(const ParsedArgs& args);
+
+// Which mode flags the command line gave (a default is not a request).
+struct ModeFlags {
+    bool exact = false;
+    bool sampleBytes = false;
+};
+ModeFlags modeFlagsFrom(const ParsedArgs& args);
+// For an agent already serving (its status keys): Error(Failure) when the
+// flags ask for another mode or sampling interval than the one it runs,
+// because the agent keeps its mode and a dropped flag would pass sampled
+// figures off as exact ones.
+void refuseModeChangeOrContinue(pid_t pid, const ModeFlags& asked, const inject::AttachOptions& options,
+                                const std::map<std::string, std::string>& agent);
 
 // The agent's "snapshot" reply, as text (commands_snapshot.cpp).
 // Error(NotAttached) when no agent serves the process.

@@ -2,6 +2,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <map>
+#include <string>
 
 #include "base/error.h"
 #include "cli/commands.h"
@@ -18,6 +20,40 @@ progressToStderr(const std::string& line) {
 }
 
 } // namespace
+
+// The agent keeps the mode it was started with: a flag asking for another
+// one on a second attach must not be dropped silently (the user would read
+// sampled figures as exact ones).
+void
+refuseModeChangeOrContinue(pid_t pid, const ModeFlags& asked, const inject::AttachOptions& options,
+                           const std::map<std::string, std::string>& agent) {
+    auto it = agent.find("mode");
+    auto bytesIt = agent.find("sample_bytes");
+    if (it == agent.end()) {
+        return;
+    }
+    const std::string& mode = it->second;
+    std::string actual = mode == "sampled" && bytesIt != agent.end()
+                             ? fmt::format("sampled mode (--sample-bytes {})", bytesIt->second)
+                             : mode + " mode";
+    bool wantsExact = asked.exact;
+    bool wantsBytes = asked.sampleBytes;
+    bool differs = (wantsExact && mode != "exact") ||
+                   (wantsBytes && (mode != "sampled" || bytesIt == agent.end() ||
+                                   bytesIt->second != std::to_string(options.sampleBytes)));
+    if (differs) {
+        throw Error(ExitCode::Failure,
+                    fmt::format("memtap is already attached to process {} in {}; detach first to change "
+                                "the mode",
+                                pid, actual),
+                    fmt::format("`memtap detach {}`, then attach again with the flags you want", pid));
+    }
+}
+
+ModeFlags
+modeFlagsFrom(const ParsedArgs& args) {
+    return ModeFlags{args.has("--exact"), args.has("--sample-bytes")};
+}
 
 std::vector<OptionSpec>
 attachOptionSpecs() {
@@ -62,9 +98,19 @@ runAttach(const ParsedArgs& args) {
     explainUwsgiMasterOrContinue(pid, "attach");
     auto result = inject::attachOrThrow(pid, options);
     if (result.alreadyAttached) {
+        auto agent = tryReadAgentStatus(pid);
+        if (agent) {
+            refuseModeChangeOrContinue(pid, modeFlagsFrom(args), options, *agent);
+        }
+        std::string mode = agent && agent->count("mode") ? ", " + agent->at("mode") + " mode" : "";
         std::printf(
-            "memtap is already attached to process %d (CPython %s); `memtap detach %d` ends it\n", pid,
-            result.python.c_str(), pid);
+            "memtap is already attached to process %d (CPython %s%s); `memtap detach %d` ends it\n", pid,
+            result.python.c_str(), mode.c_str(), pid);
+        if (agent) {
+            if (auto since = tracedSince(*agent)) {
+                std::printf("%s\n", since->c_str());
+            }
+        }
         return 0;
     }
     std::printf("attached to process %d (CPython %s), %s mode, hooks live in %.1f ms "
@@ -74,6 +120,9 @@ runAttach(const ParsedArgs& args) {
                 static_cast<double>(result.longestThreadStop.count()) / 1000.0);
     // A process whose chain was cut many times may have no spare hooks left.
     if (auto agent = tryReadAgentStatus(pid)) {
+        if (auto since = tracedSince(*agent)) {
+            std::printf("%s\n", since->c_str());
+        }
         if (auto problem = hookChainProblem(*agent)) {
             std::fprintf(stderr, "memtap: warning: %s\n", problem->c_str());
         }
@@ -107,12 +156,16 @@ coreCommands() {
     return {
         {"attach", "PID", "Attach to a running CPython process and hook its allocators.",
          "Returns once the hooks are live. The process keeps running throughout; one of its threads\n"
-         "is borrowed for a few milliseconds at a safe point. Nothing is installed in its environment.",
+         "is borrowed for a few milliseconds at a safe point. Nothing is installed in its environment.\n"
+         "Says since when memory is traced and how much RSS predates it (never traced). On a process\n"
+         "already attached, --exact or --sample-bytes asking for another mode than the agent's is\n"
+         "refused with exit 1 (detach first to change the mode).",
          1, 1, attachOptionSpecs(), runAttach},
         {"status",
          "PID",
          "Show whether memtap is attached to PID, and what it has seen.",
          "--json prints one JSON object: attached, pid, python, mode, sample_bytes, frames,\n"
+         "attached_at_unix_ms (traced since), rss_at_attach_bytes (RSS then: not traced),\n"
          "allocations_seen, traced_bytes, traced_count, peak_traced_bytes, peak_at (unix ms),\n"
          "peak_unix_ms, peak_breakdown_bytes, malloc_free_bytes, hooks, hook_chain,\n"
          "hook_reinstalls, hook_reinstall_unix_ms, hook_reinstall_domains, hook_problem (plain words,\n"

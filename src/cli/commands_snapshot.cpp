@@ -1,5 +1,7 @@
 // snapshot, diff.
+#include <algorithm>
 #include <cstdio>
+#include <optional>
 
 #include "attach/proc.h"
 #include "base/error.h"
@@ -115,26 +117,64 @@ runDiff(const ParsedArgs& args) {
         top = parseUnsignedOrThrow(*v, "--top", 1, 100000);
     }
     // diff only reads: it never creates the store, so a failed one leaves nothing behind.
-    auto store = SnapshotStore::existingForProcessOrThrow(pid);
-    auto older = loadOrTake(store, pid, oldName);
-    auto newer = loadOrTake(store, pid, newName);
+    // The snapshots of a process that is gone are evidence too: its most
+    // recent stored instance is used, and the user told so.
+    std::optional<SnapshotStore> store;
+    bool gone = !attach::tryReadProcessStartTime(pid);
+    if (gone) {
+        auto found =
+            SnapshotStore::mostRecentOfGoneProcessOrThrow(StoreLocation::fromEnvironment(), pid);
+        if (!found) {
+            throw Error(ExitCode::NoSuchProcess,
+                        fmt::format("no process with PID {}, and no snapshots stored for it", pid),
+                        "check the PID with `ps` or `pgrep`");
+        }
+        if (oldName == "now" || newName == "now") {
+            throw Error(ExitCode::NoSuchProcess,
+                        fmt::format("process {} is gone: no fresh snapshot ('now') can be taken", pid),
+                        "compare two of its stored snapshots instead");
+        }
+        std::fprintf(stderr,
+                     "memtap: process %d is gone; using the snapshots stored for it (instance started "
+                     "at tick %s of this boot) in %s\n",
+                     pid, found->second.startTime.c_str(), found->first.directory().c_str());
+        store.emplace(std::move(found->first));
+    } else {
+        store.emplace(SnapshotStore::existingForProcessOrThrow(pid));
+    }
+    auto older = loadOrTake(*store, pid, oldName);
+    auto newer = loadOrTake(*store, pid, newName);
     auto stats = report::compareSnapshots(older, newer, by);
     // The context a reader needs to judge the numbers: a service whose RSS
     // stays high after its objects are gone shows it as malloc's free bytes.
-    auto status = readTargetStatusOrThrow(pid);
+    TargetStatus status;
+    if (!gone) {
+        status = readTargetStatusOrThrow(pid);
+    }
     auto agentValue = [&](const char* key) -> int64_t {
         auto it = status.agent.find(key);
-        return it == status.agent.end() ? 0 : std::stoll(it->second);
+        return it == status.agent.end() ? -1 : std::stoll(it->second);
     };
+    auto mismatch = report::sessionMismatch(older, newer);
     std::string out;
     if (args.has("--json")) {
-        report::DiffContext context{status.rssBytes, agentValue("malloc_free_bytes")};
+        report::DiffContext context{gone ? -1 : status.rssBytes, agentValue("malloc_free_bytes"),
+                                    agentValue("attached_at_unix_ms"), agentValue("rss_at_attach_bytes"),
+                                    mismatch.value_or("")};
         out = report::renderDiffJson(stats, pid, oldName, newName, by, newer.mode, top, context) + "\n";
     } else {
-        out =
-            fmt::format("process {}: rss {}, {} free inside glibc malloc's heap\n", pid,
-                        report::formatSize(static_cast<double>(status.rssBytes), false),
-                        report::formatSize(static_cast<double>(agentValue("malloc_free_bytes")), false));
+        if (gone) {
+            out = fmt::format("process {}: gone; these snapshots were stored before it ended\n", pid);
+        } else {
+            out = fmt::format(
+                "process {}: rss {}, {} free inside glibc malloc's heap\n", pid,
+                report::formatSize(static_cast<double>(status.rssBytes), false),
+                report::formatSize(
+                    static_cast<double>(std::max<int64_t>(0, agentValue("malloc_free_bytes"))), false));
+            if (auto since = tracedSince(status.agent)) {
+                out += *since + "\n";
+            }
+        }
         SourceLines sources(pid);
         report::TextReportOptions options;
         options.top = top;
@@ -168,7 +208,11 @@ snapshotCommands() {
          "'peak' = the breakdown at the traced high-water mark since attach or `memtap peak-reset`\n"
          "(its sizes together are within 1/64 of the peak, or 1 MiB / 8 samples).\n"
          "Text lines follow tracemalloc's StatisticDiff: FILE:LINE: size=... (+...), count=... (+...),\n"
-         "average=..., each followed by its source line. In sampled mode figures are estimates.",
+         "average=..., each followed by its source line. In sampled mode figures are estimates; a\n"
+         "site resting on fewer than 5 samples is marked '(N samples: rough; ...)' (JSON: samples,\n"
+         "samples_old, rough). OLD and NEW from different attach sessions or modes print a warning\n"
+         "line (JSON: warning). For a PID that is gone, the snapshots stored for its most recent\n"
+         "instance are used, and stderr says so.",
          3,
          3,
          {{"--by", "KEY", "group by lineno (default), filename or traceback"},

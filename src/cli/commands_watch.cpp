@@ -17,6 +17,7 @@
 #include "cli/snapshot_store.h"
 #include "cli/source_lines.h"
 #include "cli/std_output.h"
+#include "cli/target_death.h"
 #include "cli/target_status.h"
 #include "cli/terminal.h"
 #include "cli/uwsgi.h"
@@ -47,6 +48,7 @@ struct WatchSettings {
     uint64_t count = 0; // 0: until stopped
     bool allWorkers = false;
     inject::AttachOptions attach;
+    ModeFlags modeFlags;
 };
 
 WatchSettings
@@ -74,6 +76,7 @@ settingsFrom(const ParsedArgs& args) {
     }
     settings.allWorkers = args.has("--all-workers");
     settings.attach = attachOptionsFrom(args);
+    settings.modeFlags = modeFlagsFrom(args);
     return settings;
 }
 
@@ -81,10 +84,14 @@ settingsFrom(const ParsedArgs& args) {
 // watch attached is detached again; one that was there before stays.
 class AgentLease {
 public:
-    static AgentLease attachOrThrow(pid_t pid, const inject::AttachOptions& options) {
+    static AgentLease attachOrThrow(pid_t pid, const inject::AttachOptions& options,
+                                    const ModeFlags& asked) {
         note(fmt::format("attaching to {}...", pid));
         auto result = inject::attachOrThrow(pid, options);
         if (result.alreadyAttached) {
+            if (auto agent = tryReadAgentStatus(pid)) {
+                refuseModeChangeOrContinue(pid, asked, options, *agent);
+            }
             note(fmt::format("memtap was already attached to {}; watch will leave it attached", pid));
         }
         return AgentLease(pid, result.python, !result.alreadyAttached);
@@ -105,6 +112,8 @@ public:
     }
 
     pid_t pid() const { return pid_; }
+    // The process died: nothing of ours is left in it to detach.
+    void forget() { owned_ = false; }
     const std::string& python() const { return python_; }
 
     void endOrThrow() {
@@ -163,6 +172,7 @@ struct Target {
     std::optional<WatchModel> model;
     std::map<std::string, std::string> status;
     int64_t rssAtBaseline = 0;
+    int64_t lastRss = 0; // at the latest snapshot: what the last report shows once the target died
 
     pid_t pid() const { return lease.pid(); }
     void startOrThrow(report::GroupBy by) {
@@ -170,10 +180,12 @@ struct Target {
         rssAtBaseline = readRssBytes(pid());
         model.emplace(report::parseSnapshotOrThrow(takeSnapshotTextOrThrow(pid())), by);
         updatePeakOrThrow();
+        lastRss = readRssBytes(pid());
     }
     void updateOrThrow() {
         status = agentStatusOrThrow(pid());
         model->addSnapshot(report::parseSnapshotOrThrow(takeSnapshotTextOrThrow(pid())));
+        lastRss = readRssBytes(pid());
         updatePeakOrThrow();
     }
     // An agent that keeps a peak says so in its status.
@@ -217,6 +229,8 @@ public:
 
     // Throws Error when stdout cannot be written (writeStdoutOrThrow).
     StopReason runOrThrow();
+    // The report of the latest figures as plain text (what emitPlain writes).
+    std::string plainReport();
 
 private:
     void tickOrThrow();
@@ -434,6 +448,9 @@ WatchLoop::headerFor(const std::vector<Target*>& targets) const {
     header.attachedSeconds = std::chrono::duration<double>(Clock::now() - started_).count();
     for (const Target* target : targets) {
         int64_t rss = readRssBytes(target->pid());
+        if (rss <= 0) {
+            rss = target->lastRss; // gone (or a zombie): its last known figure
+        }
         header.rssBytes += rss;
         header.rssChange += rss - target->rssAtBaseline;
         header.tracedBytes +=
@@ -491,6 +508,15 @@ WatchLoop::redraw() {
 
 WriteOutcome
 WatchLoop::emitPlain() {
+    std::string out = plainReport();
+    statusLine_.clear(); // shown once in the log, not repeated in every report
+    // Interrupted (a stop signal while the reader stalls) leaves the report
+    // cut short; the loop then drains the signal and stops.
+    return writeStdoutOrThrow(out, inbox_.fd());
+}
+
+std::string
+WatchLoop::plainReport() {
     std::vector<Target*> all;
     for (auto& target : targets_) {
         all.push_back(&target);
@@ -509,10 +535,7 @@ WatchLoop::emitPlain() {
         report::WatchScreen screen{headerFor(all), currentRows()};
         out = report::renderWatchPlain(screen, 0);
     }
-    statusLine_.clear(); // shown once in the log, not repeated in every report
-    // Interrupted (a stop signal while the reader stalls) leaves the report
-    // cut short; the loop then drains the signal and stops.
-    return writeStdoutOrThrow(out, inbox_.fd());
+    return out;
 }
 
 int
@@ -537,14 +560,46 @@ runWatch(const ParsedArgs& args) {
     SignalInbox inbox(screen);
     std::vector<Target> targets;
     for (pid_t pid : pids) {
-        targets.emplace_back(AgentLease::attachOrThrow(pid, settings.attach));
+        targets.emplace_back(AgentLease::attachOrThrow(pid, settings.attach, settings.modeFlags));
     }
     std::optional<TerminalSession> session;
     if (screen) {
         session.emplace();
     }
+    // Who the targets are, to tell their death from a PID reused later.
+    std::vector<uint64_t> startTimes;
+    for (auto& target : targets) {
+        startTimes.push_back(attach::tryReadProcessStartTime(target.pid()).value_or(0));
+    }
     WatchLoop loop(settings, targets, inbox, session ? &*session : nullptr, master);
-    StopReason stop = loop.runOrThrow();
+    StopReason stop;
+    try {
+        stop = loop.runOrThrow();
+    } catch (const Error&) {
+        // A target that died under us is the news, not the failed request
+        // that found it: say how it ended and keep the last report in view.
+        for (size_t i = 0; i < targets.size(); ++i) {
+            auto death = tryDescribeDeath(targets[i].pid(), startTimes[i]);
+            if (!death) {
+                continue;
+            }
+            targets[i].lease.forget();
+            if (session) {
+                // Plain reports are on the screen already; the alternate
+                // screen goes away with the session, so print it again.
+                session.reset();
+                std::string last = loop.plainReport();
+                std::fwrite(last.data(), 1, last.size(), stdout);
+                std::fflush(stdout);
+            }
+            throw Error(ExitCode::NoSuchProcess,
+                        fmt::format("process {} died while watched: {}", targets[i].pid(), *death),
+                        fmt::format("the last report is above; snapshots saved with `s` stay readable "
+                                    "with `memtap diff {} OLD NEW`",
+                                    targets[i].pid()));
+        }
+        throw;
+    }
     session.reset();
     if (stop.signal != 0) {
         note(fmt::format("stopping on {}", stop.signal == SIGINT    ? "SIGINT"
@@ -587,6 +642,8 @@ watchCommands() {
          "reports are written one after another, flushed each time, without escape codes (stop\n"
          "them with Ctrl-C or --count). Colors honor NO_COLOR.\n"
          "A reader that goes away (`| head`) stops watch at once: it detaches and exits 0.\n"
+         "A target that dies stops watch with how it ended (exit code or signal, when memtap can\n"
+         "still read it) and exit 3; the last report stays on the normal screen.\n"
          "A closed or read-only stdout is refused before attaching; output that cannot be\n"
          "written later (a full disk) stops watch with an error and exit 1, after detaching.",
          1, 1, options, runWatch},

@@ -390,6 +390,38 @@ SnapshotStore::existingForProcessOrThrow(pid_t pid) {
     return openOrThrow(StoreLocation::fromEnvironment(), ProcessInstance::ofPidOrThrow(pid), false);
 }
 
+std::optional<std::pair<SnapshotStore, ProcessInstance>>
+SnapshotStore::mostRecentOfGoneProcessOrThrow(const StoreLocation& where, pid_t pid) {
+    UniqueFd parent(::open(where.parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!parent) {
+        return std::nullopt;
+    }
+    UniqueFd base = openPrivateDirectoryOrThrow(parent.get(), where.name, where.path(), false);
+    if (!base) {
+        return std::nullopt;
+    }
+    // Start times count clock ticks from boot, so within one boot the
+    // highest is the latest instance; openOrThrow refuses other boots.
+    std::optional<ProcessInstance> best;
+    for (const auto& name : listDirectory(base.get())) {
+        auto instance = parseInstanceName(name);
+        if (!instance || instance->pid != pid) {
+            continue;
+        }
+        if (!best || std::stoull(instance->startTime) > std::stoull(best->startTime)) {
+            best = instance;
+        }
+    }
+    if (!best) {
+        return std::nullopt;
+    }
+    SnapshotStore store = openOrThrow(where, *best, false);
+    if (!store.present()) {
+        return std::nullopt;
+    }
+    return std::make_pair(std::move(store), *best);
+}
+
 bool
 SnapshotStore::exists(const std::string& name) const {
     if (!dir_) {

@@ -17,7 +17,9 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/unique_fd.h"
@@ -50,6 +52,11 @@ public:
     // The store of `pid` if it exists; a missing one is an empty store and
     // nothing is created. For commands that only read.
     static SnapshotStore existingForProcessOrThrow(pid_t pid);
+    // For a PID that no longer runs: the store of the most recent instance of
+    // that PID stored in this boot (the highest start time), and that
+    // instance; nullopt if none is stored. Nothing is created or removed.
+    static std::optional<std::pair<SnapshotStore, ProcessInstance>>
+    mostRecentOfGoneProcessOrThrow(const StoreLocation& where, pid_t pid);
     // The same at an explicit location (tests use a private one).
     static SnapshotStore openOrThrow(const StoreLocation& where, const ProcessInstance& instance,
                                      bool create);

@@ -133,6 +133,37 @@ describeWhen(const std::string& unixMs) {
 
 } // namespace
 
+std::string
+describeAge(long long seconds) {
+    if (seconds < 120) {
+        return fmt::format("{} s", seconds);
+    }
+    if (seconds < 2 * 3600) {
+        return fmt::format("{} min", seconds / 60);
+    }
+    return fmt::format("{} h {} min", seconds / 3600, seconds / 60 % 60);
+}
+
+std::optional<std::string>
+tracedSince(const std::map<std::string, std::string>& agent) {
+    std::string at = valueOf(agent, "attached_at_unix_ms");
+    std::string rss = valueOf(agent, "rss_at_attach_bytes");
+    if (!isNumber(at) || !isNumber(rss) || std::stoull(at) == 0) {
+        return std::nullopt;
+    }
+    time_t seconds = static_cast<time_t>(std::stoull(at) / 1000);
+    tm local{};
+    char clock[32] = "?";
+    if (localtime_r(&seconds, &local) != nullptr) {
+        std::strftime(clock, sizeof(clock), "%H:%M:%S", &local);
+    }
+    time_t now = ::time(nullptr);
+    long long ago = now >= seconds ? static_cast<long long>(now - seconds) : 0LL;
+    return fmt::format("traced since {} ({} ago); {} of RSS predates it and is not traced", clock,
+                       describeAge(ago),
+                       report::formatSize(static_cast<double>(std::stoull(rss)), false));
+}
+
 std::optional<std::string>
 hookChainProblem(const std::map<std::string, std::string>& agent) {
     std::vector<std::string> parts;
@@ -261,6 +292,9 @@ renderStatusText(const TargetStatus& status) {
         text += fmt::format("mode:             {}{}\n", get("mode"),
                             sampled ? fmt::format(" (mean interval {})", bytes("sample_bytes")) : "");
         text += fmt::format("frames:           {}\n", get("frames"));
+        if (auto since = tracedSince(status.agent)) {
+            text += fmt::format("not seen:         {}\n", *since);
+        }
         text += fmt::format("allocations seen: {}\n", get("allocations_seen"));
         text += fmt::format("traced:           {}{} in {} blocks\n", bytes("traced_bytes"),
                             sampled ? " (estimate)" : "", get("traced_count"));

@@ -35,6 +35,13 @@ int64_t readRssBytes(pid_t pid);
 std::optional<std::string> hookChainProblem(const std::map<std::string, std::string>& agent);
 std::string hookChainState(const std::map<std::string, std::string>& agent);
 
+// "traced since 14:02:11 (3 min ago); 1391 MiB of RSS predates it and is not
+// traced", from attached_at_unix_ms and rss_at_attach_bytes; nullopt for an
+// agent that does not report them.
+std::optional<std::string> tracedSince(const std::map<std::string, std::string>& agent);
+// "12 s", "3 min", "2 h 5 min".
+std::string describeAge(long long seconds);
+
 std::string renderStatusJson(const TargetStatus& status);
 std::string renderStatusText(const TargetStatus& status);
 

@@ -1,10 +1,15 @@
 #include "report/diff.h"
 
+#include <time.h>
+
 #include <algorithm>
+#include <ctime>
 #include <map>
 #include <string>
 #include <tuple>
 #include <utility>
+
+#include <fmt/format.h>
 
 namespace memtap::report {
 
@@ -17,6 +22,7 @@ using GroupId = std::vector<std::pair<std::string, int>>;
 struct Totals {
     int64_t size = 0;
     int64_t count = 0;
+    int64_t samples = 0; // -1 once a trace without a sample count was added
 };
 
 struct Group {
@@ -77,6 +83,7 @@ addSnapshot(std::map<GroupId, Group>& groups, const Snapshot& snapshot, GroupBy 
         Totals& totals = isNewer ? group.newer : group.older;
         totals.size += trace.size;
         totals.count += trace.count;
+        totals.samples = totals.samples < 0 || trace.samples < 0 ? -1 : totals.samples + trace.samples;
     }
 }
 
@@ -89,6 +96,53 @@ keyLess(const std::vector<Frame>& a, const std::vector<Frame>& b) {
 }
 
 } // namespace
+
+std::optional<int64_t>
+fewSamples(const StatDiff& stat, bool sampled) {
+    if (!sampled || stat.samples < 0 || stat.oldSamples < 0) {
+        return std::nullopt;
+    }
+    int64_t most = std::max(stat.samples, stat.oldSamples);
+    return most < kFewSamples ? std::optional<int64_t>(most) : std::nullopt;
+}
+
+namespace {
+
+std::string
+clockOf(uint64_t unixMs) {
+    time_t seconds = static_cast<time_t>(unixMs / 1000);
+    tm local{};
+    char text[32] = "?";
+    if (localtime_r(&seconds, &local) != nullptr) {
+        std::strftime(text, sizeof(text), "%Y-%m-%d %H:%M:%S", &local);
+    }
+    return text;
+}
+
+std::string
+modeOf(const Snapshot& s) {
+    return s.mode == "sampled" ? fmt::format("sampled every {} bytes", s.sampleBytes) : s.mode;
+}
+
+} // namespace
+
+std::optional<std::string>
+sessionMismatch(const Snapshot& older, const Snapshot& newer) {
+    std::string out;
+    if (older.attachedAtUnixMs != 0 && newer.attachedAtUnixMs != 0 &&
+        older.attachedAtUnixMs != newer.attachedAtUnixMs) {
+        out = fmt::format("OLD and NEW come from different attach sessions (attached {} and {}): "
+                          "tracing restarted in between, so the difference is not growth",
+                          clockOf(older.attachedAtUnixMs), clockOf(newer.attachedAtUnixMs));
+    }
+    bool sameMode =
+        older.mode == newer.mode && (older.mode != "sampled" || older.sampleBytes == newer.sampleBytes);
+    if (!sameMode) {
+        out += fmt::format("{}OLD and NEW were taken in different modes ({} and {})",
+                           out.empty() ? "" : "; ", modeOf(older), modeOf(newer));
+    }
+    return out.empty() ? std::nullopt : std::optional<std::string>(out);
+}
 
 std::optional<GroupBy>
 parseGroupBy(std::string_view text) {
@@ -118,13 +172,22 @@ compareSnapshots(const Snapshot& older, const Snapshot& newer, GroupBy by) {
     std::map<GroupId, Group> groups;
     addSnapshot(groups, older, by, false);
     addSnapshot(groups, newer, by, true);
+    // A side with no trace in a group has 0 samples there only if that
+    // snapshot counts samples at all.
+    auto knows = [](const Snapshot& s) {
+        return std::all_of(s.traces.begin(), s.traces.end(),
+                           [](const Trace& t) { return t.samples >= 0; });
+    };
+    bool olderKnows = knows(older);
+    bool newerKnows = knows(newer);
 
     std::vector<StatDiff> stats;
     stats.reserve(groups.size());
     for (auto& [id, group] : groups) {
-        stats.push_back(StatDiff{std::move(group.key), group.newer.size,
-                                 group.newer.size - group.older.size, group.newer.count,
-                                 group.newer.count - group.older.count});
+        stats.push_back(
+            StatDiff{std::move(group.key), group.newer.size, group.newer.size - group.older.size,
+                     group.newer.count, group.newer.count - group.older.count,
+                     newerKnows ? group.newer.samples : -1, olderKnows ? group.older.samples : -1});
     }
     std::sort(stats.begin(), stats.end(), [](const StatDiff& a, const StatDiff& b) {
         if (a.sizeDiff != b.sizeDiff) {

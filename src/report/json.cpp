@@ -186,6 +186,18 @@ renderDiffJson(const std::vector<StatDiff>& stats, int pid, std::string_view old
         json.key("malloc_free_bytes");
         json.value(context.mallocFreeBytes);
     }
+    if (context.attachedAtUnixMs >= 0) {
+        json.key("attached_at_unix_ms");
+        json.value(context.attachedAtUnixMs);
+    }
+    if (context.rssAtAttachBytes >= 0) {
+        json.key("rss_at_attach_bytes");
+        json.value(context.rssAtAttachBytes);
+    }
+    if (!context.warning.empty()) {
+        json.key("warning");
+        json.value(context.warning);
+    }
     json.key("stats");
     json.beginArray();
     size_t shown = top == 0 ? stats.size() : std::min(top, stats.size());
@@ -201,6 +213,18 @@ renderDiffJson(const std::vector<StatDiff>& stats, int pid, std::string_view old
         json.value(stat.count);
         json.key("count_diff");
         json.value(stat.countDiff);
+        if (stat.samples >= 0) {
+            json.key("samples");
+            json.value(stat.samples);
+        }
+        if (stat.oldSamples >= 0) {
+            json.key("samples_old");
+            json.value(stat.oldSamples);
+        }
+        if (stat.samples >= 0 && stat.oldSamples >= 0) {
+            json.key("rough");
+            json.value(fewSamples(stat, mode == "sampled").has_value());
+        }
         json.key("traceback");
         json.beginArray();
         for (const Frame& frame : stat.key) {

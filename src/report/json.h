@@ -56,12 +56,18 @@ private:
 // `memtap diff --json`:
 // {"pid", "old", "new", "by", "mode", "estimated", "stats": [{"file", "line",
 //  "function", "size", "size_diff", "count", "count_diff",
-//  "traceback": [{"file", "line", "function"}, ...]}, ...]}
+//  "samples", "samples_old" (when the snapshots count them), "rough" (true
+//  when a sampled figure rests on fewer than kFewSamples samples),
+//  "traceback": [{"file", "line", "function"}, ...]}, ...]}, plus the
+//  DiffContext keys that are set
 // stats in the given (sorted) order, the first `top` of them (0: all).
 // Process context printed with a diff; negative values are left out.
 struct DiffContext {
     int64_t rssBytes = -1;
     int64_t mallocFreeBytes = -1;
+    int64_t attachedAtUnixMs = -1; // "attached_at_unix_ms": traced since
+    int64_t rssAtAttachBytes = -1; // "rss_at_attach_bytes": RSS never traced
+    std::string warning;           // "warning" (sessionMismatch), when not empty
 };
 
 std::string renderDiffJson(const std::vector<StatDiff>& stats, int pid, std::string_view oldName,

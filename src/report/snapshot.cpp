@@ -12,7 +12,8 @@ namespace memtap::report {
 namespace {
 
 constexpr std::string_view kMagic = "memtap-snapshot";
-constexpr int kVersion = 1;
+constexpr int kVersion = 2;
+constexpr int kOldestVersion = 1; // no attached_at_unix_ms, no SAMPLES field
 
 // Walks the text line by line and keeps the 1-based number of the line it
 // handed out last, so every error can point at it.
@@ -172,9 +173,10 @@ parseSnapshotOrThrow(std::string_view text) {
     Snapshot snapshot;
 
     std::string_view versionField = expectKey(reader, kMagic);
-    if (parseNumber<int>(reader, versionField, "snapshot version") != kVersion) {
-        reader.fail(fmt::format("unsupported snapshot version {} (this memtap reads {})", versionField,
-                                kVersion));
+    int version = parseNumber<int>(reader, versionField, "snapshot version");
+    if (version < kOldestVersion || version > kVersion) {
+        reader.fail(fmt::format("unsupported snapshot version {} (this memtap reads {} to {})",
+                                versionField, kOldestVersion, kVersion));
     }
     std::string_view mode = expectKey(reader, "mode");
     if (mode != "exact" && mode != "sampled") {
@@ -183,6 +185,10 @@ parseSnapshotOrThrow(std::string_view text) {
     snapshot.mode = std::string(mode);
     snapshot.sampleBytes =
         parseNumber<uint64_t>(reader, expectKey(reader, "sample_bytes"), "sample_bytes");
+    if (version >= 2) {
+        snapshot.attachedAtUnixMs = parseNumber<uint64_t>(
+            reader, expectKey(reader, "attached_at_unix_ms"), "attached_at_unix_ms");
+    }
     snapshot.tracedBytes = parseNonNegative(reader, expectKey(reader, "traced_bytes"), "traced_bytes");
     snapshot.tracedCount = parseNonNegative(reader, expectKey(reader, "traced_count"), "traced_count");
 
@@ -201,8 +207,12 @@ parseSnapshotOrThrow(std::string_view text) {
         // The frame count is not used to reserve memory: it comes from another
         // process and only bounds the loop, which fails at the end of the text.
         int64_t nframes = parseNonNegative(reader, takeField(rest), "trace frame count");
+        if (version >= 2) {
+            trace.samples = parseNonNegative(reader, takeField(rest), "trace sample count");
+        }
         if (!rest.empty()) {
-            reader.fail("trailing fields after 'T SIZE COUNT NFRAMES'");
+            reader.fail(version >= 2 ? "trailing fields after 'T SIZE COUNT NFRAMES SAMPLES'"
+                                     : "trailing fields after 'T SIZE COUNT NFRAMES'");
         }
         for (int64_t i = 0; i < nframes; ++i) {
             trace.frames.push_back(parseFrameLine(reader));
@@ -218,12 +228,16 @@ parseSnapshotOrThrow(std::string_view text) {
 
 std::string
 serializeSnapshot(const Snapshot& snapshot) {
-    std::string out = fmt::format("{} {}\nmode {}\nsample_bytes {}\ntraced_bytes {}\ntraced_count {}\n",
-                                  kMagic, kVersion, snapshot.mode, snapshot.sampleBytes,
-                                  snapshot.tracedBytes, snapshot.tracedCount);
+    std::string out = fmt::format(
+        "{} {}\nmode {}\nsample_bytes {}\nattached_at_unix_ms {}\ntraced_bytes {}\ntraced_count {}\n",
+        kMagic, kVersion, snapshot.mode, snapshot.sampleBytes, snapshot.attachedAtUnixMs,
+        snapshot.tracedBytes, snapshot.tracedCount);
     for (const Trace& trace : snapshot.traces) {
-        fmt::format_to(std::back_inserter(out), "T {} {} {}\n", trace.size, trace.count,
-                       trace.frames.size());
+        // An unknown count (read from version 1) is written as the count of
+        // records: in exact mode they are the same.
+        int64_t samples = trace.samples >= 0 ? trace.samples : trace.count;
+        fmt::format_to(std::back_inserter(out), "T {} {} {} {}\n", trace.size, trace.count,
+                       trace.frames.size(), samples);
         for (const Frame& frame : trace.frames) {
             fmt::format_to(std::back_inserter(out), "F {} ", frame.line);
             appendEscapedName(out, frame.file);

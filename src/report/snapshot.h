@@ -22,11 +22,13 @@ struct Trace {
     std::vector<Frame> frames; // most recent call first
     int64_t size = 0;
     int64_t count = 0;
+    int64_t samples = -1; // live records behind size/count; -1: unknown (format version 1)
 };
 
 struct Snapshot {
     std::string mode = "exact"; // "exact" | "sampled"
     uint64_t sampleBytes = 0;   // mean sampling interval; meaningful in sampled mode
+    uint64_t attachedAtUnixMs = 0; // the attach session it came from; 0: unknown (version 1)
     int64_t tracedBytes = 0;    // estimate in sampled mode
     int64_t tracedCount = 0;
     std::vector<Trace> traces;

@@ -51,7 +51,8 @@ statLabel(const StatDiff& stat, GroupBy by) {
 }
 
 void
-appendStat(std::string& out, const StatDiff& stat, GroupBy by, const TextReportOptions& options) {
+appendStat(std::string& out, const StatDiff& stat, GroupBy by, bool sampled,
+           const TextReportOptions& options) {
     auto it = std::back_inserter(out);
     fmt::format_to(it, "{}: size={} ({}), count={} ({:+d})", statLabel(stat, by),
                    formatSize(stat.size, false), formatSize(stat.sizeDiff, true), stat.count,
@@ -60,6 +61,10 @@ appendStat(std::string& out, const StatDiff& stat, GroupBy by, const TextReportO
         fmt::format_to(
             it, ", average={}",
             formatSize(static_cast<double>(stat.size) / static_cast<double>(stat.count), false));
+    }
+    if (auto few = fewSamples(stat, sampled)) {
+        fmt::format_to(it, " ({} sample{}: rough; use --exact or a smaller --sample-bytes)", *few,
+                       *few == 1 ? "" : "s");
     }
     out += '\n';
 
@@ -120,6 +125,9 @@ renderDiffText(const std::vector<StatDiff>& stats, const Snapshot& older, const 
         fmt::format_to(it, "sampled mode (mean interval {}): sizes and counts are estimates\n",
                        formatSize(static_cast<double>(sampled.sampleBytes), false));
     }
+    if (auto mismatch = sessionMismatch(older, newer)) {
+        fmt::format_to(it, "warning: {}\n", *mismatch);
+    }
     if (stats.empty()) {
         out += "no differences\n";
         return out;
@@ -127,7 +135,7 @@ renderDiffText(const std::vector<StatDiff>& stats, const Snapshot& older, const 
     size_t shown = options.top == 0 ? stats.size() : std::min(options.top, stats.size());
     fmt::format_to(it, "top {} of {} differences:\n\n", shown, stats.size());
     for (size_t i = 0; i < shown; ++i) {
-        appendStat(out, stats[i], by, options);
+        appendStat(out, stats[i], by, newer.mode == "sampled", options);
     }
     return out;
 }

@@ -225,7 +225,7 @@ def unescape(name):
 def parse_snapshot(text):
     """[(size, count, [(line, file, function), ...])], header dict."""
     lines = text.split("\n")
-    check(lines[0] == "memtap-snapshot 1", "snapshot magic %r" % lines[0])
+    check(lines[0] == "memtap-snapshot 2", "snapshot magic %r" % lines[0])
     header = {}
     traces = []
     i = 1
@@ -235,7 +235,11 @@ def parse_snapshot(text):
         if line == "end":
             break
         if line.startswith("T "):
-            _, size, count, nframes = line.split(" ")
+            _, size, count, nframes, samples = line.split(" ")
+            check(int(samples) >= 0, "sample count %r" % samples)
+            # In exact mode each live record is one allocation.
+            if header.get("mode") == "exact":
+                check(int(samples) == int(count), "exact mode: samples %s != count %s" % (samples, count))
             frames = []
             for _ in range(int(nframes)):
                 f = lines[i]

@@ -4,20 +4,29 @@ Usage: python agent_core_test.py AGENT_SO
 """
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import agent_client as ac  # noqa: E402
 
 STATUS_KEYS = [
     "python", "mode", "sample_bytes", "frames", "allocations_seen", "traced_bytes",
-    "traced_count", "malloc_free_bytes", "agent_bytes", "hooks",
+    "traced_count", "malloc_free_bytes", "agent_bytes", "hooks", "attached_at_unix_ms",
+    "rss_at_attach_bytes",
 ]
+
+
+def own_rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def attach_cycle(agent, module, check_growth):
     fds = ac.fd_count()
     threads = ac.thread_count()
     before = ac.get_allocators()
+    started_ms = time.time() * 1000
+    rss_before = own_rss()
     rc = agent.start(agent.make_args(module=module))
     ac.check(rc == ac.START_OK, "start(%r) returned %d" % (module, rc))
     ac.check(ac.get_allocators() != before, "hooks not installed")
@@ -26,6 +35,12 @@ def attach_cycle(agent, module, check_growth):
         ac.check(key in st, "status key %s missing: %r" % (key, st))
     ac.check(st["python"] == "%d.%d.%d" % sys.version_info[:3], "python %r" % st["python"])
     ac.check(st["hooks"] == "installed", "hooks %r" % st["hooks"])
+    # The session: set by the agent thread once its hooks are live (start
+    # returns before that; status answers only after it).
+    ac.check(started_ms - 1000 <= int(st["attached_at_unix_ms"]) <= time.time() * 1000 + 1000,
+             "attached_at_unix_ms %s, started at %d" % (st["attached_at_unix_ms"], started_ms))
+    ac.check(rss_before // 2 <= int(st["rss_at_attach_bytes"]) <= own_rss() * 2,
+             "rss_at_attach_bytes %s, own RSS %d" % (st["rss_at_attach_bytes"], rss_before))
     if check_growth:
         seen = int(st["allocations_seen"])
         keep = [str(i) * 3 for i in range(20000)]

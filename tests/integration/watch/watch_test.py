@@ -229,6 +229,28 @@ def test_vanish(target):
         tmux.close()
 
 
+def test_killed(target):
+    # Issue 8 item 4: the target killed -9 under watch. The test is its
+    # parent and does not reap it yet, so memtap can read how it died; the
+    # last report stays on the normal screen and watch exits 3.
+    words = " ".join([MEMTAP, "watch", str(target.pid), "--interval", "0.3"])
+    tmux = Tmux("sh -c '%s 2>&1; echo WATCH-EXIT=$?; sleep 120'" % words)
+    try:
+        tmux.wait_for(GROWTH_SOURCE[:20])
+        target.proc.send_signal(signal.SIGKILL)
+        screen = tmux.wait_for("WATCH-EXIT=")
+        check("WATCH-EXIT=3" in screen, "watch did not exit 3", screen)
+        check("process %d died while watched: killed by signal 9 (SIGKILL)" % target.pid in screen,
+              "no death message naming the signal", screen)
+        check("another `memtap detach`" not in screen, "wrong cause named", screen)
+        check(GROWTH_SOURCE[:20] in screen, "the last report is not on the normal screen", screen)
+        check("rss 0 B" not in screen, "the last report lost the RSS it had", screen)
+        check("detaching from" not in screen, "watch tried to detach from a dead process", screen)
+        check(tmux.display("#{alternate_on}") == "0", "alternate screen left on")
+    finally:
+        tmux.close()
+
+
 def test_preattached(target):
     require_ptrace(target.pid)
     try:
@@ -553,11 +575,12 @@ def main():
         print("ok")
         return 0
     test = {"plain": test_plain, "screen": test_screen, "nocolor": test_nocolor, "vanish": test_vanish,
-            "preattached": test_preattached, "signals": test_signals,
+            "preattached": test_preattached, "signals": test_signals, "killed": test_killed,
             "stdout-closed": test_stdout_closed, "stdout-full": test_stdout_full,
             "dumb-term": test_dumb_term, "head": test_head,
             "stalled-reader": test_stalled_reader}[sys.argv[1]]
-    if test in (test_screen, test_nocolor, test_vanish, test_preattached, test_dumb_term) and \
+    if test in (test_screen, test_nocolor, test_vanish, test_preattached, test_dumb_term,
+                test_killed) and \
             shutil.which("tmux") is None:
         print("SKIP: tmux is not installed")
         return SKIP

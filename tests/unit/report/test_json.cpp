@@ -82,3 +82,29 @@ TEST_CASE("diff JSON golden file", "[json][golden]") {
     CHECK_THAT(sampled, Catch::Contains(R"("estimated":true)"));
     CHECK_THAT(sampled, Catch::Contains(R"("file":"weird\tdir/odd\\name\n.py")"));
 }
+
+TEST_CASE("diff JSON carries samples, rough, the session warning and what predates attach", "[json]") {
+    Frame f{"app.py", 3, "f"};
+    Snapshot older;
+    older.mode = "sampled";
+    older.sampleBytes = 524288;
+    Snapshot newer = older;
+    newer.traces = {Trace{{f}, 4194304, 1, 1}};
+    auto stats = compareSnapshots(older, newer, GroupBy::Lineno);
+    DiffContext context;
+    context.attachedAtUnixMs = 1764687731123;
+    context.rssAtAttachBytes = 209715200;
+    context.warning = "OLD and NEW come from different attach sessions";
+    std::string json = renderDiffJson(stats, 42, "s1", "s2", GroupBy::Lineno, "sampled", 10, context);
+    CHECK_THAT(json,
+               Catch::Contains("\"attached_at_unix_ms\":1764687731123,\"rss_at_attach_bytes\":209715200,"
+                               "\"warning\":\"OLD and NEW come from different attach sessions\""));
+    CHECK_THAT(json,
+               Catch::Contains("\"count_diff\":1,\"samples\":1,\"samples_old\":0,\"rough\":true,"));
+    // Unknown counts (version 1) and unset context keys are left out.
+    newer.traces[0].samples = -1;
+    std::string v1 = renderDiffJson(compareSnapshots(older, newer, GroupBy::Lineno), 42, "s1", "s2",
+                                    GroupBy::Lineno, "sampled", 10);
+    CHECK_THAT(v1, !Catch::Contains("\"samples\"") && !Catch::Contains("rough") &&
+                       !Catch::Contains("warning") && !Catch::Contains("attached_at"));
+}

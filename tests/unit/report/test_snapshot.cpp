@@ -41,8 +41,12 @@ parseError(const std::string& text) {
     return {};
 }
 
+// Version 1 (no session line, no SAMPLES field): still read, so the cases
+// below written for it also show that.
 const std::string kHeader =
     "memtap-snapshot 1\nmode exact\nsample_bytes 0\ntraced_bytes 10\ntraced_count 1\n";
+const std::string kHeader2 = "memtap-snapshot 2\nmode sampled\nsample_bytes 524288\n"
+                             "attached_at_unix_ms 1764687731123\ntraced_bytes 10\ntraced_count 1\n";
 
 } // namespace
 
@@ -52,17 +56,19 @@ TEST_CASE("serializeSnapshot writes the protocol.h text format", "[snapshot]") {
     s.sampleBytes = 524288;
     s.tracedBytes = 1048576;
     s.tracedCount = 2;
-    s.traces = {Trace{{Frame{"a.py", 3, "f"}, Frame{"b\\c\td\ne.py", 9, "<mod\tule>"}}, 1048576, 2},
+    s.attachedAtUnixMs = 1764687731123;
+    s.traces = {Trace{{Frame{"a.py", 3, "f"}, Frame{"b\\c\td\ne.py", 9, "<mod\tule>"}}, 1048576, 2, 1},
                 Trace{{}, 0, 0}};
-    CHECK(serializeSnapshot(s) == "memtap-snapshot 1\n"
+    CHECK(serializeSnapshot(s) == "memtap-snapshot 2\n"
                                   "mode sampled\n"
                                   "sample_bytes 524288\n"
+                                  "attached_at_unix_ms 1764687731123\n"
                                   "traced_bytes 1048576\n"
                                   "traced_count 2\n"
-                                  "T 1048576 2 2\n"
+                                  "T 1048576 2 2 1\n"
                                   "F 3 a.py\tf\n"
                                   "F 9 b\\\\c\\td\\ne.py\t<mod\\tule>\n"
-                                  "T 0 0 0\n"
+                                  "T 0 0 0 0\n"
                                   "end\n");
 }
 
@@ -76,6 +82,22 @@ TEST_CASE("snapshot text round-trips", "[snapshot]") {
 
     Snapshot empty;
     requireSameSnapshot(parseSnapshotOrThrow(serializeSnapshot(empty)), empty);
+}
+
+TEST_CASE("version 2 carries the session and each trace's sample count; version 1 has neither",
+          "[snapshot]") {
+    Snapshot s = parseSnapshotOrThrow(kHeader2 + "T 524288 1 1 1\nF 3 a.py\tf\nT 0 0 0 0\nend\n");
+    CHECK(s.attachedAtUnixMs == 1764687731123u);
+    REQUIRE(s.traces.size() == 2);
+    CHECK(s.traces[0].samples == 1);
+    CHECK(s.traces[1].samples == 0);
+    Snapshot old = parseSnapshotOrThrow(kHeader + "T 10 1 0\nend\n");
+    CHECK(old.attachedAtUnixMs == 0u);
+    CHECK(old.traces[0].samples == -1);
+    // Stored again, a version-1 snapshot is written as version 2 with the
+    // count as its records (the same thing in exact mode).
+    CHECK_THAT(serializeSnapshot(old),
+               Catch::StartsWith("memtap-snapshot 2\n") && Catch::Contains("\nT 10 1 0 1\n"));
 }
 
 TEST_CASE("names with escapes parse back to the raw bytes", "[snapshot]") {
@@ -119,7 +141,13 @@ TEST_CASE("malformed snapshots name the offending line", "[snapshot]") {
     };
     const Case cases[] = {
         {"", "line 1", "end of snapshot"},
-        {"memtap-snapshot 2\n", "line 1", "unsupported snapshot version"},
+        {"memtap-snapshot 3\n", "line 1", "unsupported snapshot version"},
+        {"memtap-snapshot 0\n", "line 1", "unsupported snapshot version"},
+        {"memtap-snapshot 2\nmode exact\nsample_bytes 0\ntraced_bytes 1\n", "line 4",
+         "expected 'attached_at_unix_ms"},
+        {kHeader2 + "T 10 1 0\n", "line 7", "trace sample count"},
+        {kHeader2 + "T 10 1 0 -1\n", "line 7", "negative"},
+        {kHeader2 + "T 10 1 0 1 1\n", "line 7", "trailing fields after 'T SIZE COUNT NFRAMES SAMPLES'"},
         {"memtap-snapshot one\n", "line 1", "not a valid number"},
         {"heap-snapshot 1\n", "line 1", "expected 'memtap-snapshot"},
         {"memtap-snapshot 1\nmode fast\n", "line 2", "mode must be"},
