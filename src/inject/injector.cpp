@@ -241,6 +241,16 @@ startAgentOnThread(HijackedThread& hijacked, pid_t pid, const attach::RemoteMemo
     return status;
 }
 
+void
+blockTerminationSignals() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) {
+        sigaddset(&set, sig);
+    }
+    ::sigprocmask(SIG_BLOCK, &set, nullptr);
+}
+
 // Whether the target is stopped (SIGSTOP, job control, a debugger's stop).
 bool
 isStopped(pid_t pid) {
@@ -497,6 +507,10 @@ attachOrThrow(pid_t pid, const AttachOptions& options) {
     // reports in the status word; then it serves the socket.
     waitForAgentOrThrow(pid, memory, statusWord, deadline, options, interrupts);
     releaseLeftoverScratch(pid, memory);
+    // Attached: from here a termination signal must not end memtap silently
+    // before it has said so. They stay blocked for the caller (watch reads
+    // them from its signalfd; attach exits having printed that it attached).
+    blockTerminationSignals();
     interrupts.throwIfInterrupted(pid, true);
     result.latency = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started);
     return result;

@@ -36,6 +36,9 @@ struct AttachResult {
     std::chrono::microseconds longestThreadStop{0}; // longest time one thread was held stopped
 };
 
+// Returns with SIGINT, SIGTERM, SIGHUP and SIGQUIT blocked: once attached, a
+// termination signal is the caller's to act on (and say so), never a silent
+// death that leaves the agent in.
 AttachResult attachOrThrow(pid_t pid, const AttachOptions& options);
 
 // Asks the agent to remove its hooks and end its thread, then waits until the
