@@ -166,7 +166,8 @@ struct DomainFns {
 template <int D, int... G>
 constexpr DomainFns
 domainFns(std::integer_sequence<int, G...>) {
-    return DomainFns{{HookFns{hookMalloc<D, G>, hookCalloc<D, G>, hookRealloc<D, G>, hookFree<D, G>}...}};
+    return DomainFns{
+        {HookFns{hookMalloc<D, G>, hookCalloc<D, G>, hookRealloc<D, G>, hookFree<D, G>}...}};
 }
 
 constexpr DomainFns kHooks[kDomainCount] = {

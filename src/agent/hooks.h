@@ -42,9 +42,9 @@ enum class DomainChain : uint8_t {
 };
 
 struct HookChainReport {
-    DomainChain domains[3];   // indexed by PyMemDomain, as of the last check
-    uint32_t reinstalls;      // since installHooks
-    uint64_t lastReinstallMs; // CLOCK_REALTIME of the last one, 0 if none
+    DomainChain domains[3];    // indexed by PyMemDomain, as of the last check
+    uint32_t reinstalls;       // since installHooks
+    uint64_t lastReinstallMs;  // CLOCK_REALTIME of the last one, 0 if none
     uint8_t lastReinstallMask; // 1 << domain for each domain re-installed then
 };
 HookChainReport hookChainReport() noexcept;

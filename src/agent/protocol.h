@@ -60,8 +60,9 @@ enum memtap_mode {
 };
 
 /* peer_flags bits. */
-#define MEMTAP_PEER_UNMAPPED 1u /* memtap's euid has no mapping in the target's user
-                                   namespace: peer_uid is the overflow uid */
+#define MEMTAP_PEER_UNMAPPED                                                                            \
+    1u /* memtap's euid has no mapping in the target's user                                             \
+          namespace: peer_uid is the overflow uid */
 
 struct memtap_start_args {
     uint32_t struct_size;      /* sizeof(struct memtap_start_args), checked by the agent */

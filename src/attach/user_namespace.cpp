@@ -57,9 +57,10 @@ userNamespaceOrThrow(const std::string& proc, pid_t pid) {
         if (err == ENOENT || err == ESRCH) {
             throw Error(ExitCode::NoSuchProcess, fmt::format("no process with PID {}", pid));
         }
-        throw Error(ExitCode::PermissionDenied,
-                    describeErrno(fmt::format("cannot inspect the user namespace of process {}", pid), err),
-                    "run memtap as root or as the target's user");
+        throw Error(
+            ExitCode::PermissionDenied,
+            describeErrno(fmt::format("cannot inspect the user namespace of process {}", pid), err),
+            "run memtap as root or as the target's user");
     }
     return st;
 }
@@ -79,7 +80,8 @@ parseUidMapOrThrow(std::string_view text) {
         UidMapRange range;
         std::string_view rest = line;
         bool ok = parseU32(rest, &range.inside) && parseU32(rest, &range.outside) &&
-                  parseU32(rest, &range.count) && rest.find_first_not_of(" \t") == std::string_view::npos;
+                  parseU32(rest, &range.count) &&
+                  rest.find_first_not_of(" \t") == std::string_view::npos;
         // The kernel refuses inside ranges that wrap (kernel/user_namespace.c,
         // map_write). The outside column is not checked: read from a
         // namespace that cannot map it, it shows (uid_t)-1
@@ -116,8 +118,7 @@ peerIdentityInTargetOrThrow(pid_t pid, uid_t hostEuid) {
         if (::kill(pid, 0) != 0 && errno == ESRCH) {
             throw Error(ExitCode::NoSuchProcess, fmt::format("no process with PID {}", pid));
         }
-        throw Error(ExitCode::PermissionDenied,
-                    fmt::format("cannot read /proc/{}/uid_map", pid));
+        throw Error(ExitCode::PermissionDenied, fmt::format("cannot read /proc/{}/uid_map", pid));
     }
     // Read from another namespace, the outside column is in the reader's
     // namespace (user_namespaces(7)), i.e. in the terms of hostEuid.

@@ -170,7 +170,8 @@ hookChainProblem(const std::map<std::string, std::string>& agent) {
     auto [state, domains] = splitChain(valueOf(agent, "hook_chain"));
     if (state == "lost") {
         parts.push_back(fmt::format(
-            "memtap's hooks on {} were removed by another PyMem_SetAllocator caller (tracemalloc.stop()?) "
+            "memtap's hooks on {} were removed by another PyMem_SetAllocator caller "
+            "(tracemalloc.stop()?) "
             "and memtap has no spare hooks left to install again: allocations there are not seen",
             domains));
     }
@@ -205,15 +206,17 @@ hookChainState(const std::map<std::string, std::string>& agent) {
         return "installed, the current allocators";
     }
     if (state == "wrapped") {
-        return fmt::format("installed, wrapped on {} by a hook installed after memtap's (tracemalloc.start()?), "
-                           "which still calls memtap's",
-                           domains);
+        return fmt::format(
+            "installed, wrapped on {} by a hook installed after memtap's (tracemalloc.start()?), "
+            "which still calls memtap's",
+            domains);
     }
     if (state == "lost") {
         return fmt::format("LOST on {} (see below)", domains);
     }
     if (state == "unsettled") {
-        return fmt::format("not checked on {}: the allocator kept changing while memtap read it", domains);
+        return fmt::format("not checked on {}: the allocator kept changing while memtap read it",
+                           domains);
     }
     return hooks.empty() ? std::string("?") : hooks; // an agent older than hook_chain
 }

@@ -72,7 +72,7 @@ struct ScratchControl {
     int32_t ownerPid;        // the memtap process (host pid) that set this scratch up
     uint32_t inCall;         // 1 while the thread may be running our code; the stub clears it
     uint64_t ownerStartTime; // its start time (/proc/PID/stat field 22), against PID reuse
-    uint32_t released;       // reserved (0)
+    uint32_t reserved0;      // 0
     uint32_t closeResultFd;  // 1: the last call's result is a new fd of ours: the stub closes it
     uint64_t result;         // rax of the last remote call, stored by `landing`
     uint64_t errnoAddress;   // the thread's &errno (0 until known): the stub restores it
