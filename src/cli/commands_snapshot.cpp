@@ -1,4 +1,6 @@
 // snapshot, diff.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <optional>
@@ -6,12 +8,15 @@
 #include "attach/proc.h"
 #include "base/error.h"
 #include "cli/commands.h"
+#include "cli/output_file.h"
 #include "cli/snapshot_store.h"
 #include "cli/source_lines.h"
 #include "cli/target_status.h"
 #include "inject/control_client.h"
 #include "report/diff.h"
+#include "report/html_flamegraph.h"
 #include "report/json.h"
+#include "report/pprof.h"
 #include "report/snapshot.h"
 #include "report/text_report.h"
 
@@ -71,6 +76,18 @@ runSnapshot(const ParsedArgs& args) {
     return 0;
 }
 
+int
+writeDiffOutputOrThrow(std::optional<OutputFile>& output, const std::string& data) {
+    if (!output) {
+        std::fwrite(data.data(), 1, data.size(), stdout);
+        return 0;
+    }
+    output->commitOrThrow(data);
+    std::fprintf(stderr, "memtap: wrote %s (%s)\n", output->path().c_str(),
+                 report::formatSize(static_cast<double>(data.size()), false).c_str());
+    return 0;
+}
+
 report::Snapshot
 loadOrTake(const SnapshotStore& store, pid_t pid, const std::string& name) {
     if (name == "now") {
@@ -98,9 +115,58 @@ runPeakReset(const ParsedArgs& args) {
     return 0;
 }
 
+enum class DiffFormat { Text, Json, Html, Pprof };
+
+DiffFormat
+diffFormatOrThrow(const ParsedArgs& args) {
+    auto v = args.value("--format");
+    if (args.has("--json")) {
+        if (v && *v != "json") {
+            throw Error(ExitCode::Usage, fmt::format("--json and --format {} contradict each other", *v),
+                        "give one of them");
+        }
+        return DiffFormat::Json;
+    }
+    if (!v || *v == "text") {
+        return DiffFormat::Text;
+    }
+    if (*v == "json") {
+        return DiffFormat::Json;
+    }
+    if (*v == "html") {
+        return DiffFormat::Html;
+    }
+    if (*v == "pprof") {
+        return DiffFormat::Pprof;
+    }
+    throw Error(ExitCode::Usage,
+                fmt::format("--format must be text, json, html or pprof, not '{}'", *v));
+}
+
+// -o FILE, or stdout; a binary profile or a page of HTML is not for a terminal.
+std::optional<OutputFile>
+diffOutputOrThrow(const ParsedArgs& args, DiffFormat format) {
+    auto path = args.value("--output");
+    if (auto o = args.value("-o")) {
+        path = o;
+    }
+    if (path) {
+        return OutputFile::createOrThrow(*path);
+    }
+    if ((format == DiffFormat::Html || format == DiffFormat::Pprof) && ::isatty(STDOUT_FILENO)) {
+        throw Error(ExitCode::Usage,
+                    fmt::format("--format {} writes a file, not to a terminal",
+                                format == DiffFormat::Html ? "html" : "pprof"),
+                    "add -o FILE, or redirect stdout");
+    }
+    return std::nullopt;
+}
+
 int
 runDiff(const ParsedArgs& args) {
     pid_t pid = parsePidOrThrow(args.positional[0]);
+    DiffFormat format = diffFormatOrThrow(args);
+    std::optional<OutputFile> output = diffOutputOrThrow(args, format);
     const std::string& oldName = args.positional[1];
     const std::string& newName = args.positional[2];
     auto by = report::GroupBy::Lineno;
@@ -144,6 +210,20 @@ runDiff(const ParsedArgs& args) {
     }
     auto older = loadOrTake(*store, pid, oldName);
     auto newer = loadOrTake(*store, pid, newName);
+    if (format == DiffFormat::Html || format == DiffFormat::Pprof) {
+        std::string data;
+        if (format == DiffFormat::Html) {
+            report::HtmlReportOptions options;
+            options.title =
+                fmt::format("process {}{}: {} -> {}", pid, gone ? " (gone)" : "", oldName, newName);
+            options.oldName = oldName;
+            options.newName = newName;
+            data = report::renderHtmlFlamegraph(older, newer, options);
+        } else {
+            data = report::renderPprof(older, newer, report::PprofOptions{oldName, newName});
+        }
+        return writeDiffOutputOrThrow(output, data);
+    }
     auto stats = report::compareSnapshots(older, newer, by);
     // The context a reader needs to judge the numbers: a service whose RSS
     // stays high after its objects are gone shows it as malloc's free bytes.
@@ -183,8 +263,7 @@ runDiff(const ParsedArgs& args) {
         options.sourceLine = [&](const std::string& file, int line) { return sources.line(file, line); };
         out += report::renderDiffText(stats, older, newer, by, options);
     }
-    std::fwrite(out.data(), 1, out.size(), stdout);
-    return 0;
+    return writeDiffOutputOrThrow(output, out);
 }
 
 } // namespace
@@ -212,12 +291,21 @@ snapshotCommands() {
          "site resting on fewer than 5 samples is marked '(N samples: rough; ...)' (JSON: samples,\n"
          "samples_old, rough). OLD and NEW from different attach sessions or modes print a warning\n"
          "line (JSON: warning). For a PID that is gone, the snapshots stored for its most recent\n"
-         "instance are used, and stderr says so.",
+         "instance are used, and stderr says so.\n"
+         "--format html writes one self-contained page: a flamegraph of the call tree (box width =\n"
+         "what NEW holds, or its growth; red grew, blue shrank; click to zoom, type to search) beside\n"
+         "the table. --format pprof writes a gzip'd pprof profile (sample types inuse_space,\n"
+         "inuse_objects, growth_space, growth_objects) for `go tool pprof`, Pyroscope or Parca.\n"
+         "Both group by traceback; OLD and NEW may be the same snapshot to see one alone.",
          3,
          3,
          {{"--by", "KEY", "group by lineno (default), filename or traceback"},
           {"--top", "N", "show the N largest (default 10)"},
-          {"--json", "", "print JSON"}},
+          {"--json", "", "print JSON (the same as --format json)"},
+          {"--format", "FORMAT",
+           "text (default), json, html (a flamegraph page) or pprof (gzip'd profile.proto)"},
+          {"--output", "FILE", "write to FILE instead of stdout (whole or not at all)"},
+          {"-o", "FILE", "the same as --output"}},
          runDiff},
         {"peak-reset",
          "PID",
