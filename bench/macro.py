@@ -1,0 +1,126 @@
+"""Issue 13 item 1: the cost of memtap on a dozen pyperformance-like
+workloads (bench/targets/macro_target.py), timed inside one target process.
+
+Per round, in one process: the workloads unhooked, then attached in sampled
+mode, then attached with --exact (16 frames), then after that detach; and
+the same workloads in a second process started with PYTHONTRACEMALLOC=1
+(tracemalloc's default of 1 frame). Round 1's unhooked runs are before any
+attach; later rounds' follow a detach (the agent stays loaded, dormant,
+hooks removed), which is what "after detach" measures too. Each workload's
+repetitions are calibrated once, before attaching, to about --target-ms.
+Ratios are medians of the rounds against the unhooked median; geomean and
+worst over the workloads.
+
+Usage: /usr/bin/python3 bench/macro.py [--rounds N] [--target-ms MS] [--interpreters 3.11,3.13,debian-3.11]
+                                      [--markdown FILE]
+"""
+import argparse
+import math
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+from common import Child, log, median  # noqa: E402
+
+TARGET = os.path.join(common.TARGETS, "macro_target.py")
+PHASES = ["unhooked", "sampled", "exact", "after-detach", "tracemalloc"]
+
+
+def run_all(child, names, reps):
+    times = {}
+    for name in names:
+        child.send("run %s %d" % (name, reps[name]))
+        line = child.read_line(120, "time ")
+        times[name] = float(line.split()[2])
+    return times
+
+
+def calibrate(child, names, target_s):
+    reps = {}
+    for name in names:
+        child.send("run %s 1" % name)
+        child.read_line(120, "time ")  # warm-up: imports, caches
+        child.send("run %s 1" % name)
+        t = float(child.read_line(120, "time ").split()[2])
+        reps[name] = max(1, int(round(target_s / max(t, 1e-6))))
+    return reps
+
+
+def bench_interpreter(label, python, rounds, target_s):
+    samples = {p: {} for p in PHASES}
+    with Child([python, TARGET]) as target, \
+            Child([python, TARGET], env=dict(os.environ, PYTHONTRACEMALLOC="1")) as traced:
+        target.read_line(60, "ready")
+        traced.read_line(60, "ready")
+        target.send("list")
+        names = target.read_line(30, "workloads").split()[1:]
+        reps = calibrate(target, names, target_s)
+        calibrate(traced, names, target_s)  # the same warm-up
+        for r in range(rounds):
+            log("%s: round %d/%d" % (label, r + 1, rounds))
+            for phase in PHASES:
+                attach = {"sampled": [], "exact": ["--exact"]}.get(phase)
+                if attach is not None:
+                    common.memtap_or_throw(["attach", str(target.pid)] + attach)
+                child = traced if phase == "tracemalloc" else target
+                for name, t in run_all(child, names, reps).items():
+                    samples[phase].setdefault(name, []).append(t)
+                if attach is not None:
+                    common.memtap_or_throw(["detach", str(target.pid)])
+    return names, reps, samples
+
+
+def ratios(names, samples):
+    base = {n: median(samples["unhooked"][n]) for n in names}
+    out = {}
+    for phase in PHASES[1:]:
+        out[phase] = {n: median(samples[phase][n]) / base[n] for n in names}
+    return base, out
+
+
+def geomean(values):
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--target-ms", type=float, default=80)
+    parser.add_argument("--interpreters", default="3.11,3.13,debian-3.11")
+    parser.add_argument("--quick", action="store_true", help="3 rounds, 3.11 only")
+    parser.add_argument("--markdown")
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.interpreters = 3, "3.11"
+    out = ["## macro: a dozen workloads, memtap sampled / exact vs unhooked, tracemalloc in its own process", ""]
+    summary = []
+    for label, python in common.available_interpreters(args.interpreters.split(",")):
+        version = common.interpreter_version(python)
+        names, reps, samples = bench_interpreter(label, python, args.rounds, args.target_ms / 1000)
+        base, rel = ratios(names, samples)
+        rows = []
+        for n in names:
+            rows.append([n, reps[n], "%.1f" % (base[n] * 1000)] +
+                        ["%.3fx" % rel[p][n] for p in PHASES[1:]])
+        rows.append(["**geomean**", "", ""] + ["**%.3fx**" % geomean(rel[p].values()) for p in PHASES[1:]])
+        rows.append(["**worst**", "", ""] +
+                    ["%.3fx (%s)" % max((v, k) for k, v in rel[p].items()) for p in PHASES[1:]])
+        out += ["### CPython %s (%s), medians of %d rounds" % (version, label, args.rounds), "",
+                common.table(["workload", "reps", "unhooked ms"] + PHASES[1:], rows), ""]
+        tm_overhead = geomean(rel["tracemalloc"].values()) - 1
+        exact_overhead = geomean(rel["exact"].values()) - 1
+        summary.append([version, "%.3fx" % geomean(rel["sampled"].values()),
+                        "%.3fx (%s)" % max((v, k) for k, v in rel["sampled"].items()),
+                        "%.3fx" % geomean(rel["exact"].values()), "%.3fx" % geomean(rel["tracemalloc"].values()),
+                        "%.2f" % (exact_overhead / tm_overhead if tm_overhead > 0 else float("nan")),
+                        "%.3fx" % geomean(rel["after-detach"].values())])
+    out += ["### Summary", "",
+            common.table(["python", "sampled geomean", "sampled worst", "exact geomean", "tracemalloc geomean",
+                          "exact/tracemalloc overhead", "after detach"], summary), "",
+            "Machine: " + common.machine_note(), ""]
+    common.emit(out, args.markdown)
+
+
+if __name__ == "__main__":
+    main()
