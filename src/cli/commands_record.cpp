@@ -128,7 +128,7 @@ runRecord(const ParsedArgs& args) {
     UniqueFd pidfd = tryOpenPidfd(pid);
     const uint64_t startTime = std::stoull(instance.startTime);
     uint64_t records = 0;
-    auto started = Clock::now();
+    const auto started = Clock::now();
     // A target that died under us is the news, not the failed request that
     // found it: the journal gets an end record saying how, and is kept.
     auto diedOrRethrow = [&](const char* when) {
@@ -174,19 +174,25 @@ runRecord(const ParsedArgs& args) {
         if (!exited && Clock::now() < next) {
             continue;
         }
+        report::JournalSample sample;
         try {
             if (exited) {
                 throw Error(ExitCode::NoSuchProcess, fmt::format("process {} exited", pid));
             }
-            journal.appendSampleOrThrow(takeSampleOrThrow(pid, journal));
+            sample = takeSampleOrThrow(pid, journal);
+            journal.appendSampleOrThrow(sample);
         } catch (const Error&) {
             diedOrRethrow("while recorded");
         }
         ++records;
         if (settings.progress) {
-            // The latest figures, without a second request: the journal has them.
-            noteToStderr(fmt::format("record {} at {:.1f} s", records,
-                                     std::chrono::duration<double>(Clock::now() - started).count()));
+            noteToStderr(fmt::format(
+                "record {}: rss {}, traced {}{}", records,
+                report::formatSize(static_cast<double>(sample.rssBytes), false),
+                report::formatSize(static_cast<double>(sample.tracedBytes), false),
+                sample.peakTracedBytes >= 0
+                    ? ", peak " + report::formatSize(static_cast<double>(sample.peakTracedBytes), false)
+                    : ""));
         }
         if (settings.count != 0 && records >= settings.count) {
             stopped = "--count";
