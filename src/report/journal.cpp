@@ -301,6 +301,7 @@ parseJournalOrThrow(std::string_view bytes) {
         Payload parsed = context.parsePayload(payload);
         if (type == "header") {
             journal.headers.push_back(decodeHeader(context, parsed));
+            journal.sessionStarts.push_back(journal.samples.size());
             journal.end.reset(); // an end before it belonged to the session before
         } else if (journal.headers.empty()) {
             context.fail(fmt::format("a '{}' record before the header", type));

@@ -81,6 +81,8 @@ struct JournalEnd {
 
 struct Journal {
     std::vector<JournalHeader> headers; // at least one; more for appended sessions
+    // Per header: the index in samples of its session's first sample.
+    std::vector<size_t> sessionStarts;
     std::vector<JournalSample> samples;
     std::optional<JournalEnd> end;
     std::vector<std::string> notes; // "last record incomplete: ignored"

@@ -81,6 +81,17 @@ highestPeakSample(const Journal& journal) {
     return best;
 }
 
+size_t
+sessionFirstSample(const Journal& journal, size_t index) {
+    size_t first = 0;
+    for (size_t start : journal.sessionStarts) {
+        if (start <= index && start < journal.samples.size()) {
+            first = start;
+        }
+    }
+    return first;
+}
+
 std::vector<size_t>
 timelineRows(const Journal& journal, size_t maxRows) {
     size_t n = journal.samples.size();
@@ -170,9 +181,11 @@ renderJournalText(const Journal& journal, const JournalReportOptions& options) {
         out += line + "\n";
     }
 
-    const JournalSample& first = journal.samples.front();
     const JournalSample& last = journal.samples.back();
-    fmt::format_to(it, "\ngrowth from the first record to the last:\n");
+    const JournalSample& first =
+        journal.samples[sessionFirstSample(journal, journal.samples.size() - 1)];
+    fmt::format_to(it, "\ngrowth from the first record to the last{}:\n",
+                   journal.headers.size() > 1 ? " of the last session" : "");
     out += diffText(first.now, last.now, "first record (" + clockOf(options, first.unixMs, false) + ")",
                     "last record (" + clockOf(options, last.unixMs, false) + ")", options);
 
@@ -264,7 +277,8 @@ renderJournalJson(const Journal& journal, const JournalReportOptions& options) {
     if (journal.samples.empty()) {
         json.null();
     } else {
-        const Snapshot& older = journal.samples.front().now;
+        const Snapshot& older =
+            journal.samples[sessionFirstSample(journal, journal.samples.size() - 1)].now;
         const Snapshot& newer = journal.samples.back().now;
         json.beginObject();
         json.key("by");
@@ -289,8 +303,9 @@ renderJournalJson(const Journal& journal, const JournalReportOptions& options) {
         json.key("by");
         json.value(name(options.by));
         json.key("stats");
-        writeStatsJson(json, compareSnapshots(journal.samples.front().now, *atPeak.peak, options.by),
-                       atPeak.peak->mode, options.top);
+        const Snapshot& base = journal.samples[sessionFirstSample(journal, *peakIndex)].now;
+        writeStatsJson(json, compareSnapshots(base, *atPeak.peak, options.by), atPeak.peak->mode,
+                       options.top);
         json.endObject();
     }
     json.endObject();

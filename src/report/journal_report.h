@@ -35,6 +35,10 @@ inline constexpr size_t kTimelineRows = 24;
 std::vector<size_t> timelineRows(const Journal& journal, size_t maxRows = kTimelineRows);
 // The sample whose peak breakdown is the highest recorded, if any carries one.
 std::optional<size_t> highestPeakSample(const Journal& journal);
+// The first sample of the session (attach or appended recording) that
+// sample `index` belongs to: growth is measured within one session, since
+// the traces restart with each attach.
+size_t sessionFirstSample(const Journal& journal, size_t index);
 
 std::string renderJournalText(const Journal& journal, const JournalReportOptions& options);
 // {"journal", "pid", "start_time", "python", "mode", "sample_bytes",

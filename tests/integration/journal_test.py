@@ -220,6 +220,32 @@ def case_store(gone_pid, other_journal):
               json.loads(rep.stdout)["end"]["reason"] == "stopped",
               "report PID of the running process reads it: 2 records, stopped", rep.stdout, rep.stderr)
         memtap("detach", proc.pid)
+        # Ctrl-C: an end record, the agent record attached detached, exit 0.
+        rec = subprocess.Popen([MEMTAP, "record", str(proc.pid), "--interval", "0.2"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=ENV)
+        path = rec.stdout.readline().strip()
+        time.sleep(0.7)
+        rec.send_signal(signal.SIGINT)
+        out, err = rec.communicate(timeout=30)
+        check(rec.returncode == 0 and "detaching from %d" % proc.pid in err and "memtap report %s" % path in err,
+              "record stops on SIGINT, detaches and says where the journal is", rec.returncode, err)
+        check("attached:         no" in memtap("status", proc.pid).stdout, "no agent left after SIGINT")
+        rep = json.loads(memtap("report", path, "--json").stdout)
+        check(rep["end"] == {"unix_ms": rep["end"]["unix_ms"], "reason": "stopped", "detail": "SIGINT"} and
+              rep["records"] >= 3, "the journal ends with 'stopped (SIGINT)'", rep["end"], rep["records"])
+        # kill -9 of memtap itself: the records written are readable, with no end record.
+        killed = os.path.join(STORE, "killed.mtj")
+        rec = subprocess.Popen([MEMTAP, "record", str(proc.pid), "--interval", "0.1", "-o", killed],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        rec.stdout.readline()
+        time.sleep(0.6)
+        rec.kill()
+        rec.communicate(timeout=30)
+        memtap("detach", proc.pid)  # what the killed record could not do
+        r = memtap("report", killed, "--json")
+        rep = json.loads(r.stdout) if r.returncode == 0 else {}
+        check(r.returncode == 0 and rep["end"] is None and rep["records"] >= 3,
+              "a journal whose memtap was killed -9 reads back (%s records)" % rep.get("records"), r.stderr)
         stores = [d for d in os.listdir(os.path.join(STORE, "memtap")) if d.startswith("%d-" % gone_pid)]
         check(len(stores) == 1, "a later snapshot of another process keeps the gone process's store", stores)
         r = memtap("report", gone_pid)

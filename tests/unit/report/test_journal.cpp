@@ -1,6 +1,7 @@
 // The journal format (src/report/journal.h): round trips, a torn last record
 // at every byte offset (what a writer killed mid-write leaves), and damage
 // before the last record reported as an error naming the record.
+#include <algorithm>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -8,6 +9,7 @@
 #include "base/error.h"
 #include "fixtures.h"
 #include "report/journal.h"
+#include "report/journal_report.h"
 
 using namespace memtap::report;
 using namespace memtap::report::test;
@@ -244,4 +246,58 @@ TEST_CASE("records of a type this memtap does not know are skipped", "[journal]"
     CHECK(j.samples.size() == 1);
     CHECK(j.samples[0].peakTracedBytes == -1);
     CHECK(j.notes.empty());
+}
+
+TEST_CASE("the journal report names how it ended, what grew and the peak", "[journal]") {
+    Journal j = parseJournalOrThrow(writeFixture().bytes);
+    JournalReportOptions options;
+    options.path = "/store/journal-1.mtj";
+    options.sourceLine = fixtureSource;
+    options.clock = [](uint64_t ms, bool withDate) {
+        return fmt::format("{}t{}", withDate ? "day " : "", ms);
+    };
+    std::string text = renderJournalText(j, options);
+    INFO(text);
+    CHECK_THAT(text, Catch::Contains("memtap report: /store/journal-1.mtj\n"));
+    CHECK_THAT(text,
+               Catch::Contains("process 4242 (CPython 3.11.7), exact mode, recorded by `memtap record` "
+                               "every 0.5 s\n"));
+    CHECK_THAT(text, Catch::Contains("recorded day t1000 to t2000 (1 s), 3 records\n"));
+    CHECK_THAT(text, Catch::Contains("the process died at t2100: killed by signal 9 (SIGKILL)\n"));
+    // The second sample holds the highest peak; the first to last shows no growth.
+    CHECK_THAT(text, Catch::Contains("t1500") && Catch::Contains("<- highest peak"));
+    CHECK_THAT(text, Catch::Contains("memtap diff: first record (t1000) -> last record (t2000)"));
+    CHECK_THAT(text,
+               Catch::Contains("breakdown at the highest peak recorded: 3583 KiB traced at t1400"));
+    CHECK_THAT(text, Catch::Contains("memtap diff: first record (t1000) -> peak") &&
+                         Catch::Contains("app/cache.py:42: size=3516 KiB (+2051 KiB)"));
+
+    // A torn tail: the note, and no end record.
+    Written w = writeFixture();
+    Journal torn = parseJournalOrThrow(std::string_view(w.bytes).substr(0, w.bytes.size() - 3));
+    std::string tornText = renderJournalText(torn, options);
+    CHECK_THAT(tornText, Catch::Contains("note: last record incomplete: ignored") &&
+                             Catch::Contains("no end record"));
+
+    std::string json = renderJournalJson(j, options);
+    CHECK_THAT(json, Catch::Contains(R"("end":{"unix_ms":2100,"reason":"died")"));
+    CHECK_THAT(json, Catch::Contains(R"("records":3)") && Catch::Contains(R"("peak":{"unix_ms":1400)"));
+}
+
+TEST_CASE("a long timeline keeps the first, the last and the highest peak", "[journal]") {
+    Journal j;
+    j.headers.push_back(fixtureHeader());
+    j.sessionStarts.push_back(0);
+    for (int i = 0; i < 1000; ++i) {
+        j.samples.push_back(
+            fixtureSample(static_cast<uint64_t>(i), olderSnapshot(), i == 517 ? 99 : 1, 0,
+                          i == 517 || i == 3 ? std::optional<Snapshot>(olderSnapshot()) : std::nullopt));
+    }
+    auto rows = timelineRows(j);
+    CHECK(rows.size() <= kTimelineRows);
+    CHECK(rows.front() == 0);
+    CHECK(rows.back() == 999);
+    CHECK(std::find(rows.begin(), rows.end(), 517) != rows.end());
+    CHECK(std::is_sorted(rows.begin(), rows.end()));
+    CHECK(highestPeakSample(j) == std::optional<size_t>(517));
 }
