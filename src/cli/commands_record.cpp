@@ -130,24 +130,30 @@ runRecord(const ParsedArgs& args) {
     uint64_t records = 0;
     const auto started = Clock::now();
     // A target that died under us is the news, not the failed request that
-    // found it: the journal gets an end record saying how, and is kept.
-    auto diedOrRethrow = [&](const char* when) {
+    // found it: the journal gets an end record saying how, and is kept. Any
+    // other failure ends the journal too, saying what it was.
+    auto endOrRethrow = [&](const Error& error, const char* when) {
         auto death = tryDescribeDeath(pid, startTime);
         if (!death) {
+            try {
+                journal.endOrThrow(report::JournalEnd{unixNowMs(), "failed", error.what()});
+            } catch (const Error&) {
+                // The journal's own failure: the first error is the news.
+            }
             throw;
         }
         lease->forget();
         journal.endOrThrow(report::JournalEnd{unixNowMs(), "died", *death});
         throw Error(ExitCode::NoSuchProcess, fmt::format("process {} died {}: {}", pid, when, *death),
-                    fmt::format("{} record{} kept in {}: `memtap report {}`", records,
-                                records == 1 ? "" : "s", journal.path(), journal.path()));
+                    fmt::format("{} record{} kept: `memtap report {}`", records, records == 1 ? "" : "s",
+                                journal.path()));
     };
     try {
         journal.startOrThrow(journalHeaderFrom(instance, agentStatusOrThrow(pid), lease->python(),
                                                static_cast<uint64_t>(settings.interval.count()),
                                                "record"));
-    } catch (const Error&) {
-        diedOrRethrow("while the recording started");
+    } catch (const Error& e) {
+        endOrRethrow(e, "while the recording started");
     }
     // The path on stdout at once, so a script has it even if memtap is killed later.
     std::printf("%s\n", journal.path().c_str());
@@ -181,8 +187,8 @@ runRecord(const ParsedArgs& args) {
             }
             sample = takeSampleOrThrow(pid, journal);
             journal.appendSampleOrThrow(sample);
-        } catch (const Error&) {
-            diedOrRethrow("while recorded");
+        } catch (const Error& e) {
+            endOrRethrow(e, "while recorded");
         }
         ++records;
         if (settings.progress) {

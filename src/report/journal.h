@@ -36,8 +36,9 @@
 //           peak_traced_bytes and peak_unix_ms (absent when the agent keeps
 //           no peak), then "snapshot now" and, when the peak moved since the
 //           last record that carried one, "snapshot peak".
-//   end:    unix_ms, reason ("stopped" or "died"), detail (the rest of the
-//           line: "killed by signal 9 (SIGKILL)", "SIGINT", "--count").
+//   end:    unix_ms, reason ("stopped", "died" or "failed"), detail (the
+//           rest of the line: "killed by signal 9 (SIGKILL)", "SIGINT",
+//           "--count", or what failed).
 #pragma once
 
 #include <cstdint>
@@ -75,7 +76,7 @@ struct JournalSample {
 
 struct JournalEnd {
     uint64_t unixMs = 0;
-    std::string reason; // "stopped" | "died"
+    std::string reason; // "stopped" | "died" | "failed"
     std::string detail;
 };
 

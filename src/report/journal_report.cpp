@@ -138,6 +138,9 @@ renderJournalText(const Journal& journal, const JournalReportOptions& options) {
     if (journal.end && journal.end->reason == "died") {
         fmt::format_to(it, "the process died at {}: {}\n", clockOf(options, journal.end->unixMs, false),
                        sanitizeText(journal.end->detail));
+    } else if (journal.end && journal.end->reason == "failed") {
+        fmt::format_to(it, "recording failed at {}: {}\n", clockOf(options, journal.end->unixMs, false),
+                       sanitizeText(journal.end->detail));
     } else if (journal.end) {
         fmt::format_to(it, "recording stopped at {} ({}); the process was running then\n",
                        clockOf(options, journal.end->unixMs, false), sanitizeText(journal.end->detail));
