@@ -37,6 +37,7 @@ struct RecordSettings {
     std::optional<std::chrono::milliseconds> duration;
     uint64_t count = 0; // 0: until stopped
     std::optional<std::string> output;
+    uint64_t maxBytes = kRecordJournalLimit;
     bool progress = false;
     inject::AttachOptions attach;
     ModeFlags modeFlags;
@@ -66,6 +67,9 @@ settingsFrom(const ParsedArgs& args) {
             throw Error(ExitCode::Usage, "-o needs a file name");
         }
         settings.output = *v;
+    }
+    if (auto v = args.value("--max-bytes")) {
+        settings.maxBytes = parseByteSizeOrThrow(*v, "--max-bytes");
     }
     settings.progress = args.has("--progress") || ::isatty(STDERR_FILENO) == 1;
     settings.attach = attachOptionsFrom(args);
@@ -117,6 +121,7 @@ runRecord(const ParsedArgs& args) {
     // Every file problem (a bad -o, a refused store) before the attach.
     JournalFile journal = settings.output ? JournalFile::openOutputOrThrow(*settings.output, instance)
                                           : JournalFile::createInStoreOrThrow(instance);
+    journal.setLimit(settings.maxBytes);
     SignalInbox inbox(false);
     std::optional<AgentLease> lease;
     try {
@@ -186,7 +191,14 @@ runRecord(const ParsedArgs& args) {
                 throw Error(ExitCode::NoSuchProcess, fmt::format("process {} exited", pid));
             }
             sample = takeSampleOrThrow(pid, journal);
-            journal.appendSampleOrThrow(sample);
+            if (!journal.appendSampleOrThrow(sample)) {
+                stopped = "size limit";
+                noteToStderr(
+                    fmt::format("the journal reached its size limit ({}); stopping (--max-bytes "
+                                "sets another)",
+                                report::formatSize(static_cast<double>(journal.limit()), false)));
+                break;
+            }
         } catch (const Error& e) {
             endOrRethrow(e, "while recorded");
         }
@@ -229,6 +241,8 @@ recordCommands() {
         {"--interval", "S", "seconds between records (default 10; fractions allowed)"},
         {"--duration", "S", "stop after S seconds"},
         {"--count", "K", "stop after K records"},
+        {"--max-bytes", "N",
+         "stop when the journal would grow past N bytes (default 1G; K/M/G/T suffixes)"},
         {"--progress", "", "a line per record on stderr even when it is not a terminal"},
     };
     auto attach = attachOptionSpecs();
@@ -245,7 +259,8 @@ recordCommands() {
          "Stopping (Ctrl-C, SIGTERM, --count, --duration) writes an end record and detaches if\n"
          "record attached. A process that dies while recorded ends record with how it died (exit\n"
          "code or signal), an end record saying so, and exit 3. A -o FILE that exists and is not a\n"
-         "journal of this process is refused before attaching.",
+         "journal of this process is refused before attaching. The record that would take the\n"
+         "journal past --max-bytes is not written: an end record says so, and record stops.",
          1, 1, options, runRecord},
     };
 }

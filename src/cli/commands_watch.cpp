@@ -25,6 +25,7 @@
 #include "cli/uwsgi.h"
 #include "cli/watch_loop.h"
 #include "report/diff.h"
+#include "report/text_report.h"
 #include "report/watch_screen.h"
 
 namespace memtap::cli {
@@ -137,6 +138,7 @@ struct Target {
         try {
             auto instance = ProcessInstance::ofPidOrThrow(pid());
             JournalFile file = JournalFile::createInStoreOrThrow(instance);
+            file.setLimit(kWatchJournalLimit);
             file.startOrThrow(journalHeaderFrom(instance, agentStatusOrThrow(pid()), lease.python(),
                                                 static_cast<uint64_t>(interval.count()), "watch"));
             journal.emplace(std::move(file));
@@ -145,7 +147,7 @@ struct Target {
         }
     }
     void journalOrContinue() {
-        if (!journal) {
+        if (!journal || journal->full()) {
             return;
         }
         try {
@@ -153,7 +155,11 @@ struct Target {
             if (lastPeak && journal->wantsPeak(sample.peakTracedBytes, sample.peakUnixMs)) {
                 sample.peak = *lastPeak;
             }
-            journal->appendSampleOrThrow(sample);
+            if (!journal->appendSampleOrThrow(sample)) {
+                journalProblem = fmt::format(
+                    "journal full ({}): no more records in {}",
+                    report::formatSize(static_cast<double>(journal->limit()), false), journal->path());
+            }
         } catch (const Error& e) {
             journalProblem = fmt::format("journal stopped: {}", e.what());
             journal.reset();
@@ -654,8 +660,8 @@ watchCommands() {
          "A target that dies stops watch with how it ended (exit code or signal, when memtap can\n"
          "still read it) and exit 3; the last report stays on the normal screen.\n"
          "Unless --no-journal, watch keeps a journal in the process's snapshot store, one record\n"
-         "per interval (as `memtap record` writes), and says where it is when it ends; `memtap\n"
-         "report PID` reads it, also after the process is gone.\n"
+         "per interval (as `memtap record` writes; at most 256 MiB), and says where it is when it\n"
+         "ends; `memtap report PID` reads it, also after the process is gone.\n"
          "A closed or read-only stdout is refused before attaching; output that cannot be\n"
          "written later (a full disk) stops watch with an error and exit 1, after detaching.",
          1, 1, options, runWatch},

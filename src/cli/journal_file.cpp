@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "base/error.h"
+#include "report/text_report.h"
 
 namespace memtap::cli {
 namespace {
@@ -67,7 +68,7 @@ JournalFile::createInStoreOrThrow(const ProcessInstance& instance) {
     SnapshotStore store = SnapshotStore::openOrThrow(StoreLocation::fromEnvironment(), instance, true);
     auto [name, fd] = store.createJournalOrThrow();
     JournalFile file(fmt::format("{}/{}", store.directory(), name), std::move(fd),
-                     report::JournalEncoder(), true, true);
+                     report::JournalEncoder(), true, true, 0);
     file.store_.emplace(std::move(store));
     file.nameInStore_ = name;
     return file;
@@ -108,7 +109,7 @@ JournalFile::openOutputOrThrow(const std::string& path, const ProcessInstance& i
                      fmt::format("it is writable by group or others (mode {:04o})", st.st_mode & 07777));
     }
     if (st.st_size == 0) {
-        return JournalFile(path, std::move(fd), report::JournalEncoder(), true, created);
+        return JournalFile(path, std::move(fd), report::JournalEncoder(), true, created, 0);
     }
     std::string bytes = readAllOrThrow(fd.get(), path);
     if (!report::looksLikeJournal(bytes)) {
@@ -136,7 +137,8 @@ JournalFile::openOutputOrThrow(const std::string& path, const ProcessInstance& i
         std::fprintf(stderr, "memtap: %s: its incomplete last record was removed before appending\n",
                      path.c_str());
     }
-    return JournalFile(path, std::move(fd), report::JournalEncoder(journal.nextSequence), false, false);
+    return JournalFile(path, std::move(fd), report::JournalEncoder(journal.nextSequence), false, false,
+                       journal.completeBytes);
 }
 
 void
@@ -156,6 +158,7 @@ JournalFile::writeOrThrow(std::string_view bytes) {
                         "free some space, or give another file with -o");
         }
         done += static_cast<size_t>(n);
+        size_ += static_cast<uint64_t>(n);
     }
     // On disk before the next interval: an OOM kill or power loss after this
     // loses none of it. (On tmpfs this returns at once; the data is in memory
@@ -173,14 +176,34 @@ JournalFile::startOrThrow(const report::JournalHeader& header) {
     started_ = true;
 }
 
-void
+bool
 JournalFile::appendSampleOrThrow(const report::JournalSample& sample) {
-    writeOrThrow(encoder_.sample(sample));
+    if (full_) {
+        return false;
+    }
+    // The encoder is copied so that a record not written leaves it as it
+    // was (the sequence, the peak last carried) for the end record.
+    report::JournalEncoder trial = encoder_;
+    std::string record = trial.sample(sample);
+    // Room is kept for the end record (well under 1 KiB).
+    if (size_ + record.size() + 1024 > limit_) {
+        writeOrThrow(encoder_.end(
+            report::JournalEnd{unixNowMs(), "stopped",
+                               fmt::format("the journal reached its size limit ({})",
+                                           report::formatSize(static_cast<double>(limit_), false))}));
+        full_ = true;
+        return false;
+    }
+    encoder_ = trial;
+    writeOrThrow(record);
+    return true;
 }
 
 void
 JournalFile::endOrThrow(const report::JournalEnd& end) {
-    writeOrThrow(encoder_.end(end));
+    if (!full_) {
+        writeOrThrow(encoder_.end(end));
+    }
 }
 
 void

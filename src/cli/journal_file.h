@@ -9,6 +9,11 @@
 // same process instance (then appended to, a torn last record cut off
 // first), and is opened without following a symlink and used only if it is
 // the caller's own regular file that others cannot write.
+//
+// Size: a record holds a snapshot (two when the peak moved), so a large
+// exact-mode process watched every 2 s can write a gigabyte an hour, often
+// into a tmpfs (RAM). Each journal has a limit; the record that would cross
+// it is not written: an end record says so instead, and nothing follows.
 #pragma once
 
 #include <sys/types.h>
@@ -23,6 +28,10 @@
 #include "report/journal.h"
 
 namespace memtap::cli {
+
+// Default limits: `record` is an explicit request; watch's journal is a side effect.
+inline constexpr uint64_t kRecordJournalLimit = 1ull << 30;
+inline constexpr uint64_t kWatchJournalLimit = 256ull << 20;
 
 class JournalFile {
 public:
@@ -39,18 +48,25 @@ public:
     bool wantsPeak(int64_t peakTracedBytes, uint64_t peakUnixMs) const {
         return encoder_.wantsPeak(peakTracedBytes, peakUnixMs);
     }
+    void setLimit(uint64_t maxBytes) { limit_ = maxBytes; }
     // Each writes one record with one write() and fdatasync()s it.
     void startOrThrow(const report::JournalHeader& header);
-    void appendSampleOrThrow(const report::JournalSample& sample);
+    // False, with an end record saying so, when the sample would take the
+    // file past its limit; then the journal is full and takes nothing more.
+    [[nodiscard]] bool appendSampleOrThrow(const report::JournalSample& sample);
+    // Nothing once full (the end record is written already).
     void endOrThrow(const report::JournalEnd& end);
+    bool full() const { return full_; }
+    uint64_t limit() const { return limit_; }
     // Removes a file this object created when no header was written (the
     // attach failed): nothing half-made is left behind.
     void removeIfUnused();
 
 private:
-    JournalFile(std::string path, UniqueFd fd, report::JournalEncoder encoder, bool fresh, bool created)
+    JournalFile(std::string path, UniqueFd fd, report::JournalEncoder encoder, bool fresh, bool created,
+                uint64_t size)
         : path_(std::move(path)), fd_(std::move(fd)), encoder_(encoder), fresh_(fresh),
-          created_(created) {}
+          created_(created), size_(size) {}
     void writeOrThrow(std::string_view bytes);
 
     std::string path_;
@@ -59,7 +75,10 @@ private:
     bool fresh_;   // empty: the magic line goes before the first header
     bool created_; // made by us (removeIfUnused may unlink it)
     bool started_ = false;
-    std::optional<SnapshotStore> store_; // for a journal in the store: where to remove it
+    bool full_ = false;
+    uint64_t size_;                        // bytes in the file
+    uint64_t limit_ = kRecordJournalLimit; // setLimit
+    std::optional<SnapshotStore> store_;   // for a journal in the store: where to remove it
     std::string nameInStore_;
 };
 

@@ -246,6 +246,13 @@ def case_store(gone_pid, other_journal):
         rep = json.loads(r.stdout) if r.returncode == 0 else {}
         check(r.returncode == 0 and rep["end"] is None and rep["records"] >= 3,
               "a journal whose memtap was killed -9 reads back (%s records)" % rep.get("records"), r.stderr)
+        # The size limit: the record that would cross it is not written; an end record says why.
+        limited = os.path.join(STORE, "limited.mtj")
+        r = memtap("record", proc.pid, "--interval", "0.05", "--max-bytes", "8K", "-o", limited)
+        rep = json.loads(memtap("report", limited, "--json").stdout) if r.returncode == 0 else {}
+        check(r.returncode == 0 and os.path.getsize(limited) <= 8192 and rep["records"] >= 1 and
+              "size limit" in rep["end"]["detail"], "record --max-bytes 8K stops at the limit, saying so",
+              r.returncode, r.stderr, rep.get("end"))
         stores = [d for d in os.listdir(os.path.join(STORE, "memtap")) if d.startswith("%d-" % gone_pid)]
         check(len(stores) == 1, "a later snapshot of another process keeps the gone process's store", stores)
         r = memtap("report", gone_pid)
