@@ -565,7 +565,7 @@ runWatch(const ParsedArgs& args) {
     StopReason stop;
     try {
         stop = loop.runOrThrow();
-    } catch (const Error&) {
+    } catch (const Error& e) {
         // A target that died under us is the news, not the failed request
         // that found it: say how it ended and keep the last report in view.
         for (size_t i = 0; i < targets.size(); ++i) {
@@ -597,6 +597,9 @@ runWatch(const ParsedArgs& args) {
                                     journal ? fmt::format(", the journal with `memtap report {}` ({})",
                                                           targets[i].pid(), *journal)
                                             : ""));
+        }
+        for (auto& target : targets) {
+            target.endJournal("failed", e.what());
         }
         throw;
     }
