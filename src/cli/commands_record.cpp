@@ -236,8 +236,8 @@ std::vector<CommandSpec>
 recordCommands() {
     auto options = std::vector<OptionSpec>{
         {"-o", "FILE",
-         "write the journal to FILE (new, empty, or a journal of this same process, appended to); "
-         "default: a new journal-N.mtj in the process's snapshot store"},
+         "the journal: a new or empty file, or this process's journal (appended to); default: a new "
+         "journal-N.mtj in its snapshot store"},
         {"--interval", "S", "seconds between records (default 10; fractions allowed)"},
         {"--duration", "S", "stop after S seconds"},
         {"--count", "K", "stop after K records"},
