@@ -13,7 +13,9 @@
 
 #include "attach/proc.h"
 #include "base/error.h"
+#include "cli/agent_lease.h"
 #include "cli/commands.h"
+#include "cli/journal_file.h"
 #include "cli/snapshot_store.h"
 #include "cli/source_lines.h"
 #include "cli/std_output.h"
@@ -22,8 +24,8 @@
 #include "cli/terminal.h"
 #include "cli/uwsgi.h"
 #include "cli/watch_loop.h"
-#include "inject/control_client.h"
 #include "report/diff.h"
+#include "report/text_report.h"
 #include "report/watch_screen.h"
 
 namespace memtap::cli {
@@ -31,13 +33,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr std::chrono::milliseconds kAgentTimeout{10000};
 constexpr size_t kPlainTop = 10;
 constexpr size_t kScreenTop = 200; // the screen scrolls; this only bounds the work
 
 void
 note(const std::string& line) {
-    std::fprintf(stderr, "memtap: %s\n", line.c_str());
+    noteToStderr(line);
 }
 
 struct WatchSettings {
@@ -47,6 +48,7 @@ struct WatchSettings {
     report::GroupBy by = report::GroupBy::Lineno;
     uint64_t count = 0; // 0: until stopped
     bool allWorkers = false;
+    bool journal = true; // --no-journal: none
     inject::AttachOptions attach;
     ModeFlags modeFlags;
 };
@@ -75,81 +77,10 @@ settingsFrom(const ParsedArgs& args) {
         settings.count = parseUnsignedOrThrow(*v, "--count", 1, 1000000000);
     }
     settings.allWorkers = args.has("--all-workers");
+    settings.journal = !args.has("--no-journal");
     settings.attach = attachOptionsFrom(args);
     settings.modeFlags = modeFlagsFrom(args);
     return settings;
-}
-
-// The agent in one process for as long as watch runs. Only an agent that
-// watch attached is detached again; one that was there before stays.
-class AgentLease {
-public:
-    static AgentLease attachOrThrow(pid_t pid, const inject::AttachOptions& options,
-                                    const ModeFlags& asked) {
-        note(fmt::format("attaching to {}...", pid));
-        auto result = inject::attachOrThrow(pid, options);
-        if (result.alreadyAttached) {
-            if (auto agent = tryReadAgentStatus(pid)) {
-                refuseModeChangeOrContinue(pid, asked, options, *agent);
-            }
-            note(fmt::format("memtap was already attached to {}; watch will leave it attached", pid));
-        }
-        return AgentLease(pid, result.python, !result.alreadyAttached);
-    }
-    AgentLease(AgentLease&& other) noexcept
-        : pid_(other.pid_), python_(std::move(other.python_)),
-          owned_(std::exchange(other.owned_, false)) {}
-    AgentLease& operator=(AgentLease&&) = delete;
-    ~AgentLease() {
-        // Reached only when an error is already on its way to main's catch
-        // site: report a failed detach here, since it cannot be thrown.
-        try {
-            endOrThrow();
-        } catch (const std::exception& e) {
-            note(fmt::format("could not detach from {}: {} (run `memtap detach {}`)", pid_, e.what(),
-                             pid_));
-        }
-    }
-
-    pid_t pid() const { return pid_; }
-    // The process died: nothing of ours is left in it to detach.
-    void forget() { owned_ = false; }
-    const std::string& python() const { return python_; }
-
-    void endOrThrow() {
-        if (!std::exchange(owned_, false)) {
-            return;
-        }
-        note(fmt::format("detaching from {}...", pid_));
-        try {
-            inject::detachOrThrow(pid_, kAgentTimeout);
-        } catch (const Error& e) {
-            // A target that exited, or that someone else detached meanwhile,
-            // has nothing left of ours in it.
-            if (e.code() != ExitCode::NoSuchProcess && e.code() != ExitCode::NotAttached) {
-                throw;
-            }
-        }
-    }
-
-private:
-    AgentLease(pid_t pid, std::string python, bool owned)
-        : pid_(pid), python_(std::move(python)), owned_(owned) {}
-    pid_t pid_;
-    std::string python_;
-    bool owned_;
-};
-
-std::map<std::string, std::string>
-agentStatusOrThrow(pid_t pid) {
-    attach::readProcessInfoOrThrow(pid); // a target that exited says so, not "not attached"
-    auto client = inject::ControlClient::tryConnect(pid);
-    if (!client) {
-        throw Error(ExitCode::NotAttached,
-                    fmt::format("memtap is no longer attached to process {}", pid),
-                    "another `memtap detach` ended the agent while watch was running");
-    }
-    return parseKeyValueLines(client->requestOrThrow("status", kAgentTimeout));
 }
 
 int64_t
@@ -173,6 +104,12 @@ struct Target {
     std::map<std::string, std::string> status;
     int64_t rssAtBaseline = 0;
     int64_t lastRss = 0; // at the latest snapshot: what the last report shows once the target died
+    // The journal kept in the store (unless --no-journal): one record per
+    // interval from the figures watch takes anyway. Its failure is news for
+    // the status line, never a reason to end the watch.
+    std::optional<JournalFile> journal;
+    std::optional<report::Snapshot> lastPeak;
+    std::string journalProblem;
 
     pid_t pid() const { return lease.pid(); }
     void startOrThrow(report::GroupBy by) {
@@ -181,18 +118,64 @@ struct Target {
         model.emplace(report::parseSnapshotOrThrow(takeSnapshotTextOrThrow(pid())), by);
         updatePeakOrThrow();
         lastRss = readRssBytes(pid());
+        journalOrContinue();
     }
     void updateOrThrow() {
         status = agentStatusOrThrow(pid());
         model->addSnapshot(report::parseSnapshotOrThrow(takeSnapshotTextOrThrow(pid())));
         lastRss = readRssBytes(pid());
         updatePeakOrThrow();
+        journalOrContinue();
     }
     // An agent that keeps a peak says so in its status.
     void updatePeakOrThrow() {
         if (status.count("peak_traced_bytes") != 0) {
-            model->setPeak(report::parseSnapshotOrThrow(takePeakSnapshotTextOrThrow(pid())));
+            lastPeak = report::parseSnapshotOrThrow(takePeakSnapshotTextOrThrow(pid()));
+            model->setPeak(*lastPeak);
         }
+    }
+    void openJournalOrContinue(std::chrono::milliseconds interval) {
+        try {
+            auto instance = ProcessInstance::ofPidOrThrow(pid());
+            JournalFile file = JournalFile::createInStoreOrThrow(instance);
+            file.setLimit(kWatchJournalLimit);
+            file.startOrThrow(journalHeaderFrom(instance, agentStatusOrThrow(pid()), lease.python(),
+                                                static_cast<uint64_t>(interval.count()), "watch"));
+            journal.emplace(std::move(file));
+        } catch (const Error& e) {
+            note(fmt::format("no journal for {}: {}", pid(), e.what()));
+        }
+    }
+    void journalOrContinue() {
+        if (!journal || journal->full()) {
+            return;
+        }
+        try {
+            auto sample = journalSampleFrom(status, lastRss, unixNowMs(), model->latest(), std::nullopt);
+            if (lastPeak && journal->wantsPeak(sample.peakTracedBytes, sample.peakUnixMs)) {
+                sample.peak = *lastPeak;
+            }
+            if (!journal->appendSampleOrThrow(sample)) {
+                journalProblem = fmt::format(
+                    "journal full ({}): no more records in {}",
+                    report::formatSize(static_cast<double>(journal->limit()), false), journal->path());
+            }
+        } catch (const Error& e) {
+            journalProblem = fmt::format("journal stopped: {}", e.what());
+            journal.reset();
+        }
+    }
+    // The end record, and where the journal is; nullopt without one.
+    std::optional<std::string> endJournal(const std::string& reason, const std::string& detail) {
+        if (!journal) {
+            return std::nullopt;
+        }
+        try {
+            journal->endOrThrow(report::JournalEnd{unixNowMs(), reason, detail});
+        } catch (const Error& e) {
+            note(fmt::format("journal {}: {}", journal->path(), e.what()));
+        }
+        return journal->path();
     }
 };
 
@@ -332,6 +315,9 @@ void
 WatchLoop::tickOrThrow() {
     for (auto& target : targets_) {
         target.updateOrThrow();
+        if (!target.journalProblem.empty()) {
+            statusLine_ = std::exchange(target.journalProblem, {});
+        }
     }
 }
 
@@ -560,7 +546,11 @@ runWatch(const ParsedArgs& args) {
     SignalInbox inbox(screen);
     std::vector<Target> targets;
     for (pid_t pid : pids) {
-        targets.emplace_back(AgentLease::attachOrThrow(pid, settings.attach, settings.modeFlags));
+        targets.emplace_back(
+            AgentLease::attachOrThrow(pid, settings.attach, settings.modeFlags, "watch"));
+        if (settings.journal) {
+            targets.back().openJournalOrContinue(settings.interval);
+        }
     }
     std::optional<TerminalSession> session;
     if (screen) {
@@ -575,7 +565,7 @@ runWatch(const ParsedArgs& args) {
     StopReason stop;
     try {
         stop = loop.runOrThrow();
-    } catch (const Error&) {
+    } catch (const Error& e) {
         // A target that died under us is the news, not the failed request
         // that found it: say how it ended and keep the last report in view.
         for (size_t i = 0; i < targets.size(); ++i) {
@@ -584,6 +574,13 @@ runWatch(const ParsedArgs& args) {
                 continue;
             }
             targets[i].lease.forget();
+            auto journal = targets[i].endJournal("died", *death);
+            for (size_t j = 0; j < targets.size(); ++j) {
+                if (j != i) {
+                    targets[j].endJournal("stopped",
+                                          fmt::format("watch ended: process {} died", targets[i].pid()));
+                }
+            }
             if (session) {
                 // Plain reports are on the screen already; the alternate
                 // screen goes away with the session, so print it again.
@@ -595,12 +592,29 @@ runWatch(const ParsedArgs& args) {
             throw Error(ExitCode::NoSuchProcess,
                         fmt::format("process {} died while watched: {}", targets[i].pid(), *death),
                         fmt::format("the last report is above; snapshots saved with `s` stay readable "
-                                    "with `memtap diff {} OLD NEW`",
-                                    targets[i].pid()));
+                                    "with `memtap diff {} OLD NEW`{}",
+                                    targets[i].pid(),
+                                    journal ? fmt::format(", the journal with `memtap report {}` ({})",
+                                                          targets[i].pid(), *journal)
+                                            : ""));
+        }
+        for (auto& target : targets) {
+            target.endJournal("failed", e.what());
         }
         throw;
     }
     session.reset();
+    std::string why = stop.signal == SIGINT    ? "SIGINT"
+                      : stop.signal == SIGTERM ? "SIGTERM"
+                      : stop.signal != 0       ? "SIGHUP"
+                      : stop.readerGone        ? "stdout's reader has gone"
+                                               : "watch ended";
+    std::vector<std::string> journals;
+    for (auto& target : targets) {
+        if (auto path = target.endJournal("stopped", why)) {
+            journals.push_back(*path);
+        }
+    }
     if (stop.signal != 0) {
         note(fmt::format("stopping on {}", stop.signal == SIGINT    ? "SIGINT"
                                            : stop.signal == SIGTERM ? "SIGTERM"
@@ -611,6 +625,9 @@ runWatch(const ParsedArgs& args) {
     }
     for (auto& target : targets) {
         target.lease.endOrThrow();
+    }
+    for (const auto& path : journals) {
+        note(fmt::format("journal: {} (`memtap report {}` reads it)", path, path));
     }
     return 0;
 }
@@ -625,6 +642,7 @@ watchCommands() {
         {"--by", "KEY", "group by lineno (default), filename or traceback"},
         {"--count", "K", "stop after K reports (default: run until q, Ctrl-C or SIGTERM)"},
         {"--all-workers", "", "PID is a uWSGI master: watch all its workers, one column each"},
+        {"--no-journal", "", "keep no journal in the snapshot store"},
     };
     auto attach = attachOptionSpecs();
     options.insert(options.end(), attach.begin(), attach.end());
@@ -644,6 +662,9 @@ watchCommands() {
          "A reader that goes away (`| head`) stops watch at once: it detaches and exits 0.\n"
          "A target that dies stops watch with how it ended (exit code or signal, when memtap can\n"
          "still read it) and exit 3; the last report stays on the normal screen.\n"
+         "Unless --no-journal, watch keeps a journal in the process's snapshot store, one record\n"
+         "per interval (as `memtap record` writes; at most 256 MiB), and says where it is when it\n"
+         "ends; `memtap report PID` reads it, also after the process is gone.\n"
          "A closed or read-only stdout is refused before attaching; output that cannot be\n"
          "written later (a full disk) stops watch with an error and exit 1, after detaching.",
          1, 1, options, runWatch},

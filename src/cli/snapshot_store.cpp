@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +20,7 @@ namespace memtap::cli {
 namespace {
 
 constexpr std::string_view kSuffix = ".snapshot";
+constexpr std::string_view kJournalSuffix = ".mtj";
 // Written into each per-process directory the store makes: the boot it was
 // made in, since a PID and start time can recur after a reboot when /tmp persists.
 constexpr const char* kBootIdFile = ".boot_id";
@@ -264,9 +266,27 @@ instanceName(const ProcessInstance& instance) {
     return fmt::format("{}-{}", instance.pid, instance.startTime);
 }
 
+// "journal-N.mtj", N decimal: the only names the store gives journals.
+std::optional<uint64_t>
+journalNumber(const std::string& name) {
+    constexpr std::string_view kPrefix = "journal-";
+    if (name.size() <= kPrefix.size() + kJournalSuffix.size() ||
+        name.compare(0, kPrefix.size(), kPrefix) != 0 || !endsWith(name, kJournalSuffix)) {
+        return std::nullopt;
+    }
+    std::string digits =
+        name.substr(kPrefix.size(), name.size() - kPrefix.size() - kJournalSuffix.size());
+    if (digits.size() > 9 ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        return std::nullopt;
+    }
+    return std::stoull(digits);
+}
+
 bool
 isOwnTransientFile(const std::string& name) {
-    return endsWith(name, kSuffix) || name == kBootIdFile || (name[0] == '.' && endsWith(name, ".tmp"));
+    return endsWith(name, kSuffix) || name == kBootIdFile || journalNumber(name) ||
+           (name[0] == '.' && endsWith(name, ".tmp"));
 }
 
 } // namespace
@@ -303,9 +323,16 @@ validateSnapshotNameOrThrow(const std::string& name) {
 }
 
 std::vector<std::string>
-removeStaleProcessDirectories(int baseFd) {
-    std::vector<std::string> removed;
+removeStaleProcessDirectories(int baseFd, const StoreRetention& retention) {
+    struct Gone {
+        std::string name;
+        UniqueFd dir;
+        int64_t newest = 0; // newest mtime (seconds) of the directory and its files
+    };
+    std::vector<Gone> gone;
+    std::vector<std::pair<std::string, UniqueFd>> doomed;
     const std::string boot = currentBootId();
+    const int64_t now = static_cast<int64_t>(::time(nullptr));
     for (const auto& name : listDirectory(baseFd)) {
         auto instance = parseInstanceName(name);
         if (!instance) {
@@ -323,11 +350,35 @@ removeStaleProcessDirectories(int baseFd) {
         } catch (const Error&) {
             continue; // a .boot_id the store did not write: not ours to judge
         }
-        bool otherBoot = madeInBoot && !boot.empty() && *madeInBoot != boot + "\n";
-        bool gone = otherBoot || processStartTime(instance->pid) != instance->startTime;
-        if (!gone) {
+        if (madeInBoot && !boot.empty() && *madeInBoot != boot + "\n") {
+            doomed.emplace_back(name, std::move(dir)); // another boot: its PIDs mean nothing now
             continue;
         }
+        if (processStartTime(instance->pid) == instance->startTime) {
+            continue; // it runs
+        }
+        int64_t newest = st.st_mtim.tv_sec;
+        for (const auto& file : listDirectory(dir.get())) {
+            struct stat fileStat {};
+            if (::fstatat(dir.get(), file.c_str(), &fileStat, AT_SYMLINK_NOFOLLOW) == 0) {
+                newest = std::max<int64_t>(newest, fileStat.st_mtim.tv_sec);
+            }
+        }
+        if (now - newest > retention.maxAgeSeconds) {
+            doomed.emplace_back(name, std::move(dir));
+        } else {
+            gone.push_back(Gone{name, std::move(dir), newest});
+        }
+    }
+    // The newest maxGoneProcesses stay; ties keep a stable order by name.
+    std::sort(gone.begin(), gone.end(), [](const Gone& a, const Gone& b) {
+        return a.newest != b.newest ? a.newest > b.newest : a.name < b.name;
+    });
+    for (size_t i = retention.maxGoneProcesses; i < gone.size(); ++i) {
+        doomed.emplace_back(gone[i].name, std::move(gone[i].dir));
+    }
+    std::vector<std::string> removed;
+    for (auto& [name, dir] : doomed) {
         for (const auto& file : listDirectory(dir.get())) {
             if (isOwnTransientFile(file)) {
                 ::unlinkat(dir.get(), file.c_str(), 0);
@@ -483,6 +534,69 @@ SnapshotStore::names() const {
     }
     std::sort(result.begin(), result.end());
     return result;
+}
+
+std::pair<std::string, UniqueFd>
+SnapshotStore::createJournalOrThrow() const {
+    if (!dir_) {
+        throw Error(ExitCode::Failure,
+                    fmt::format("snapshot store {} was opened read-only", directory_));
+    }
+    uint64_t next = 1;
+    for (const auto& name : journalNames()) {
+        next = std::max(next, *journalNumber(name) + 1);
+    }
+    // O_EXCL: another memtap recording the same process takes its own number.
+    for (int attempt = 0; attempt < 100; ++attempt, ++next) {
+        std::string name = fmt::format("journal-{}{}", next, kJournalSuffix);
+        UniqueFd fd(::openat(dir_.get(), name.c_str(),
+                             O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_APPEND | O_CLOEXEC, 0600));
+        if (fd) {
+            return {name, std::move(fd)};
+        }
+        if (errno != EEXIST) {
+            throw Error(ExitCode::Failure,
+                        describeErrno(fmt::format("creating {}/{}", directory_, name), errno));
+        }
+    }
+    throw Error(ExitCode::Failure, fmt::format("no free journal name in {}", directory_));
+}
+
+std::vector<std::string>
+SnapshotStore::journalNames() const {
+    std::vector<std::pair<uint64_t, std::string>> found;
+    if (dir_) {
+        for (const auto& file : listDirectory(dir_.get())) {
+            if (auto number = journalNumber(file)) {
+                found.emplace_back(*number, file);
+            }
+        }
+    }
+    std::sort(found.begin(), found.end());
+    std::vector<std::string> names;
+    for (auto& [number, name] : found) {
+        names.push_back(std::move(name));
+    }
+    return names;
+}
+
+std::string
+SnapshotStore::loadJournalOrThrow(const std::string& name) const {
+    std::optional<std::string> bytes;
+    if (dir_ && journalNumber(name)) {
+        bytes = readOwnFileAtOrThrow(dir_.get(), directory_, name);
+    }
+    if (!bytes) {
+        throw Error(ExitCode::Failure, fmt::format("no journal {} in {}", name, directory_));
+    }
+    return *bytes;
+}
+
+void
+SnapshotStore::removeJournal(const std::string& name) const {
+    if (dir_ && journalNumber(name)) {
+        ::unlinkat(dir_.get(), name.c_str(), 0);
+    }
 }
 
 } // namespace memtap::cli

@@ -3,8 +3,17 @@
 //
 // Layout: the base directory is $XDG_RUNTIME_DIR/memtap, or /tmp/memtap-EUID
 // when that is unset; in it, one subdirectory per process instance,
-// "PID-STARTTIME" (so a reused PID never mixes), holding NAME.snapshot files
-// and ".boot_id", the boot it was made in (starttime counts from boot).
+// "PID-STARTTIME" (so a reused PID never mixes), holding NAME.snapshot files,
+// journal-N.mtj journals (src/report/journal.h) and ".boot_id", the boot it
+// was made in (starttime counts from boot).
+//
+// Retention: a process's directory is evidence after the process is gone
+// (`memtap diff` and `memtap report` read it), so it is kept. Only these go,
+// when a command next saves to the store: directories made in another boot
+// (their .boot_id differs: the PID and start time may recur), directories of
+// gone processes whose newest file is older than 7 days, and, beyond the
+// newest 50 directories of gone processes (by newest file), the older ones.
+// A running process's directory is never removed.
 //
 // /tmp is shared, so its names are predictable to everyone. The store trusts
 // nothing it did not verify: every directory level is opened with
@@ -17,6 +26,8 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
@@ -68,6 +79,16 @@ public:
     bool exists(const std::string& name) const;
     std::vector<std::string> names() const;
     const std::string& directory() const { return directory_; }
+
+    // A new journal, journal-N.mtj with N one more than any there, opened
+    // O_EXCL|O_NOFOLLOW|O_APPEND (mode 0600); returns its name and fd.
+    std::pair<std::string, UniqueFd> createJournalOrThrow() const;
+    // journal-N.mtj names, oldest (lowest N) first.
+    std::vector<std::string> journalNames() const;
+    // The bytes of a journal, read as snapshots are (own regular files only).
+    std::string loadJournalOrThrow(const std::string& name) const;
+    // Removes a journal this store holds (one left empty by a failed start).
+    void removeJournal(const std::string& name) const;
     // False for a store that does not exist yet (existingForProcessOrThrow).
     bool present() const { return dir_.valid(); }
 
@@ -78,14 +99,19 @@ private:
     UniqueFd dir_; // the verified per-process directory; invalid if absent
 };
 
-// Removes the per-process directories under the base directory whose process
-// is gone, has another start time (a reused PID) or, by its .boot_id, belongs
-// to another boot. Only what this store makes is touched: directories named
+// How long the directories of gone processes are kept (see Retention above).
+struct StoreRetention {
+    int64_t maxAgeSeconds = 7 * 24 * 3600;
+    size_t maxGoneProcesses = 50;
+};
+
+// Applies the retention rule to the per-process directories under the base
+// directory. Only what this store makes is touched: directories named
 // PID-STARTTIME in the verified base, themselves verified (owned by the
 // caller, not writable by others), and in them only the files the store
-// writes; a directory holding anything else stays. Returns the names
-// of the directories removed. Errors are swallowed: cleanup is a courtesy.
-std::vector<std::string> removeStaleProcessDirectories(int baseFd);
+// writes; a directory holding anything else stays. Returns the names of the
+// directories removed. Errors are swallowed: cleanup is a courtesy.
+std::vector<std::string> removeStaleProcessDirectories(int baseFd, const StoreRetention& retention = {});
 
 // Names are file names: letters, digits, '-', '_', '.'; not "now" or "peak" (diff's live names).
 void validateSnapshotNameOrThrow(const std::string& name);

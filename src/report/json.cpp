@@ -160,6 +160,47 @@ writeFrameFields(JsonWriter& json, const Frame& frame) {
 
 } // namespace
 
+void
+writeStatsJson(JsonWriter& json, const std::vector<StatDiff>& stats, std::string_view mode, size_t top) {
+    json.beginArray();
+    size_t shown = top == 0 ? stats.size() : std::min(top, stats.size());
+    for (size_t i = 0; i < shown; ++i) {
+        const StatDiff& stat = stats[i];
+        json.beginObject();
+        writeFrameFields(json, stat.key.front());
+        json.key("size");
+        json.value(stat.size);
+        json.key("size_diff");
+        json.value(stat.sizeDiff);
+        json.key("count");
+        json.value(stat.count);
+        json.key("count_diff");
+        json.value(stat.countDiff);
+        if (stat.samples >= 0) {
+            json.key("samples");
+            json.value(stat.samples);
+        }
+        if (stat.oldSamples >= 0) {
+            json.key("samples_old");
+            json.value(stat.oldSamples);
+        }
+        if (stat.samples >= 0 && stat.oldSamples >= 0) {
+            json.key("rough");
+            json.value(fewSamples(stat, mode == "sampled").has_value());
+        }
+        json.key("traceback");
+        json.beginArray();
+        for (const Frame& frame : stat.key) {
+            json.beginObject();
+            writeFrameFields(json, frame);
+            json.endObject();
+        }
+        json.endArray();
+        json.endObject();
+    }
+    json.endArray();
+}
+
 std::string
 renderDiffJson(const std::vector<StatDiff>& stats, int pid, std::string_view oldName,
                std::string_view newName, GroupBy by, std::string_view mode, size_t top,
@@ -199,43 +240,7 @@ renderDiffJson(const std::vector<StatDiff>& stats, int pid, std::string_view old
         json.value(context.warning);
     }
     json.key("stats");
-    json.beginArray();
-    size_t shown = top == 0 ? stats.size() : std::min(top, stats.size());
-    for (size_t i = 0; i < shown; ++i) {
-        const StatDiff& stat = stats[i];
-        json.beginObject();
-        writeFrameFields(json, stat.key.front());
-        json.key("size");
-        json.value(stat.size);
-        json.key("size_diff");
-        json.value(stat.sizeDiff);
-        json.key("count");
-        json.value(stat.count);
-        json.key("count_diff");
-        json.value(stat.countDiff);
-        if (stat.samples >= 0) {
-            json.key("samples");
-            json.value(stat.samples);
-        }
-        if (stat.oldSamples >= 0) {
-            json.key("samples_old");
-            json.value(stat.oldSamples);
-        }
-        if (stat.samples >= 0 && stat.oldSamples >= 0) {
-            json.key("rough");
-            json.value(fewSamples(stat, mode == "sampled").has_value());
-        }
-        json.key("traceback");
-        json.beginArray();
-        for (const Frame& frame : stat.key) {
-            json.beginObject();
-            writeFrameFields(json, frame);
-            json.endObject();
-        }
-        json.endArray();
-        json.endObject();
-    }
-    json.endArray();
+    writeStatsJson(json, stats, mode, top);
     json.endObject();
     return json.str();
 }

@@ -70,6 +70,11 @@ struct DiffContext {
     std::string warning;           // "warning" (sessionMismatch), when not empty
 };
 
+// The "stats" array of renderDiffJson (its first `top` stats, 0: all), for
+// other documents that carry diffs (`memtap report --json`).
+void writeStatsJson(JsonWriter& json, const std::vector<StatDiff>& stats, std::string_view mode,
+                    size_t top);
+
 std::string renderDiffJson(const std::vector<StatDiff>& stats, int pid, std::string_view oldName,
                            std::string_view newName, GroupBy by, std::string_view mode, size_t top,
                            const DiffContext& context = {});

@@ -61,13 +61,17 @@ run("attach", "123", "--what", expect=2, stderr_has="unknown option '--what'")
 run("diff", "123", "s1", expect=2)
 
 # --help on every command: exit 0, usage on stdout.
-for command in ("attach", "status", "detach", "snapshot", "diff", "watch"):
+for command in ("attach", "status", "detach", "snapshot", "diff", "watch", "record", "report", "peak-reset"):
     run(command, "--help", expect=0, stdout_has="usage: memtap %s" % command)
 run("--help", expect=0, stdout_has="Exit codes")
 
 # No such process: exit 3.
 run("attach", "4194000", expect=3, stderr_has="no process with PID 4194000")
 run("status", "4194000", expect=3)
+run("record", "4194000", expect=3, stderr_has="no process with PID 4194000")
+run("report", "4194000", expect=3, stderr_has="no journal stored for it")
+run("report", "/nonexistent/journal.mtj", expect=1, stderr_has="No such file")
+run("record", "123", "--interval", "x", expect=2, stderr_has="--interval")
 
 # Not Python: exit 4, and the process is untouched.
 sleeper = subprocess.Popen(["sleep", "60"])
@@ -75,6 +79,16 @@ try:
     time.sleep(0.2)
     run("attach", sleeper.pid, expect=4, stderr_has="not a Python process")
     run("status", sleeper.pid, expect=4, stderr_has="not a Python process")
+    # record refuses it too (after its "attaching" progress line), and leaves no journal behind.
+    p = subprocess.run([MEMTAP, "record", str(sleeper.pid), "--count", "1"], capture_output=True, text=True,
+                       timeout=60)
+    if p.returncode != 4 or "memtap: error: " not in p.stderr or "not a Python process" not in p.stderr:
+        FAILURES.append("memtap record of a sleep: exit %d, %r" % (p.returncode, p.stderr))
+    base = os.path.join(os.environ.get("XDG_RUNTIME_DIR") or "/tmp", "memtap" if os.environ.get("XDG_RUNTIME_DIR")
+                        else "memtap-%d" % os.geteuid())
+    for entry in (os.listdir(base) if os.path.isdir(base) else []):
+        if entry.startswith("%d-" % sleeper.pid) and any(f.endswith(".mtj") for f in os.listdir(os.path.join(base, entry))):
+            FAILURES.append("a failed record left a journal in %s" % os.path.join(base, entry))
     assert sleeper.poll() is None
 finally:
     sleeper.kill()

@@ -5,7 +5,8 @@ of their own or one others can write, a temp name linked to a root-owned
 file, .snapshot files with made-up contents. memtap must refuse each with one
 clear line and a non-zero exit, write nothing through what was planted, read
 nothing planted, and a failed diff or snapshot must create no directory;
-the normal path still works and stale directories of gone processes go.
+the normal path still works; gone processes' directories stay as evidence,
+and only those of another boot or older than 7 days go.
 
 The test runs in a private mount namespace with a fresh tmpfs on /tmp, so
 the real default path (/tmp/memtap-0) is used without disturbing anyone
@@ -267,8 +268,9 @@ try:
     run("diff", pid, "linked", "now", expect="nonzero", stderr_has=("refusing snapshot file", "symbolic link"))
     run("diff", pid, "s1", "after", expect=0, stdout_has="grouped by lineno")  # the store itself is fine
 
-    # 7. Stale directories go: a real process that exited, and a reused PID
-    #    (the live target's PID with another start time).
+    # 7. Retention: the directory of a process that exited, and of a reused
+    #    PID (the live target's PID with another start time), are evidence and
+    #    stay; one from another boot, and one whose newest file is 8 days old, go.
     other = start_target()
     other_dir = os.path.join(BASE, "%d-%s" % (other.pid, start_time(other.pid)))
     run("attach", other.pid, expect=0)
@@ -279,10 +281,26 @@ try:
     os.mkdir(reused_dir, 0o700)
     with open(os.path.join(reused_dir, "old.snapshot"), "w") as f:
         f.write(FAKE)
+    other_boot_dir = os.path.join(BASE, "4190001-5")
+    os.mkdir(other_boot_dir, 0o700)
+    with open(os.path.join(other_boot_dir, ".boot_id"), "w") as f:
+        f.write("00000000-0000-0000-0000-000000000000\n")
+    aged_dir = os.path.join(BASE, "4190002-5")
+    os.mkdir(aged_dir, 0o700)
+    with open("/proc/sys/kernel/random/boot_id") as src, open(os.path.join(aged_dir, ".boot_id"), "w") as f:
+        f.write(src.read())
+    with open(os.path.join(aged_dir, "s1.snapshot"), "w") as f:
+        f.write(FAKE)
+    eight_days_ago = time.time() - 8 * 24 * 3600
+    for name in os.listdir(aged_dir) + [""]:
+        os.utime(os.path.join(aged_dir, name), (eight_days_ago, eight_days_ago))
     check(os.path.isdir(other_dir), "the exited process's directory exists before cleanup")
     run("snapshot", pid, "third", expect=0)
-    check(not os.path.lexists(other_dir), "the exited process's directory was removed")
-    check(not os.path.lexists(reused_dir), "the reused PID's directory was removed")
+    check(os.path.isfile(os.path.join(other_dir, "s1.snapshot")), "the exited process's directory is kept")
+    run("diff", other.pid, "s1", "s1", expect=0, stdout_has="gone")
+    check(os.path.isdir(reused_dir), "the reused PID's directory is kept")
+    check(not os.path.lexists(other_boot_dir), "another boot's directory was removed")
+    check(not os.path.lexists(aged_dir), "a directory whose newest file is 8 days old was removed")
     check(os.path.isfile(os.path.join(proc_dir, "third.snapshot")), "the live process's store is kept")
 
     # 8. Not attached: diff and snapshot fail and create nothing.

@@ -243,12 +243,28 @@ TEST_CASE("snapshot files are read only if they are the caller's own", "[store]"
     }
 }
 
-TEST_CASE("cleanup removes the store's directories of processes that are gone, and nothing else",
+namespace {
+
+// Sets the mtime of a directory and everything in it to `secondsAgo` in the past.
+void
+age(const std::string& dir, int64_t secondsAgo) {
+    struct timespec times[2];
+    times[0].tv_sec = times[1].tv_sec = ::time(nullptr) - secondsAgo;
+    times[0].tv_nsec = times[1].tv_nsec = 0;
+    for (const auto& entry : fs::directory_iterator(dir)) {
+        REQUIRE(::utimensat(AT_FDCWD, entry.path().c_str(), times, AT_SYMLINK_NOFOLLOW) == 0);
+    }
+    REQUIRE(::utimensat(AT_FDCWD, dir.c_str(), times, 0) == 0);
+}
+
+} // namespace
+
+TEST_CASE("cleanup keeps gone processes' directories as evidence, within the retention rule",
           "[store]") {
     TempDir tmp;
     StoreLocation where{tmp.path(), "memtap-test"};
 
-    // A real process that then exits: its directory is stale.
+    // A real process that then exits: its directory is evidence and stays.
     int gate[2];
     REQUIRE(::pipe(gate) == 0);
     pid_t child = ::fork();
@@ -261,15 +277,18 @@ TEST_CASE("cleanup removes the store's directories of processes that are gone, a
     }
     ::close(gate[0]);
     auto gone = ProcessInstance::ofPidOrThrow(child);
-    SnapshotStore::openOrThrow(where, gone, true).saveOrThrow("s1", kText);
+    auto goneStore = SnapshotStore::openOrThrow(where, gone, true);
+    goneStore.saveOrThrow("s1", kText);
+    auto [journalName, journalFd] = goneStore.createJournalOrThrow();
+    CHECK(journalName == "journal-1.mtj");
     ::close(gate[1]);
     int status = 0;
     REQUIRE(::waitpid(child, &status, 0) == child);
 
-    // A live PID with another start time: a reused PID, stale too.
+    // A live PID with another start time: a reused PID, i.e. a gone process: kept too.
     auto reused = ProcessInstance{::getpid(), "1"};
     SnapshotStore::openOrThrow(where, reused, true).saveOrThrow("s1", kText);
-    // A live instance whose .boot_id names another boot: stale.
+    // A live instance whose .boot_id names another boot: removed.
     int other[2];
     REQUIRE(::pipe(other) == 0);
     pid_t sibling = ::fork();
@@ -283,10 +302,22 @@ TEST_CASE("cleanup removes the store's directories of processes that are gone, a
     auto earlierBoot = ProcessInstance::ofPidOrThrow(sibling);
     auto stale = SnapshotStore::openOrThrow(where, earlierBoot, true);
     writeFile(stale.directory() + "/.boot_id", "00000000-0000-0000-0000-000000000000\n");
+    // A gone process whose newest file is 8 days old: removed, its journal with it.
+    auto old = ProcessInstance{4190001, "5"};
+    auto oldStore = SnapshotStore::openOrThrow(where, old, true);
+    oldStore.saveOrThrow("s1", kText);
+    oldStore.createJournalOrThrow();
+    age(oldStore.directory(), 8 * 24 * 3600);
+    // One 6 days old: kept.
+    auto recent = ProcessInstance{4190002, "5"};
+    auto recentStore = SnapshotStore::openOrThrow(where, recent, true);
+    recentStore.saveOrThrow("s1", kText);
+    age(recentStore.directory(), 6 * 24 * 3600);
     // A gone process's directory with a file the store never writes: left alone.
     std::string foreign = fmt::format("{}/{}-{}", where.path(), child, "7");
     REQUIRE(::mkdir(foreign.c_str(), 0700) == 0);
     writeFile(foreign + "/notes.txt", "mine");
+    age(foreign, 30 * 24 * 3600);
     // A symlink with a store-like name: neither followed nor removed.
     std::string victim = tmp.path() + "/victim";
     REQUIRE(::mkdir(victim.c_str(), 0700) == 0);
@@ -300,15 +331,85 @@ TEST_CASE("cleanup removes the store's directories of processes that are gone, a
     auto live = SnapshotStore::openOrThrow(where, self(), true); // runs the cleanup
     live.saveOrThrow("s1", kText);
 
-    CHECK_FALSE(fs::exists(SnapshotStore::openOrThrow(where, gone, false).directory()));
-    CHECK_FALSE(isDirectory(fmt::format("{}/{}-1", where.path(), ::getpid())));
+    CHECK(isDirectory(goneStore.directory()));
+    CHECK(readFile(goneStore.directory() + "/s1.snapshot") == kText);
+    CHECK(fs::exists(goneStore.directory() + "/journal-1.mtj"));
+    CHECK(isDirectory(fmt::format("{}/{}-1", where.path(), ::getpid())));
     CHECK_FALSE(isDirectory(stale.directory()));
+    CHECK_FALSE(isDirectory(oldStore.directory()));
+    CHECK(isDirectory(recentStore.directory()));
     CHECK(isDirectory(live.directory()));
     CHECK(readFile(foreign + "/notes.txt") == "mine");
     CHECK(fs::is_symlink(link));
     CHECK(readFile(victim + "/s1.snapshot") == kText);
     CHECK(isDirectory(other_name));
 
+    // The gone PID's store is found again by PID, journal included.
+    auto found = SnapshotStore::mostRecentOfGoneProcessOrThrow(where, child);
+    REQUIRE(found);
+    CHECK(found->first.journalNames() == std::vector<std::string>{"journal-1.mtj"});
+
     ::close(other[1]);
     REQUIRE(::waitpid(sibling, &status, 0) == sibling);
+}
+
+TEST_CASE("cleanup keeps the newest 50 gone processes and never a running one", "[store]") {
+    TempDir tmp;
+    StoreLocation where{tmp.path(), "memtap-test"};
+    // 53 gone processes, the i-th i+1 minutes old, made as the store makes
+    // them (without its cleanup running in between); the running one older than all.
+    auto live = SnapshotStore::openOrThrow(where, self(), true);
+    for (int i = 0; i < 53; ++i) {
+        std::string dir = fmt::format("{}/{}-5", where.path(), 4190100 + i);
+        REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
+        writeFile(dir + "/.boot_id", readFile("/proc/sys/kernel/random/boot_id"));
+        writeFile(dir + "/s1.snapshot", kText);
+        age(dir, 60 * (i + 1));
+    }
+    live.saveOrThrow("s1", kText);
+    age(live.directory(), 30 * 24 * 3600);
+    SnapshotStore::openOrThrow(where, self(), true); // runs the cleanup
+    for (int i = 0; i < 53; ++i) {
+        INFO("gone process " << i);
+        CHECK(isDirectory(fmt::format("{}/{}-5", where.path(), 4190100 + i)) == (i < 50));
+    }
+    CHECK(isDirectory(live.directory()));
+
+    // An explicit rule: the newest 2.
+    memtap::UniqueFd base(::open(where.path().c_str(), O_RDONLY | O_DIRECTORY));
+    auto removed = removeStaleProcessDirectories(base.get(), StoreRetention{7 * 24 * 3600, 2});
+    CHECK(removed.size() == 48);
+    CHECK(isDirectory(fmt::format("{}/{}-5", where.path(), 4190100)));
+    CHECK(isDirectory(fmt::format("{}/{}-5", where.path(), 4190101)));
+    CHECK_FALSE(isDirectory(fmt::format("{}/{}-5", where.path(), 4190102)));
+    CHECK(isDirectory(live.directory()));
+}
+
+TEST_CASE("journals in the store get the next free number and are read as own files", "[store]") {
+    TempDir tmp;
+    StoreLocation where{tmp.path(), "memtap-test"};
+    auto store = SnapshotStore::openOrThrow(where, self(), true);
+    auto [first, fd1] = store.createJournalOrThrow();
+    auto [second, fd2] = store.createJournalOrThrow();
+    CHECK(first == "journal-1.mtj");
+    CHECK(second == "journal-2.mtj");
+    REQUIRE(::write(fd2.get(), "abc", 3) == 3);
+    struct stat st {};
+    REQUIRE(::stat((store.directory() + "/" + second).c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0600);
+    CHECK(store.loadJournalOrThrow(second) == "abc");
+    store.removeJournal(first);
+    CHECK(store.journalNames() == std::vector<std::string>{"journal-2.mtj"});
+    // A planted symlink is neither numbered over nor read.
+    std::string victim = tmp.path() + "/victim";
+    writeFile(victim, "precious\n");
+    REQUIRE(::symlink(victim.c_str(), (store.directory() + "/journal-3.mtj").c_str()) == 0);
+    auto [third, fd3] = store.createJournalOrThrow();
+    CHECK(third == "journal-4.mtj");
+    auto refused = outcomeOf([&] { store.loadJournalOrThrow("journal-3.mtj"); });
+    CHECK(refused.code == ExitCode::Failure);
+    CHECK_THAT(refused.text, Catch::Contains("symbolic link"));
+    CHECK(readFile(victim) == "precious\n");
+    // Names the store does not give are not journals.
+    CHECK(outcomeOf([&] { store.loadJournalOrThrow("../victim"); }).code == ExitCode::Failure);
 }
