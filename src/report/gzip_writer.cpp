@@ -1,25 +1,11 @@
 #include "report/gzip_writer.h"
 
+#include "report/crc32.h"
+
 #include <algorithm>
-#include <array>
 
 namespace memtap::report {
 namespace {
-
-constexpr std::array<uint32_t, 256>
-crcTable() {
-    std::array<uint32_t, 256> table{};
-    for (uint32_t n = 0; n < 256; ++n) {
-        uint32_t c = n;
-        for (int k = 0; k < 8; ++k) {
-            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        }
-        table[n] = c;
-    }
-    return table;
-}
-
-constexpr auto kCrcTable = crcTable();
 
 void
 appendLe32(std::string& out, uint32_t v) {
@@ -35,15 +21,6 @@ appendLe16(std::string& out, uint16_t v) {
 }
 
 } // namespace
-
-uint32_t
-crc32(std::string_view data) {
-    uint32_t c = 0xffffffffu;
-    for (unsigned char byte : data) {
-        c = kCrcTable[(c ^ byte) & 0xff] ^ (c >> 8);
-    }
-    return c ^ 0xffffffffu;
-}
 
 std::string
 gzipStored(std::string_view data) {

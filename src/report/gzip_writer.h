@@ -10,9 +10,6 @@
 
 namespace memtap::report {
 
-// CRC-32 as gzip uses it (RFC 1952 8: polynomial 0xEDB88320, reflected).
-uint32_t crc32(std::string_view data);
-
 std::string gzipStored(std::string_view data);
 
 } // namespace memtap::report

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "base/error.h"
+#include "report/crc32.h"
 
 namespace memtap::report {
 namespace {
@@ -15,21 +16,6 @@ namespace {
 // under this. A longer run of bytes without a newline is not a frame line.
 constexpr size_t kMaxFrameLine = 128;
 constexpr size_t kMaxTypeLength = 16;
-
-constexpr std::array<uint32_t, 256>
-makeCrcTable() {
-    std::array<uint32_t, 256> table{};
-    for (uint32_t i = 0; i < 256; ++i) {
-        uint32_t c = i;
-        for (int bit = 0; bit < 8; ++bit) {
-            c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        }
-        table[i] = c;
-    }
-    return table;
-}
-
-constexpr std::array<uint32_t, 256> kCrcTable = makeCrcTable();
 
 // Values are single lines: a newline in one (a python version string, a
 // death's wording) must not start a key of its own.
@@ -214,15 +200,6 @@ appendSnapshot(std::string& out, std::string_view name, const Snapshot& snapshot
 }
 
 } // namespace
-
-uint32_t
-crc32(std::string_view bytes) {
-    uint32_t c = 0xFFFFFFFFu;
-    for (char ch : bytes) {
-        c = kCrcTable[(c ^ static_cast<unsigned char>(ch)) & 0xFF] ^ (c >> 8);
-    }
-    return c ^ 0xFFFFFFFFu;
-}
 
 bool
 looksLikeJournal(std::string_view bytes) {

@@ -95,9 +95,6 @@ struct Journal {
 
 inline constexpr std::string_view kJournalMagic = "memtap-journal 1\n";
 
-// CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320, initial and final
-// XOR 0xFFFFFFFF): crc32("123456789") == 0xCBF43926.
-uint32_t crc32(std::string_view bytes);
 
 // Whether `bytes` starts as a journal does (the magic line, or a prefix of
 // it for a file cut short).

@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "fixtures.h"
+#include "report/crc32.h"
 #include "report/journal.h"
 #include "report/journal_report.h"
 
