@@ -15,6 +15,7 @@ namespace memtap::cli {
 std::vector<CommandSpec> coreCommands();     // attach, status, detach
 std::vector<CommandSpec> snapshotCommands(); // snapshot, diff, peak-reset
 std::vector<CommandSpec> watchCommands();    // watch
+std::vector<CommandSpec> memoryCommands();   // trim
 
 // Shared by the commands that attach (attach, watch): the options and how
 // they become AttachOptions (commands_core.cpp).

@@ -6,6 +6,7 @@
 #include "attach/proc.h"
 #include "base/error.h"
 #include "cli/commands.h"
+#include "cli/memory_figures.h"
 #include "cli/snapshot_store.h"
 #include "cli/source_lines.h"
 #include "cli/target_status.h"
@@ -81,6 +82,23 @@ loadOrTake(const SnapshotStore& store, pid_t pid, const std::string& name) {
     }
     validateSnapshotNameOrThrow(name);
     return report::parseSnapshotOrThrow(store.loadOrThrow(name));
+}
+
+// RSS explained in short, and the diagnoses: what a reader of a diff whose
+// figures are small next to RSS needs. pymalloc gets a short wait only.
+std::string
+diffMemoryLines(pid_t pid, const TargetStatus& status) {
+    constexpr std::chrono::milliseconds kDiffPymallocWait{500};
+    auto input = breakdownInputFor(pid, status.attached, status.rssBytes, status.agent);
+    if (status.attached) {
+        input.pymalloc = pollPymalloc(pid, PymallocWait{kDiffPymallocWait, {}});
+    }
+    auto breakdown = report::explainMemory(input);
+    std::string out = fmt::format("memory: {}\n", report::renderBreakdownShort(input, breakdown));
+    for (const auto& diagnosis : breakdown.diagnoses) {
+        out += fmt::format("diagnosis: {}\n", diagnosis);
+    }
+    return out;
 }
 
 int
@@ -171,6 +189,7 @@ runDiff(const ParsedArgs& args) {
                 report::formatSize(static_cast<double>(status.rssBytes), false),
                 report::formatSize(
                     static_cast<double>(std::max<int64_t>(0, agentValue("malloc_free_bytes"))), false));
+            out += diffMemoryLines(pid, status);
             if (auto since = tracedSince(status.agent)) {
                 out += *since + "\n";
             }

@@ -14,6 +14,7 @@
 #include "attach/proc.h"
 #include "base/error.h"
 #include "cli/commands.h"
+#include "cli/memory_figures.h"
 #include "cli/snapshot_store.h"
 #include "cli/source_lines.h"
 #include "cli/std_output.h"
@@ -173,6 +174,9 @@ struct Target {
     std::map<std::string, std::string> status;
     int64_t rssAtBaseline = 0;
     int64_t lastRss = 0; // at the latest snapshot: what the last report shows once the target died
+    // pymalloc's latest figures: each update arms a read and takes the last
+    // completed one without waiting (the interpreter runs it when it can).
+    report::PymallocFigures pymalloc;
 
     pid_t pid() const { return lease.pid(); }
     void startOrThrow(report::GroupBy by) {
@@ -187,6 +191,7 @@ struct Target {
         model->addSnapshot(report::parseSnapshotOrThrow(takeSnapshotTextOrThrow(pid())));
         lastRss = readRssBytes(pid());
         updatePeakOrThrow();
+        pymalloc = pollPymalloc(pid(), PymallocWait{std::chrono::milliseconds(0), {}});
     }
     // An agent that keeps a peak says so in its status.
     void updatePeakOrThrow() {
@@ -457,6 +462,11 @@ WatchLoop::headerFor(const std::vector<Target*>& targets) const {
             numberOr(target->status, "traced_bytes", target->model->latest().tracedBytes);
         header.peakTracedBytes += numberOr(target->status, "peak_traced_bytes", 0);
         header.mallocFreeBytes += numberOr(target->status, "malloc_free_bytes", 0);
+    }
+    if (targets.size() == 1 && !first.status.empty()) {
+        auto input = breakdownInputFor(first.pid(), true, first.lastRss, first.status);
+        input.pymalloc = first.pymalloc;
+        header.breakdown = report::renderBreakdownShort(input, report::explainMemory(input));
     }
     header.byName = std::string(report::name(by_));
     header.statusLine = statusLine_;

@@ -22,7 +22,8 @@ using memtap::cli::CommandSpec;
 std::vector<CommandSpec>
 allCommands() {
     auto commands = memtap::cli::coreCommands();
-    for (auto more : {memtap::cli::snapshotCommands(), memtap::cli::watchCommands()}) {
+    for (auto more : {memtap::cli::snapshotCommands(), memtap::cli::watchCommands(),
+                      memtap::cli::memoryCommands()}) {
         commands.insert(commands.end(), more.begin(), more.end());
     }
     return commands;
