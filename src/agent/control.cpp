@@ -3,6 +3,8 @@
 #include "agent/agent_state.h"
 #include "agent/engine.h"
 #include "agent/hooks.h"
+#include "agent/malloc_info.h"
+#include "agent/pymalloc_read.h"
 #include "agent/snapshot.h"
 #include "agent/status.h"
 #include "agent/text.h"
@@ -360,6 +362,12 @@ ControlLoop::dispatch(Connection& c, int64_t now) {
         replyOk(c, now);
     } else if (std::strcmp(request, "peak-reset") == 0) {
         engineResetPeak();
+        replyOk(c, now);
+    } else if (std::strcmp(request, "pymalloc") == 0) {
+        formatPymalloc(c.payload);
+        replyOk(c, now);
+    } else if (std::strcmp(request, "malloc-trim") == 0) {
+        formatMallocTrim(c.payload);
         replyOk(c, now);
     } else if (std::strcmp(request, "detach") == 0) {
         detach(c, now);

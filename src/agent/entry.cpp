@@ -10,6 +10,7 @@
 #include "agent/control.h"
 #include "agent/engine.h"
 #include "agent/hooks.h"
+#include "agent/pymalloc_read.h"
 #include "agent/status.h"
 
 #include <atomic>
@@ -68,17 +69,23 @@ constexpr uint64_t kPageSize = 4096;
 // its copy of the listening socket without unlinking the parent's file.
 void
 atforkPrepare() {
+    hooksForkPrepare();
     engineForkPrepare();
+    pymallocForkPrepare();
 }
 
 void
 atforkParent() {
+    pymallocForkParent();
     engineForkParent();
+    hooksForkParent();
 }
 
 void
 atforkChild() {
+    pymallocForkChild();
     engineForkChild();
+    hooksForkChild();
     if (phaseOf(g_state.load(std::memory_order_relaxed)) == kServing && g_agent.listenFd >= 0) {
         close(g_agent.listenFd);
         g_agent.listenFd = -1;
@@ -166,6 +173,7 @@ setUp() {
         g_agent.listenFd = -1;
         return MEMTAP_START_THREAD_FAILED;
     }
+    pymallocReadConfigure(g_agent.api);
     installHooks(g_agent.api);
     recordAttachMoment();
     if (!g_atforkRegistered) {
@@ -180,6 +188,7 @@ setUp() {
 // start may begin while it still sends its last reply and ends.
 void
 tearDown() {
+    pymallocReadDisarm();
     uninstallHooks(g_agent.api);
     engineStop();
     unlink(g_agent.args.socket_path);

@@ -32,7 +32,9 @@
 
 #include "agent/engine.h"
 #include "agent/hook_chain.h"
+#include "agent/pymalloc_read.h"
 
+#include <pthread.h>
 #include <time.h>
 #include <utility>
 
@@ -61,7 +63,31 @@ struct Slot {
 constinit Slot g_slots[kDomainCount][kGenerations] = {};
 constinit HookChainReport g_report = {};
 
+// Held by the agent thread while it reads or changes the chains (install,
+// check, uninstall), and by a hook while runWithObjectAllocatorUnwrapped has
+// the object domain swapped; a hook only ever tries it. Without it a chain
+// check that ran during the swap would take our hook for cut out.
+constinit pthread_mutex_t g_chainLock = PTHREAD_MUTEX_INITIALIZER;
+
+struct ChainLockGuard {
+    ChainLockGuard() { pthread_mutex_lock(&g_chainLock); }
+    ~ChainLockGuard() { pthread_mutex_unlock(&g_chainLock); }
+    ChainLockGuard(const ChainLockGuard&) = delete;
+    ChainLockGuard& operator=(const ChainLockGuard&) = delete;
+};
+
+// An armed pymalloc read (pymalloc_read.h) runs in the mem and obj domains
+// only: their callers hold the GIL; raw-domain callers need not.
+template <int D>
+__attribute__((always_inline)) inline void
+runArmedReadIfAny() {
+    if (D != kDomainRaw && g_pymallocWanted.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+        runArmedPymallocRead();
+    }
+}
+
 // The hot path, shared by every instance: o is that instance's original.
+template <int D>
 __attribute__((always_inline)) inline void*
 forwardMalloc(const PyMemAllocatorEx& o, size_t size) {
     ThreadState& t = g_thread;
@@ -75,10 +101,12 @@ forwardMalloc(const PyMemAllocatorEx& o, size_t size) {
     if (ptr != nullptr) {
         engineOnAlloc(t, ptr, size);
     }
+    runArmedReadIfAny<D>();
     t.busy = 0;
     return ptr;
 }
 
+template <int D>
 __attribute__((always_inline)) inline void*
 forwardCalloc(const PyMemAllocatorEx& o, size_t nelem, size_t elsize) {
     ThreadState& t = g_thread;
@@ -91,10 +119,12 @@ forwardCalloc(const PyMemAllocatorEx& o, size_t nelem, size_t elsize) {
         // The original checked nelem * elsize for overflow before succeeding.
         engineOnAlloc(t, ptr, nelem * elsize);
     }
+    runArmedReadIfAny<D>();
     t.busy = 0;
     return ptr;
 }
 
+template <int D>
 __attribute__((always_inline)) inline void*
 forwardRealloc(const PyMemAllocatorEx& o, void* oldPtr, size_t size) {
     ThreadState& t = g_thread;
@@ -107,6 +137,7 @@ forwardRealloc(const PyMemAllocatorEx& o, void* oldPtr, size_t size) {
         // On failure the old block is untouched and stays traced as it was.
         engineOnRealloc(t, oldPtr, ptr, size);
     }
+    runArmedReadIfAny<D>();
     t.busy = 0;
     return ptr;
 }
@@ -131,19 +162,19 @@ forwardFree(const PyMemAllocatorEx& o, void* ptr) {
 template <int D, int G>
 void*
 hookMalloc(void*, size_t size) noexcept {
-    return forwardMalloc(g_slots[D][G].original, size);
+    return forwardMalloc<D>(g_slots[D][G].original, size);
 }
 
 template <int D, int G>
 void*
 hookCalloc(void*, size_t nelem, size_t elsize) noexcept {
-    return forwardCalloc(g_slots[D][G].original, nelem, elsize);
+    return forwardCalloc<D>(g_slots[D][G].original, nelem, elsize);
 }
 
 template <int D, int G>
 void*
 hookRealloc(void*, void* oldPtr, size_t size) noexcept {
-    return forwardRealloc(g_slots[D][G].original, oldPtr, size);
+    return forwardRealloc<D>(g_slots[D][G].original, oldPtr, size);
 }
 
 template <int D, int G>
@@ -258,6 +289,7 @@ wallClockMs() {
 
 void
 installHooks(const PythonApi& api) noexcept {
+    ChainLockGuard lock;
     g_report = HookChainReport{};
     for (int domain = 0; domain < kDomainCount; ++domain) {
         PyMemAllocatorEx current{};
@@ -283,6 +315,7 @@ installHooks(const PythonApi& api) noexcept {
 
 bool
 uninstallHooks(const PythonApi& api) noexcept {
+    ChainLockGuard lock;
     bool allRestored = true;
     for (int domain = 0; domain < kDomainCount; ++domain) {
         int linked = linkedGeneration(domain);
@@ -321,6 +354,7 @@ checkHookChain(const PythonApi& api) noexcept {
     if (!g_recording.load(std::memory_order_relaxed)) {
         return;
     }
+    ChainLockGuard lock;
     PyMemAllocatorEx current[kDomainCount] = {};
     uint8_t cut = 0;
     for (int domain = 0; domain < kDomainCount; ++domain) {
@@ -354,6 +388,43 @@ checkHookChain(const PythonApi& api) noexcept {
 HookChainReport
 hookChainReport() noexcept {
     return g_report;
+}
+
+bool
+runWithObjectAllocatorUnwrapped(const PythonApi& api, void (*fn)(void*), void* arg) noexcept {
+    if (pthread_mutex_trylock(&g_chainLock) != 0) {
+        return false;
+    }
+    int linked = linkedGeneration(kDomainObj);
+    if (linked >= 0) {
+        // The caller holds the GIL, so no other thread of this interpreter
+        // is in the object domain. A caller of another interpreter (3.12+,
+        // own GIL) reading the pair mid-swap gets the same ctx either way:
+        // our hook carries its original's ctx (the rule at the top).
+        PyMemAllocatorEx current{};
+        api.getAllocator(kDomainObj, &current);
+        PyMemAllocatorEx original = g_slots[kDomainObj][linked].original;
+        api.setAllocator(kDomainObj, &original);
+        fn(arg);
+        api.setAllocator(kDomainObj, &current);
+    }
+    pthread_mutex_unlock(&g_chainLock);
+    return linked >= 0;
+}
+
+void
+hooksForkPrepare() noexcept {
+    pthread_mutex_lock(&g_chainLock);
+}
+
+void
+hooksForkParent() noexcept {
+    pthread_mutex_unlock(&g_chainLock);
+}
+
+void
+hooksForkChild() noexcept {
+    g_chainLock = PTHREAD_MUTEX_INITIALIZER;
 }
 
 } // namespace memtap_agent

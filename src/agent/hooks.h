@@ -2,7 +2,8 @@
 // domains.
 //
 // All of these run WITHOUT the GIL (see hooks.cpp for why that is safe), on
-// one thread at a time: the entry during start, then the agent thread.
+// the agent thread, one at a time (except runWithObjectAllocatorUnwrapped,
+// below, which a hook calls).
 #ifndef MEMTAP_AGENT_HOOKS_H
 #define MEMTAP_AGENT_HOOKS_H
 
@@ -48,6 +49,20 @@ struct HookChainReport {
     uint8_t lastReinstallMask; // 1 << domain for each domain re-installed then
 };
 HookChainReport hookChainReport() noexcept;
+
+// From a mem/obj hook, GIL held: runs fn(arg) with the object domain set to
+// the allocator our live hook wraps, then puts back what was there. CPython's
+// own stats look for pymalloc at the top of that chain and report nothing
+// while any hook, ours included, sits there (_PyMem_PymallocEnabled,
+// Objects/obmalloc.c). Never waits: false, without running fn, while the
+// agent thread is reading or changing the chains, or when the object domain
+// has no live hook of ours.
+bool runWithObjectAllocatorUnwrapped(const PythonApi& api, void (*fn)(void*), void* arg) noexcept;
+
+// fork(): the child gets the chain lock free (entry.cpp's fork handlers).
+void hooksForkPrepare() noexcept;
+void hooksForkParent() noexcept;
+void hooksForkChild() noexcept;
 
 } // namespace memtap_agent
 

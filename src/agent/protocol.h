@@ -156,7 +156,13 @@ typedef int (*memtap_agent_start_fn)(struct memtap_start_args*);
  *                    (allocator calls seen by the hooks since attach),
  *                    traced_bytes, traced_count (estimates in sampled mode),
  *                    malloc_free_bytes (free bytes glibc's malloc holds,
- *                    mallinfo2), agent_bytes (the agent's own mappings),
+ *                    mallinfo2 fordblks), and from the same mallinfo2
+ *                    read when glibc has it: malloc_heap_bytes (arena:
+ *                    taken from the OS with brk and for the other arenas),
+ *                    malloc_mmap_bytes (hblkhd: large chunks mmapped one by
+ *                    one), malloc_in_use_bytes (uordblks + hblkhd),
+ *                    malloc_releasable_bytes (keepcost: the top chunk),
+ *                    agent_bytes (the agent's own mappings),
  *                    hooks ("installed", "passthrough" once recording
  *                    stopped, or "lost": some domain's chain no longer
  *                    reaches our hook and it could not be installed again),
@@ -196,6 +202,40 @@ typedef int (*memtap_agent_start_fn)(struct memtap_start_args*);
  *                    the true peak by at most max(peak/64, 1 MiB or 8
  *                    samples).
  *   peak-reset       payload: empty; the peak becomes what is traced now.
+ *   pymalloc         payload: "KEY VALUE" lines. Arms one read of pymalloc's
+ *                    state unless one is armed, and replies at once, never
+ *                    waiting: the read runs inside the next PyMem/PyObject
+ *                    allocation of a thread holding the GIL
+ *                    (src/agent/pymalloc_read.h), so an idle interpreter
+ *                    (a uWSGI worker holding the GIL in epoll_wait) may not
+ *                    run it until its next request; detach disarms it. A
+ *                    host polls until pymalloc_completed >= the
+ *                    pymalloc_requested of its first reply. Keys:
+ *                    pymalloc_requested (sequence number of the read that
+ *                    answers this request), pymalloc_completed (that of the
+ *                    last completed read, 0 if none), pymalloc_read_unix_ms
+ *                    (wall clock of that read, 0 if none), pymalloc_result
+ *                    ("ok"; "disabled": the interpreter does not use pymalloc,
+ *                    e.g. PYTHONMALLOC=malloc; "unreadable": no
+ *                    _PyObject_DebugMallocStats, or its text held no figures;
+ *                    "none": no read completed yet), and with "ok" the
+ *                    figures of _PyObject_DebugMallocStats (Objects/
+ *                    obmalloc.c, the text of sys._debugmallocstats()):
+ *                    pymalloc_arenas (arenas allocated current),
+ *                    pymalloc_arena_bytes (arenas * bytes/arena),
+ *                    pymalloc_allocated_bytes (bytes in allocated blocks),
+ *                    pymalloc_available_bytes (bytes in available blocks:
+ *                    free blocks of pools in use), pymalloc_unused_pool_bytes
+ *                    (empty pools inside arenas), pymalloc_overhead_bytes
+ *                    (pool headers, quantization, arena alignment).
+ *   malloc-trim      payload: "KEY VALUE" lines. The agent thread calls
+ *                    malloc_trim(0). trim_result (its return: 1 if memory
+ *                    went back to the OS, 0 if not, -1 if glibc has no
+ *                    malloc_trim), rss_before_bytes, rss_after_bytes
+ *                    (/proc/self/statm around the call),
+ *                    malloc_free_before_bytes, malloc_free_after_bytes
+ *                    (mallinfo2 fordblks: a trim returns pages, the bytes
+ *                    stay free inside malloc's heap).
  *   release-scratch  payload: empty; unmaps [scratch_addr, scratch_addr +
  *                    scratch_size) of the start args, once. A second call,
  *                    or scratch_addr 0, replies "ok 0" and does nothing;

@@ -88,6 +88,8 @@ resolvePythonApi(const char* module, PythonApi* api, bool* framesOk) noexcept {
         ok = api->finalizingThread != nullptr;
     }
     resolve(&api->threadsInitialized, "PyEval_ThreadsInitialized");
+    api->debugMallocStats = lookup("_PyObject_DebugMallocStats");
+    api->gilStateCheck = lookup("PyGILState_Check");
     if (!ok) {
         result = ResolveResult::kMissingSymbol;
     } else if (!parseVersion(api->getVersion(), api)) {

@@ -36,6 +36,10 @@ struct PythonApi {
     void* const* finalizingThread; // 3.6: &_Py_Finalizing, a PyThreadState* set at shutdown
     int (*threadsInitialized)();   // PyEval_ThreadsInitialized, may be null (removed in 3.13)
     const char* (*getVersion)();
+    // Optional (pymalloc_read.h): _PyObject_DebugMallocStats(FILE*) and
+    // PyGILState_Check, exported by 3.6..3.13; null if absent.
+    void* debugMallocStats;
+    void* gilStateCheck;
     int major;
     int minor;
     char version[32]; // first word of Py_GetVersion(), e.g. "3.11.7"

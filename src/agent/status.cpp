@@ -3,41 +3,13 @@
 #include "agent/agent_state.h"
 #include "agent/engine.h"
 #include "agent/hooks.h"
+#include "agent/malloc_info.h"
 #include "agent/mapping.h"
 
-#include <dlfcn.h>
-#include <fcntl.h>
 #include <time.h>
-#include <unistd.h>
 
 namespace memtap_agent {
 namespace {
-
-// glibc's struct mallinfo2 (malloc.h, glibc >= 2.33) and the older struct
-// mallinfo with int members. Declared here and resolved with dlsym so the
-// agent loads on any glibc and the call never needs a newer symbol version.
-struct MallInfo2 {
-    size_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
-};
-struct MallInfo {
-    int arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
-};
-
-// fordblks: total free bytes held in malloc's arenas (fast bins included).
-uint64_t
-mallocFreeBytes() {
-    using Info2Fn = MallInfo2 (*)();
-    using InfoFn = MallInfo (*)();
-    if (auto fn = reinterpret_cast<Info2Fn>(dlsym(RTLD_DEFAULT, "mallinfo2"))) {
-        return fn().fordblks;
-    }
-    if (auto fn = reinterpret_cast<InfoFn>(dlsym(RTLD_DEFAULT, "mallinfo"))) {
-        // The int members wrap past 2 GiB; reading them as unsigned is the
-        // best the old interface offers.
-        return static_cast<unsigned>(fn().fordblks);
-    }
-    return 0;
-}
 
 void
 line(Text& out, const char* key, const char* value) {
@@ -126,33 +98,6 @@ hooksWord(const HookChainReport& r) {
     return "installed";
 }
 
-// Resident pages of this process: the second field of /proc/self/statm.
-// Read with plain syscalls into a stack buffer (no allocation).
-uint64_t
-ownRssBytes() {
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return 0;
-    }
-    char buf[128];
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0) {
-        return 0;
-    }
-    buf[n] = '\0';
-    const char* p = buf;
-    while (*p != '\0' && *p != ' ') {
-        ++p;
-    }
-    uint64_t pages = 0;
-    for (++p; *p >= '0' && *p <= '9'; ++p) {
-        pages = pages * 10 + static_cast<uint64_t>(*p - '0');
-    }
-    long pageSize = sysconf(_SC_PAGESIZE);
-    return pages * static_cast<uint64_t>(pageSize > 0 ? pageSize : 4096);
-}
-
 } // namespace
 
 void
@@ -184,7 +129,14 @@ formatStatus(Text& out) noexcept {
     line(out, "peak_traced_bytes", peak.peakBytes);
     line(out, "peak_unix_ms", peak.peakUnixMs);
     line(out, "peak_breakdown_bytes", peak.capturedBytes);
-    line(out, "malloc_free_bytes", mallocFreeBytes());
+    MallocFigures malloc = readMallocFigures();
+    if (malloc.known) {
+        line(out, "malloc_heap_bytes", malloc.heapBytes);
+        line(out, "malloc_mmap_bytes", malloc.mmapBytes);
+        line(out, "malloc_in_use_bytes", malloc.inUseBytes);
+        line(out, "malloc_releasable_bytes", malloc.topBytes);
+    }
+    line(out, "malloc_free_bytes", malloc.freeBytes);
     line(out, "agent_bytes", agentMappedBytes());
     line(out, "hooks", hooksWord(chain));
     out.append("hook_chain ");
