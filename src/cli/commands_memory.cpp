@@ -55,6 +55,11 @@ runTrim(const ParsedArgs& args) {
     int64_t after = numberOrThrow(reply, "rss_after_bytes");
     int64_t freeBefore = numberOrThrow(reply, "malloc_free_before_bytes");
     int64_t freeAfter = numberOrThrow(reply, "malloc_free_after_bytes");
+    auto result = reply.find("trim_result");
+    if (result != reply.end() && result->second == "-1") {
+        throw Error(ExitCode::NotSupported,
+                    fmt::format("the C library of process {} has no malloc_trim (not glibc?)", pid));
+    }
     bool released = numberOrThrow(reply, "trim_result") == 1;
     std::printf("process %d: rss %s -> %s (%s)\n", pid, size(before).c_str(), size(after).c_str(),
                 size(after - before, true).c_str());

@@ -55,7 +55,13 @@ pymallocFiguresFrom(const std::map<std::string, std::string>& reply) {
         py.state = report::PymallocState::Disabled;
         return py;
     }
-    if (result != "ok") {
+    if (result == "unreadable") {
+        py.state = report::PymallocState::NotRead;
+        py.notReadReason =
+            "this interpreter's _PyObject_DebugMallocStats is missing or printed no figures";
+        return py;
+    }
+    if (result != "ok") { // "none": no read completed yet
         py.state = report::PymallocState::NotRead;
         return py;
     }

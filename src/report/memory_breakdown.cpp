@@ -155,7 +155,7 @@ renderBreakdownText(const BreakdownInput& input, const MemoryBreakdown& breakdow
             "mmapped chunks",
             size(m.inUseBytes), size(m.freeBytes),
             breakdown.mallocResidentFreeBytes >= 0
-                ? fmt::format(" ({} of it resident)", size(breakdown.mallocResidentFreeBytes))
+                ? fmt::format(" (at most {} of it resident)", size(breakdown.mallocResidentFreeBytes))
                 : std::string(),
             size(m.heapBytes), size(m.mmapBytes));
         if (known(m.releasableBytes)) {

@@ -88,6 +88,16 @@ def fragmentation():
     proc = start("fragmented_target.py", 1000000, 500)
     try:
         pid = proc.pid
+        # Ground truth first: with memtap's hooks on the object domain,
+        # _PyObject_DebugMallocStats finds pymalloc is not the allocator and
+        # prints nothing (Objects/obmalloc.c, _PyMem_PymallocEnabled).
+        stats_path = tempfile.mktemp(prefix="memtap-rss-stats-")
+        ask(proc, "stats " + stats_path)
+        with open(stats_path) as f:
+            truth_text = f.read()
+        os.unlink(stats_path)
+        truth = debug_malloc_stats(truth_text)
+        print("sys._debugmallocstats(): %r" % truth)
         attach_or_skip(pid)
         started = time.monotonic()
         s = memtap("status", pid, "--json", "--timeout", "5")
@@ -96,13 +106,6 @@ def fragmentation():
         status = json.loads(s.stdout)
         py = status.get("pymalloc", {})
         print("pymalloc read in %.0f ms: %r" % (took * 1000, py))
-        stats_path = tempfile.mktemp(prefix="memtap-rss-stats-")
-        ask(proc, "stats " + stats_path)
-        with open(stats_path) as f:
-            truth_text = f.read()
-        os.unlink(stats_path)
-        truth = debug_malloc_stats(truth_text)
-        print("sys._debugmallocstats(): %r" % truth)
         if check(py.get("state") == "read", "pymalloc not read from a ticking target", s.stdout):
             check(abs(py["arenas"] - truth["arenas"]) <= 3, "arena count differs", py, truth)
             check(close(py["allocated_bytes"], truth["allocated_bytes"], 0.05, 256 << 10),
