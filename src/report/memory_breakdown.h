@@ -99,10 +99,12 @@ struct BreakdownInput {
 
 // Below kDiagnosisMinBytes nothing is named: a fresh interpreter holds a few
 // MiB in its own arenas and heap, and tens of MiB of slack are nothing a
-// user acts on. A figure must also be kDiagnosisMinShareOfRss of RSS (a
-// quarter) to be what decides the process's size.
+// user acts on. A figure must also be kDiagnosisMinShareOfRss of RSS (an
+// eighth): less is noise next to the rest of the process, while an eighth
+// is worth an action (a trim, a change of what the code keeps). More than
+// one figure can pass: a process after two kinds of burst gets two lines.
 inline constexpr int64_t kDiagnosisMinBytes = 32ll << 20;
-inline constexpr double kDiagnosisMinShareOfRss = 0.25;
+inline constexpr double kDiagnosisMinShareOfRss = 0.125;
 // pymalloc's free bytes at least this many times its allocated ones: the
 // arenas are held open by few live objects (fragmentation) rather than full.
 inline constexpr int64_t kFewLiveObjectsRatio = 4;

@@ -115,6 +115,19 @@ TEST_CASE("free chunks between survivors in glibc's heap: trim would return them
     }
 }
 
+TEST_CASE("after both kinds of burst both figures are named", "[breakdown]") {
+    auto in = fragmented();
+    in.resident->heapBytes += 250 * MiB;
+    in.resident->anonymousBytes += 250 * MiB;
+    in.resident->rssBytes += 250 * MiB;
+    in.malloc.heapBytes = 260 * MiB;
+    in.malloc.freeBytes = 250 * MiB; // 15% of RSS
+    auto b = explainMemory(in);
+    REQUIRE(b.diagnoses.size() == 2);
+    CHECK_THAT(b.diagnoses[0], Catch::Contains("fragmentation, not a leak"));
+    CHECK(b.diagnoses[1] == "250 MiB free inside glibc's heap: `memtap trim 4242` would return most of it");
+}
+
 TEST_CASE("figures the breakdown could not read are said so, never guessed", "[breakdown]") {
     SECTION("pymalloc not read before the deadline: no unexplained figure, no pymalloc diagnosis") {
         auto in = fragmented();
