@@ -1,6 +1,13 @@
 // Where a process's resident memory lives, from /proc/PID/smaps, read
 // without ptrace (proc(5), "/proc/pid/smaps"). The figures are what the
 // kernel counts at the moment of the read; the process runs on meanwhile.
+//
+// Why smaps and not smaps_rollup: the rollup is the sum of the same
+// per-mapping counters (fs/proc/task_mmu.c, show_smaps_rollup), so it says
+// nothing the per-mapping read does not, and a second, later read would
+// disagree with the first by whatever changed in between. Nor does the
+// rollup give shared memory's RSS (this kernel, 6.18, prints Rss, Pss_Shmem
+// and Anonymous, not Shmem), which the per-mapping paths tell apart.
 #pragma once
 
 #include <sys/types.h>

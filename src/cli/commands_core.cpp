@@ -192,13 +192,14 @@ coreCommands() {
          "(from /proc/PID/smaps), pymalloc {state: read|not_read|disabled|old_agent, arenas,\n"
          "arena_bytes, allocated_bytes, available_bytes, unused_pool_bytes, overhead_bytes, "
          "free_bytes,\n"
-         "read_unix_ms; or not_read_reason}, malloc_resident_free_bytes, unexplained_bytes, diagnoses.\n"
+         "read_unix_ms, stale (when these are an earlier read's: its age); or not_read_reason},\n"
+         "malloc_resident_free_bytes, unexplained_bytes, diagnoses.\n"
          "\n"
          "pymalloc's figures are read by the interpreter itself, at its next allocation by a thread\n"
          "holding the GIL (memtap never takes the GIL). A process that allocates nothing (an idle\n"
          "uWSGI worker waiting for a request) does not answer: after --timeout the rest is printed\n"
-         "and pymalloc is reported as not read, with exit status 0. Nothing is left waiting in the\n"
-         "process: a later status or detach finds the read armed, or disarms it.",
+         "and pymalloc is reported as not read, with exit status 0. No thread waits for it: the read\n"
+         "stays armed until the interpreter runs it (a later status shows it) or detach disarms it.",
          1,
          1,
          {{"--json", "", "print JSON"},
