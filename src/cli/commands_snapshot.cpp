@@ -84,15 +84,20 @@ loadOrTake(const SnapshotStore& store, pid_t pid, const std::string& name) {
     return report::parseSnapshotOrThrow(store.loadOrThrow(name));
 }
 
-// RSS explained in short, and the diagnoses: what a reader of a diff whose
-// figures are small next to RSS needs. pymalloc gets a short wait only.
-std::string
-diffMemoryLines(pid_t pid, const TargetStatus& status) {
+// RSS explained for a diff: what a reader of a diff whose figures are small
+// next to RSS needs. pymalloc gets a short wait only.
+report::BreakdownInput
+diffMemoryInput(pid_t pid, const TargetStatus& status) {
     constexpr std::chrono::milliseconds kDiffPymallocWait{500};
     auto input = breakdownInputFor(pid, status.attached, status.rssBytes, status.agent);
     if (status.attached) {
         input.pymalloc = pollPymalloc(pid, PymallocWait{kDiffPymallocWait, {}});
     }
+    return input;
+}
+
+std::string
+diffMemoryLines(const report::BreakdownInput& input) {
     auto breakdown = report::explainMemory(input);
     std::string out = fmt::format("memory: {}\n", report::renderBreakdownShort(input, breakdown));
     for (const auto& diagnosis : breakdown.diagnoses) {
@@ -173,12 +178,19 @@ runDiff(const ParsedArgs& args) {
         auto it = status.agent.find(key);
         return it == status.agent.end() ? -1 : std::stoll(it->second);
     };
+    std::optional<report::BreakdownInput> memory;
+    if (!gone) {
+        memory = diffMemoryInput(pid, status);
+    }
     auto mismatch = report::sessionMismatch(older, newer);
     std::string out;
     if (args.has("--json")) {
-        report::DiffContext context{gone ? -1 : status.rssBytes, agentValue("malloc_free_bytes"),
-                                    agentValue("attached_at_unix_ms"), agentValue("rss_at_attach_bytes"),
-                                    mismatch.value_or("")};
+        report::DiffContext context{gone ? -1 : status.rssBytes,
+                                    agentValue("malloc_free_bytes"),
+                                    agentValue("attached_at_unix_ms"),
+                                    agentValue("rss_at_attach_bytes"),
+                                    mismatch.value_or(""),
+                                    memory ? &*memory : nullptr};
         out = report::renderDiffJson(stats, pid, oldName, newName, by, newer.mode, top, context) + "\n";
     } else {
         if (gone) {
@@ -189,7 +201,7 @@ runDiff(const ParsedArgs& args) {
                 report::formatSize(static_cast<double>(status.rssBytes), false),
                 report::formatSize(
                     static_cast<double>(std::max<int64_t>(0, agentValue("malloc_free_bytes"))), false));
-            out += diffMemoryLines(pid, status);
+            out += diffMemoryLines(*memory);
             if (auto since = tracedSince(status.agent)) {
                 out += *since + "\n";
             }
@@ -231,7 +243,9 @@ snapshotCommands() {
          "site resting on fewer than 5 samples is marked '(N samples: rough; ...)' (JSON: samples,\n"
          "samples_old, rough). OLD and NEW from different attach sessions or modes print a warning\n"
          "line (JSON: warning). For a PID that is gone, the snapshots stored for its most recent\n"
-         "instance are used, and stderr says so.",
+         "instance are used, and stderr says so. The header says where RSS lives and which\n"
+         "allocator holds it in one line ('memory:', JSON: memory, the keys of `memtap status\n"
+         "--json`'s RSS explained), with status's diagnoses; pymalloc's figures wait 0.5 s at most.",
          3,
          3,
          {{"--by", "KEY", "group by lineno (default), filename or traceback"},

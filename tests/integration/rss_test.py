@@ -128,6 +128,14 @@ def fragmentation():
         check(re.search(r"^rss: .* anonymous \+ .* file-backed", text.stdout, re.M), "no rss breakdown",
               text.stdout)
         print(text.stdout)
+        d = memtap("diff", pid, "now", "now", "--top", "1")
+        check(re.search(r"^memory: anon .*; pymalloc .* in \d+ arenas", d.stdout, re.M) and
+              re.search(r"^diagnosis: .*fragmentation, not a leak", d.stdout, re.M),
+              "diff's header has no short breakdown and diagnosis", d.stdout, d.stderr)
+        dj = json.loads(memtap("diff", pid, "now", "now", "--json").stdout)
+        check(dj.get("memory", {}).get("pymalloc", {}).get("state") == "read" and
+              any("fragmentation" in x for x in dj["memory"].get("diagnoses", [])),
+              "diff JSON has no memory breakdown", dj.get("memory"))
         check(memtap("detach", pid).returncode == 0, "detach failed")
     finally:
         stop(proc)
