@@ -185,6 +185,7 @@ struct Target {
         model.emplace(report::parseSnapshotOrThrow(takeSnapshotTextOrThrow(pid())), by);
         updatePeakOrThrow();
         lastRss = readRssBytes(pid());
+        pymalloc = pollPymalloc(pid(), PymallocWait{std::chrono::milliseconds(0), {}}); // arms a read
     }
     void updateOrThrow() {
         status = agentStatusOrThrow(pid());

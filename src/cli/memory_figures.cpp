@@ -88,12 +88,20 @@ pollPymalloc(pid_t pid, const PymallocWait& wait) {
         try {
             reply = requestPymallocOrThrow(pid);
         } catch (const Error& e) {
+            std::string what = e.what();
+            // The agent serves a few connections at once and turns away the
+            // surplus ("err busy", src/agent/control.cpp): try again in time.
+            if (what.find("busy") != std::string::npos &&
+                Clock::now() + kPymallocPollInterval < deadline) {
+                std::this_thread::sleep_for(kPymallocPollInterval);
+                continue;
+            }
             report::PymallocFigures py;
-            if (std::string(e.what()).find("unknown command") != std::string::npos) {
+            if (what.find("unknown command") != std::string::npos) {
                 py.state = report::PymallocState::OldAgent;
             } else {
                 py.state = report::PymallocState::NotRead;
-                py.notReadReason = fmt::format("the agent did not answer ({})", e.what());
+                py.notReadReason = fmt::format("the agent did not answer ({})", what);
             }
             return py;
         }

@@ -136,6 +136,9 @@ def fragmentation():
         check(dj.get("memory", {}).get("pymalloc", {}).get("state") == "read" and
               any("fragmentation" in x for x in dj["memory"].get("diagnoses", [])),
               "diff JSON has no memory breakdown", dj.get("memory"))
+        w = memtap("watch", pid, "--count", 2, "--interval", 0.3, "--top", 1)
+        check(w.returncode == 0 and re.search(r"pymalloc .* in \d+ arenas \(.* free\)", w.stdout),
+              "watch's header has no pymalloc figures", w.stdout, w.stderr)
         check(memtap("detach", pid).returncode == 0, "detach failed")
     finally:
         stop(proc)
