@@ -27,6 +27,9 @@
 //     unexplained       what is left: native memory outside both allocators
 //                       (an extension's own mmaps or allocator), or pymalloc's
 //                       arenas when they could not be read.
+//   pymalloc's and malloc's figures are the allocators' whole state, not
+//   since the attach, so memory from before the attach is in them too; what
+//   is unexplained is outside both allocators, whenever it was allocated.
 //   Traced bytes (since attach) are not a part of this sum: they are the
 //   live blocks memtap saw allocated since the attach, inside pymalloc's
 //   used blocks and malloc's in-use bytes. RSS at attach says how much
