@@ -29,7 +29,7 @@ struct WatchHeader {
     // screen has no peak figure and no PEAK column.
     int64_t peakTracedBytes = 0;
     // RSS explained in short (memory_breakdown.h renderBreakdownShort); may be empty.
-    std::string breakdown;
+    std::string breakdown = {};
 };
 
 struct WatchRow {
