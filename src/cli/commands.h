@@ -17,6 +17,7 @@ std::vector<CommandSpec> snapshotCommands(); // snapshot, diff, peak-reset
 std::vector<CommandSpec> watchCommands();    // watch
 std::vector<CommandSpec> recordCommands();   // record
 std::vector<CommandSpec> reportCommands();   // report
+std::vector<CommandSpec> memoryCommands();   // trim
 
 // Shared by the commands that attach (attach, watch): the options and how
 // they become AttachOptions (commands_core.cpp).

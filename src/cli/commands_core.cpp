@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "cli/commands.h"
+#include "cli/memory_figures.h"
 #include "cli/target_status.h"
 #include "cli/uwsgi.h"
 #include "inject/injector.h"
@@ -133,7 +134,23 @@ runAttach(const ParsedArgs& args) {
 int
 runStatus(const ParsedArgs& args) {
     pid_t pid = parsePidOrThrow(args.positional[0]);
+    PymallocWait wait;
+    if (auto v = args.value("--timeout")) {
+        wait.timeout =
+            std::chrono::milliseconds(static_cast<int64_t>(parseSecondsOrThrow(*v, "--timeout") * 1000));
+    }
+    // Progress only where a person waits: on a terminal. The final report
+    // says the same when the read did not come.
+    if (::isatty(STDERR_FILENO)) {
+        wait.progress = progressToStderr;
+    }
     auto status = readTargetStatusOrThrow(pid);
+    auto memory = breakdownInputFor(pid, status.attached, status.rssBytes, status.agent);
+    if (status.attached) {
+        memory.pymalloc = pollPymalloc(pid, wait);
+    }
+    memory.nowUnixMs = status.nowUnixMs;
+    status.memory = memory;
     std::string out = args.has("--json") ? renderStatusJson(status) : renderStatusText(status);
     std::fwrite(out.data(), 1, out.size(), stdout);
     return 0;
@@ -169,10 +186,24 @@ coreCommands() {
          "allocations_seen, traced_bytes, traced_count, peak_traced_bytes, peak_at (unix ms),\n"
          "peak_unix_ms, peak_breakdown_bytes, malloc_free_bytes, hooks, hook_chain,\n"
          "hook_reinstalls, hook_reinstall_unix_ms, hook_reinstall_domains, hook_problem (plain words,\n"
-         "only when hooks were cut out by another allocator hook), rss_bytes.",
+         "only when hooks were cut out by another allocator hook), rss_bytes, the agent's malloc_*\n"
+         "keys (mallinfo2), and RSS explained: rss {rss_bytes, anonymous_bytes, file_bytes,\n"
+         "shmem_bytes, agent_code_bytes, heap_bytes, stack_bytes, stacks, other_anonymous_bytes}\n"
+         "(from /proc/PID/smaps), pymalloc {state: read|not_read|disabled|old_agent, arenas,\n"
+         "arena_bytes, allocated_bytes, available_bytes, unused_pool_bytes, overhead_bytes, "
+         "free_bytes,\n"
+         "read_unix_ms, stale (when these are an earlier read's: its age); or not_read_reason},\n"
+         "malloc_resident_free_bytes, unexplained_bytes, diagnoses.\n"
+         "\n"
+         "pymalloc's figures are read by the interpreter itself, at its next allocation by a thread\n"
+         "holding the GIL (memtap never takes the GIL). A process that allocates nothing (an idle\n"
+         "uWSGI worker waiting for a request) does not answer: after --timeout the rest is printed\n"
+         "and pymalloc is reported as not read, with exit status 0. No thread waits for it: the read\n"
+         "stays armed until the interpreter runs it (a later status shows it) or detach disarms it.",
          1,
          1,
-         {{"--json", "", "print JSON"}},
+         {{"--json", "", "print JSON"},
+          {"--timeout", "S", "wait at most S seconds for pymalloc's figures (default 2)"}},
          runStatus},
         {"detach",
          "PID",

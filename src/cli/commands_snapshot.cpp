@@ -8,6 +8,7 @@
 #include "attach/proc.h"
 #include "base/error.h"
 #include "cli/commands.h"
+#include "cli/memory_figures.h"
 #include "cli/output_file.h"
 #include "cli/snapshot_store.h"
 #include "cli/source_lines.h"
@@ -98,6 +99,28 @@ loadOrTake(const SnapshotStore& store, pid_t pid, const std::string& name) {
     }
     validateSnapshotNameOrThrow(name);
     return report::parseSnapshotOrThrow(store.loadOrThrow(name));
+}
+
+// RSS explained for a diff: what a reader of a diff whose figures are small
+// next to RSS needs. pymalloc gets a short wait only.
+report::BreakdownInput
+diffMemoryInput(pid_t pid, const TargetStatus& status) {
+    constexpr std::chrono::milliseconds kDiffPymallocWait{500};
+    auto input = breakdownInputFor(pid, status.attached, status.rssBytes, status.agent);
+    if (status.attached) {
+        input.pymalloc = pollPymalloc(pid, PymallocWait{kDiffPymallocWait, {}});
+    }
+    return input;
+}
+
+std::string
+diffMemoryLines(const report::BreakdownInput& input) {
+    auto breakdown = report::explainMemory(input);
+    std::string out = fmt::format("memory: {}\n", report::renderBreakdownShort(input, breakdown));
+    for (const auto& diagnosis : breakdown.diagnoses) {
+        out += fmt::format("diagnosis: {}\n", diagnosis);
+    }
+    return out;
 }
 
 int
@@ -235,12 +258,19 @@ runDiff(const ParsedArgs& args) {
         auto it = status.agent.find(key);
         return it == status.agent.end() ? -1 : std::stoll(it->second);
     };
+    std::optional<report::BreakdownInput> memory;
+    if (!gone) {
+        memory = diffMemoryInput(pid, status);
+    }
     auto mismatch = report::sessionMismatch(older, newer);
     std::string out;
     if (args.has("--json")) {
-        report::DiffContext context{gone ? -1 : status.rssBytes, agentValue("malloc_free_bytes"),
-                                    agentValue("attached_at_unix_ms"), agentValue("rss_at_attach_bytes"),
-                                    mismatch.value_or("")};
+        report::DiffContext context{gone ? -1 : status.rssBytes,
+                                    agentValue("malloc_free_bytes"),
+                                    agentValue("attached_at_unix_ms"),
+                                    agentValue("rss_at_attach_bytes"),
+                                    mismatch.value_or(""),
+                                    memory ? &*memory : nullptr};
         out = report::renderDiffJson(stats, pid, oldName, newName, by, newer.mode, top, context) + "\n";
     } else {
         if (gone) {
@@ -251,6 +281,7 @@ runDiff(const ParsedArgs& args) {
                 report::formatSize(static_cast<double>(status.rssBytes), false),
                 report::formatSize(
                     static_cast<double>(std::max<int64_t>(0, agentValue("malloc_free_bytes"))), false));
+            out += diffMemoryLines(*memory);
             if (auto since = tracedSince(status.agent)) {
                 out += *since + "\n";
             }
@@ -296,7 +327,10 @@ snapshotCommands() {
          "what NEW holds, or its growth; red grew, blue shrank; click to zoom, type to search) beside\n"
          "the table. --format pprof writes a gzip'd pprof profile (sample types inuse_space,\n"
          "inuse_objects, growth_space, growth_objects) for `go tool pprof`, Pyroscope or Parca.\n"
-         "Both group by traceback; OLD and NEW may be the same snapshot to see one alone.",
+         "Both group by traceback; OLD and NEW may be the same snapshot to see one alone.\n"
+         "The header says where RSS lives and which\n"
+         "allocator holds it in one line ('memory:', JSON: memory, the keys of `memtap status\n"
+         "--json`'s RSS explained), with status's diagnoses; pymalloc's figures wait 0.5 s at most.",
          3,
          3,
          {{"--by", "KEY", "group by lineno (default), filename or traceback"},

@@ -16,6 +16,7 @@
 #include "cli/agent_lease.h"
 #include "cli/commands.h"
 #include "cli/journal_file.h"
+#include "cli/memory_figures.h"
 #include "cli/snapshot_store.h"
 #include "cli/source_lines.h"
 #include "cli/std_output.h"
@@ -110,6 +111,9 @@ struct Target {
     std::optional<JournalFile> journal;
     std::optional<report::Snapshot> lastPeak;
     std::string journalProblem;
+    // pymalloc's latest figures: each update arms a read and takes the last
+    // completed one without waiting (the interpreter runs it when it can).
+    report::PymallocFigures pymalloc;
 
     pid_t pid() const { return lease.pid(); }
     void startOrThrow(report::GroupBy by) {
@@ -119,6 +123,7 @@ struct Target {
         updatePeakOrThrow();
         lastRss = readRssBytes(pid());
         journalOrContinue();
+        pymalloc = pollPymalloc(pid(), PymallocWait{std::chrono::milliseconds(0), {}}); // arms a read
     }
     void updateOrThrow() {
         status = agentStatusOrThrow(pid());
@@ -126,6 +131,7 @@ struct Target {
         lastRss = readRssBytes(pid());
         updatePeakOrThrow();
         journalOrContinue();
+        pymalloc = pollPymalloc(pid(), PymallocWait{std::chrono::milliseconds(0), {}});
     }
     // An agent that keeps a peak says so in its status.
     void updatePeakOrThrow() {
@@ -443,6 +449,11 @@ WatchLoop::headerFor(const std::vector<Target*>& targets) const {
             numberOr(target->status, "traced_bytes", target->model->latest().tracedBytes);
         header.peakTracedBytes += numberOr(target->status, "peak_traced_bytes", 0);
         header.mallocFreeBytes += numberOr(target->status, "malloc_free_bytes", 0);
+    }
+    if (targets.size() == 1 && !first.status.empty()) {
+        auto input = breakdownInputFor(first.pid(), true, first.lastRss, first.status);
+        input.pymalloc = first.pymalloc;
+        header.breakdown = report::renderBreakdownShort(input, report::explainMemory(input));
     }
     header.byName = std::string(report::name(by_));
     header.statusLine = statusLine_;

@@ -23,7 +23,8 @@ std::vector<CommandSpec>
 allCommands() {
     auto commands = memtap::cli::coreCommands();
     for (auto more : {memtap::cli::snapshotCommands(), memtap::cli::watchCommands(),
-                      memtap::cli::recordCommands(), memtap::cli::reportCommands()}) {
+                      memtap::cli::recordCommands(), memtap::cli::reportCommands(),
+                      memtap::cli::memoryCommands()}) {
         commands.insert(commands.end(), more.begin(), more.end());
     }
     return commands;

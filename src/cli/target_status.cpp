@@ -255,6 +255,9 @@ renderStatusJson(const TargetStatus& status) {
     }
     json.key("rss_bytes");
     json.value(status.rssBytes);
+    if (status.memory) {
+        report::writeBreakdownJson(json, *status.memory, report::explainMemory(*status.memory));
+    }
     json.endObject();
     return json.str() + "\n";
 }
@@ -305,16 +308,22 @@ renderStatusText(const TargetStatus& status) {
             text += fmt::format("peak traced:      {}{}\n", bytes("peak_traced_bytes"),
                                 peakWhen(get("peak_unix_ms"), status.nowUnixMs));
         }
-        text += fmt::format(
-            "malloc free:      {} (free inside glibc malloc's heap; counts in RSS until trimmed)\n",
-            bytes("malloc_free_bytes"));
+        if (!status.memory) {
+            text += fmt::format(
+                "malloc free:      {} (free inside glibc malloc's heap; counts in RSS until trimmed)\n",
+                bytes("malloc_free_bytes"));
+        }
         text += fmt::format("hooks:            {}\n", hookChainState(status.agent));
         if (auto problem = hookChainProblem(status.agent)) {
             text += fmt::format("warning:          {}\n", *problem);
         }
     }
-    text += fmt::format("rss:              {}\n",
-                        report::formatSize(static_cast<double>(status.rssBytes), false));
+    if (status.memory) {
+        text += report::renderBreakdownText(*status.memory, report::explainMemory(*status.memory));
+    } else {
+        text += fmt::format("rss:              {}\n",
+                            report::formatSize(static_cast<double>(status.rssBytes), false));
+    }
     return text;
 }
 

@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 
+#include "report/memory_breakdown.h"
+
 namespace memtap::cli {
 
 struct TargetStatus {
@@ -18,6 +20,8 @@ struct TargetStatus {
     int64_t rssBytes = 0;
     uint64_t nowUnixMs = 0; // when it was read (for "the peak was N s ago"); 0: unknown
     std::map<std::string, std::string> agent; // the agent's "key value" lines
+    // RSS explained (memory_figures.h); the text and JSON show it when set.
+    std::optional<report::BreakdownInput> memory;
 };
 
 // Error(NotSupported) if the process runs no supported CPython.

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "report/memory_breakdown.h"
 #include "report/text_width.h"
 
 namespace memtap::report {
@@ -238,6 +239,12 @@ renderDiffJson(const std::vector<StatDiff>& stats, int pid, std::string_view old
     if (!context.warning.empty()) {
         json.key("warning");
         json.value(context.warning);
+    }
+    if (context.memory != nullptr) {
+        json.key("memory");
+        json.beginObject();
+        writeBreakdownJson(json, *context.memory, explainMemory(*context.memory));
+        json.endObject();
     }
     json.key("stats");
     writeStatsJson(json, stats, mode, top);

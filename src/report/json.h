@@ -61,6 +61,8 @@ private:
 //  "traceback": [{"file", "line", "function"}, ...]}, ...]}, plus the
 //  DiffContext keys that are set
 // stats in the given (sorted) order, the first `top` of them (0: all).
+struct BreakdownInput; // memory_breakdown.h
+
 // Process context printed with a diff; negative values are left out.
 struct DiffContext {
     int64_t rssBytes = -1;
@@ -68,6 +70,8 @@ struct DiffContext {
     int64_t attachedAtUnixMs = -1; // "attached_at_unix_ms": traced since
     int64_t rssAtAttachBytes = -1; // "rss_at_attach_bytes": RSS never traced
     std::string warning;           // "warning" (sessionMismatch), when not empty
+    // "memory": RSS explained (writeBreakdownJson's keys), when set.
+    const BreakdownInput* memory = nullptr;
 };
 
 // The "stats" array of renderDiffJson (its first `top` stats, 0: all), for

@@ -111,6 +111,9 @@ memoryParts(const WatchHeader& header) {
         parts.insert(parts.begin() + 2,
                      fmt::format("peak {}", formatSize(header.peakTracedBytes, false)));
     }
+    if (!header.breakdown.empty()) {
+        parts.push_back(sanitizeText(header.breakdown));
+    }
     return parts;
 }
 

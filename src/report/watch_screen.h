@@ -28,6 +28,8 @@ struct WatchHeader {
     // agent's peak_traced_bytes); 0 when the agent keeps none: then the
     // screen has no peak figure and no PEAK column.
     int64_t peakTracedBytes = 0;
+    // RSS explained in short (memory_breakdown.h renderBreakdownShort); may be empty.
+    std::string breakdown = {};
 };
 
 struct WatchRow {

@@ -3,6 +3,7 @@
 
 #include "base/error.h"
 #include "cli/args.h"
+#include "cli/memory_figures.h"
 #include "cli/snapshot_store.h"
 #include "cli/target_status.h"
 
@@ -180,4 +181,42 @@ TEST_CASE("status shows the traced peak: peak_traced_bytes and peak_at in JSON, 
     status.agent.erase("peak_unix_ms");
     CHECK(renderStatusText(status).find("peak") == std::string::npos);
     CHECK(renderStatusJson(status).find("peak") == std::string::npos);
+}
+
+TEST_CASE("the agent's pymalloc and malloc keys become the breakdown's figures", "[status][breakdown]") {
+    using memtap::cli::mallocFiguresFrom;
+    using memtap::cli::pymallocFiguresFrom;
+    using memtap::report::PymallocState;
+    auto ok = pymallocFiguresFrom(parseKeyValueLines(
+        "pymalloc_requested 3\npymalloc_completed 3\npymalloc_read_unix_ms 1700000000000\n"
+        "pymalloc_result ok\npymalloc_arenas 222\npymalloc_arena_bytes 232783872\n"
+        "pymalloc_allocated_bytes 3944256\npymalloc_available_bytes 97017488\n"
+        "pymalloc_unused_pool_bytes 128745472\npymalloc_overhead_bytes 3076656\nsome_future_key 1\n"));
+    CHECK(ok.state == PymallocState::Read);
+    CHECK(ok.arenas == 222);
+    CHECK(ok.arenaBytes == 232783872);
+    CHECK(ok.allocatedBytes == 3944256);
+    CHECK(ok.availableBytes == 97017488);
+    CHECK(ok.unusedPoolBytes == 128745472);
+    CHECK(ok.overheadBytes == 3076656);
+    CHECK(ok.readUnixMs == 1700000000000u);
+    CHECK(pymallocFiguresFrom(parseKeyValueLines("pymalloc_result disabled\n")).state ==
+          PymallocState::Disabled);
+    auto unreadable = pymallocFiguresFrom(parseKeyValueLines("pymalloc_result unreadable\n"));
+    CHECK(unreadable.state == PymallocState::NotRead);
+    CHECK_THAT(unreadable.notReadReason, Catch::Contains("_PyObject_DebugMallocStats"));
+    CHECK(pymallocFiguresFrom(parseKeyValueLines("pymalloc_result none\n")).state ==
+          PymallocState::NotRead);
+
+    auto old = mallocFiguresFrom(parseKeyValueLines("malloc_free_bytes 4096\n"));
+    CHECK(old.freeBytes == 4096);
+    CHECK(old.inUseBytes == -1);
+    CHECK(old.heapBytes == -1);
+    auto full = mallocFiguresFrom(parseKeyValueLines(
+        "malloc_free_bytes 4096\nmalloc_heap_bytes 1036288\nmalloc_mmap_bytes 401408\n"
+        "malloc_in_use_bytes 1176448\nmalloc_releasable_bytes 116016\n"));
+    CHECK(full.heapBytes == 1036288);
+    CHECK(full.mmapBytes == 401408);
+    CHECK(full.inUseBytes == 1176448);
+    CHECK(full.releasableBytes == 116016);
 }

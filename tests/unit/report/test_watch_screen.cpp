@@ -212,4 +212,17 @@ TEST_CASE("with a peak: the header shows it and a PEAK column holds each site's 
     std::string plain = renderWatchPlain(screen, 2);
     CHECK_THAT(plain, Catch::Contains("traced 45.2 MiB, peak 300 MiB, malloc free"));
     CHECK_THAT(plain, Catch::Contains("#1 /srv/app/report.py:42: growth +0 B, at peak +250 MiB"));
+
+    // RSS explained in short closes the header line, cut to the width.
+    screen.header.breakdown =
+        "anon 484 MiB, file 6740 KiB; pymalloc 486 MiB in 486 arenas (474 MiB free)";
+    CHECK_THAT(renderWatchPlain(screen, 2),
+               Catch::Contains("by lineno, anon 484 MiB, file 6740 KiB; "
+                               "pymalloc 486 MiB in 486 arenas (474 MiB free)"));
+    for (int width : {40, 80, 200}) {
+        for (const std::string& line : splitLines(renderWatchScreen(screen, optionsFor(width, 30)))) {
+            CHECK(columns(line) <= width);
+        }
+    }
+    CHECK_THAT(renderWatchScreen(screen, optionsFor(200, 30)), Catch::Contains("pymalloc 486 MiB"));
 }
