@@ -17,6 +17,7 @@
 
 #include "agent/python_frames.h"
 
+#include "agent/python_debug_offsets.h"
 #include "agent/python_layouts.h"
 
 #include <stddef.h>
@@ -56,6 +57,58 @@ struct State {
 };
 
 State g_state;
+
+// Why frames are off (or how the layout was confirmed), for status; written by
+// framesInit() only.
+char g_note[160];
+
+void
+setNote(const char* a, const char* b = nullptr) noexcept {
+    size_t used = 0;
+    const char* parts[] = {a, b};
+    for (const char* part : parts) {
+        for (; part != nullptr && *part != '\0' && used + 1 < sizeof g_note; ++part) {
+            g_note[used++] = *part;
+        }
+    }
+    g_note[used] = '\0';
+}
+
+// 3.13: the interpreter's own _Py_DebugOffsets (first member of _PyRuntime,
+// Include/internal/pycore_runtime.h) must agree with the layout table, field by
+// field, or frames stay off. Returns false to refuse frames.
+bool
+confirmWithDebugOffsets(int minor, const Layout& layout, void* (*lookup)(const char*)) noexcept {
+    const void* runtime = lookup("_PyRuntime");
+    if (runtime == nullptr) {
+        setNote("layout table (no _PyRuntime symbol to cross-check)");
+        return true;
+    }
+    layouts::DebugOffsets313 offsets;
+    memcpy(&offsets, runtime, sizeof offsets);
+    const char* field = nullptr;
+    switch (layouts::checkDebugOffsets313(offsets, minor, layout, &field)) {
+    case layouts::DebugOffsetsVerdict::Agree:
+        setNote("layout table, confirmed by _Py_DebugOffsets");
+        return true;
+    case layouts::DebugOffsetsVerdict::Absent:
+        setNote("layout table (no _Py_DebugOffsets cookie)");
+        return true;
+    case layouts::DebugOffsetsVerdict::WrongVersion:
+        setNote("frames off: _Py_DebugOffsets names another CPython version");
+        return false;
+    case layouts::DebugOffsetsVerdict::FreeThreaded:
+        setNote("frames off: free-threaded build");
+        return false;
+    case layouts::DebugOffsetsVerdict::Insane:
+        setNote("frames off: _Py_DebugOffsets malformed at ", field);
+        return false;
+    case layouts::DebugOffsetsVerdict::Disagree:
+        setNote("frames off: _Py_DebugOffsets disagrees with memtap's layout at ", field);
+        return false;
+    }
+    return false;
+}
 
 template <typename T>
 inline T
@@ -383,6 +436,7 @@ copyOrMark(const void* str, char* dst, int cap) noexcept {
 bool
 framesInit(int major, int minor, void* (*lookup)(const char* name)) noexcept {
     g_state = State{};
+    setNote("frames off: unsupported CPython version");
     if (major != 3 || lookup == nullptr) {
         return false;
     }
@@ -396,6 +450,11 @@ framesInit(int major, int minor, void* (*lookup)(const char* name)) noexcept {
     // _Py_PrintReferences; the free-threaded 3.13t build (Py_GIL_DISABLED)
     // has a larger header and exports _Py_DecRefShared.
     if (lookup("_Py_PrintReferences") != nullptr || lookup("_Py_DecRefShared") != nullptr) {
+        setNote("frames off: Py_TRACE_REFS or free-threaded build");
+        return false;
+    }
+    setNote("layout table");
+    if (minor >= 13 && !confirmWithDebugOffsets(minor, layout, lookup)) {
         return false;
     }
     State state{};
@@ -411,10 +470,16 @@ framesInit(int major, int minor, void* (*lookup)(const char* name)) noexcept {
     state.unicodeType = lookup("PyUnicode_Type");
     if (state.gilstateThisThread == nullptr || state.currentTstate == nullptr ||
         state.addr2line == nullptr || state.codeType == nullptr || state.unicodeType == nullptr) {
+        setNote("frames off: a needed C-API symbol is missing");
         return false;
     }
     g_state = state;
     return true;
+}
+
+const char*
+framesNote() noexcept {
+    return g_note;
 }
 
 int

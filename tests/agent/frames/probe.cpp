@@ -1,12 +1,14 @@
 // Test probe: python_frames.cpp in a shared library a Python script drives
 // through ctypes. Called through ctypes.PyDLL the GIL stays held; through
 // ctypes.CDLL it is released, which is how the "no GIL" answer is tested.
+#include "agent/python_debug_offsets.h"
 #include "agent/python_frames.h"
 #include "agent/python_layouts.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #define PROBE_EXPORT extern "C" __attribute__((visibility("default")))
@@ -182,4 +184,32 @@ probe_layout(int minor, char* buf, int cap) {
         used += wrote;
     }
     return used;
+}
+
+PROBE_EXPORT const char*
+probe_note() {
+    return memtap_agent::framesNote();
+}
+
+// checkDebugOffsets313 on this process's _PyRuntime (3.13) with the u64 at
+// byte offset tamperAt (if >= 0) replaced by tamperValue. Returns the
+// verdict's number and puts the field it names (or "") in field.
+PROBE_EXPORT int
+probe_check_debug_offsets(int minor, int tamperAt, unsigned long long tamperValue, char* field,
+                          int fieldCap) {
+    namespace L = memtap_agent::layouts;
+    const void* runtime = lookupGlobal("_PyRuntime");
+    const L::Layout* layout = L::layoutForMinor(minor);
+    if (runtime == nullptr || layout == nullptr) {
+        return -1;
+    }
+    L::DebugOffsets313 d;
+    memcpy(&d, runtime, sizeof d);
+    if (tamperAt >= 0 && tamperAt + 8 <= static_cast<int>(sizeof d)) {
+        memcpy(reinterpret_cast<char*>(&d) + tamperAt, &tamperValue, 8);
+    }
+    const char* name = nullptr;
+    int verdict = static_cast<int>(L::checkDebugOffsets313(d, minor, *layout, &name));
+    snprintf(field, static_cast<size_t>(fieldCap), "%s", name != nullptr ? name : "");
+    return verdict;
 }
