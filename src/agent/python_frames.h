@@ -25,6 +25,11 @@ struct RawFrame {
 // functions then return 0 / false / -1. Call once, before any hook can run.
 bool framesInit(int major, int minor, void* (*lookup)(const char* name)) noexcept;
 
+// One line for status: where the layout came from ("layout table, confirmed
+// by _Py_DebugOffsets") or why frames are off after framesInit() returned
+// false ("frames off: ..."). Never null.
+const char* framesNote() noexcept;
+
 // The calling thread's Python frames, most recent call first, at most max.
 // Returns the number written; 0 if the calling thread does not hold the GIL
 // (raw-domain allocator hooks run without it) or has no Python frames.

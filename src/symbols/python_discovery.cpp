@@ -217,6 +217,43 @@ versionFromPyGetVersionCode(const ProcessModules& modules, const Module& module)
     return std::nullopt;
 }
 
+// Free-threaded builds (PEP 703, configure --disable-gil, Py_GIL_DISABLED)
+// change the object header and thread state, so nothing memtap injects or
+// reads fits them. Returns what gave one away, or nullopt for a GIL build.
+std::optional<std::string>
+freeThreadedEvidence(const ProcessModules& modules, const Module& module) {
+    const ElfFile& elf = modules.elf(module);
+    // Include/object.h (v3.13.0, also 3.14) declares these only under
+    // Py_GIL_DISABLED: the biased reference counting's slow paths.
+    for (const char* name : {"_Py_DecRefShared", "_Py_MergeZeroLocalRefcount"}) {
+        if (elf.findSymbol(name)) {
+            return fmt::format("it exports {}", name);
+        }
+    }
+    // 3.13+: _PyRuntime starts with _Py_DebugOffsets { char cookie[8] =
+    // "xdebugpy"; uint64_t version; uint64_t free_threaded; ... }
+    // (Include/internal/pycore_runtime.h in v3.13.0,
+    // pycore_debug_offsets.h in 3.14). Read from the live process first.
+    std::optional<ElfSymbol> runtime = elf.findSymbol("_PyRuntime");
+    if (!runtime) {
+        return std::nullopt;
+    }
+    constexpr size_t kPrefix = 24;
+    auto bytes = readRemote(modules.pid(), module.loadBias + runtime->value, kPrefix);
+    if (!bytes) {
+        bytes = elf.readAtVaddr(runtime->value, kPrefix);
+    }
+    if (!bytes || std::memcmp(bytes->data(), "xdebugpy", 8) != 0) {
+        return std::nullopt;
+    }
+    uint64_t freeThreaded = 0;
+    std::memcpy(&freeThreaded, bytes->data() + 16, sizeof freeThreaded);
+    if (freeThreaded != 0) {
+        return std::string("its _PyRuntime.debug_offsets.free_threaded is set");
+    }
+    return std::nullopt;
+}
+
 std::string
 supportedRange() {
     return fmt::format("memtap supports CPython 3.{} to 3.{}", kMinSupportedMinor, kMaxSupportedMinor);
@@ -270,6 +307,16 @@ discoverPythonOrThrow(const ProcessModules& modules) {
         throw Error(ExitCode::NotSupported,
                     fmt::format("process {} runs Python {}; {}", pid, shown, supportedRange()),
                     "Python 2 has no allocator hook API (PEP 445); run the program under Python 3");
+    }
+    // Before the version range: a 3.14t is refused for what it is.
+    if (version->major == 3 && version->minor >= 13 && hasAllocatorApi) {
+        if (std::optional<std::string> evidence = freeThreadedEvidence(modules, *runtime)) {
+            throw Error(ExitCode::NotSupported,
+                        fmt::format("process {} runs a free-threaded CPython {} (Py_GIL_DISABLED: {}); "
+                                    "memtap does not support free-threaded builds yet",
+                                    pid, version->text, *evidence),
+                        "run the program under the default (GIL) build of CPython");
+        }
     }
     if (version->major != 3 || version->minor < kMinSupportedMinor ||
         version->minor > kMaxSupportedMinor || !hasAllocatorApi) {

@@ -25,7 +25,8 @@ inline constexpr int kMinSupportedMinor = 6;
 inline constexpr int kMaxSupportedMinor = 13;
 
 // Throws Error(NotSupported) for a process without CPython, with Python 2, or
-// with a CPython 3 outside 3.6..3.13.
+// with a CPython 3 outside 3.6..3.13, or with a free-threaded (Py_GIL_DISABLED)
+// build, detected from its exports or _PyRuntime.debug_offsets.free_threaded.
 PythonTarget discoverPythonOrThrow(const ProcessModules& modules);
 
 // Parsing helpers, exposed for unit tests.

@@ -1,11 +1,14 @@
 // Test probe: python_frames.cpp in a shared library a Python script drives
 // through ctypes. Called through ctypes.PyDLL the GIL stays held; through
 // ctypes.CDLL it is released, which is how the "no GIL" answer is tested.
+#include "agent/python_debug_offsets.h"
 #include "agent/python_frames.h"
+#include "agent/python_layouts.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #define PROBE_EXPORT extern "C" __attribute__((visibility("default")))
@@ -116,4 +119,97 @@ probe_bench(int max, int iters) {
         return -1.0;
     }
     return static_cast<double>(elapsed) / iters;
+}
+
+// The agent's layout table for 3.minor as "name value\n" lines (the names
+// layout_offsets.c prints), for test_layouts.py. Returns the number of bytes
+// written, 0 if the version has no table, -1 if buf is too small.
+PROBE_EXPORT int
+probe_layout(int minor, char* buf, int cap) {
+    namespace L = memtap_agent::layouts;
+    const L::Layout* l = L::layoutForMinor(minor);
+    if (l == nullptr) {
+        return 0;
+    }
+    bool interp = l->model != L::FrameModel::FrameObject;
+    struct Field {
+        const char* name;
+        unsigned value;
+        bool used;
+    } fields[] = {
+        {"ob_type", L::kObType, true},
+        {"ob_size", L::kObSize, true},
+        {"unicode_length", L::kUniLength, true},
+        {"unicode_state", L::kUniState, true},
+        {"ascii_size", l->asciiSize, true},
+        {"compact_size", l->compactSize, true},
+        {"unicode_data_any", l->compactSize, true},
+        // The state bit positions copyUnicode() in python_frames.cpp decodes.
+        {"state_kind_bit", 2, true},
+        {"state_compact_bit", 5, true},
+        {"state_ascii_bit", 6, true},
+        {"state_ready_bit", 7, l->unicodeHasReady},
+        {"unicode_has_ready", l->unicodeHasReady ? 1u : 0u, true},
+        {"tstate_frame", l->tstateFrame, true},
+        {"cframe_current_frame", l->cframeCurrentFrame,
+         l->model == L::FrameModel::Interp311 || l->model == L::FrameModel::Interp312},
+        {"f_back", l->fBack, !interp},
+        {"f_code", l->fCode, !interp},
+        {"f_trace", l->fTrace, !interp},
+        {"f_lasti", l->fLasti, !interp},
+        {"f_lineno", l->fLineno, !interp},
+        {"if_code", l->ifCode, interp},
+        {"if_previous", l->ifPrevious, interp},
+        {"if_instr", l->ifInstr, interp},
+        {"if_owner", l->ifOwner, interp},
+        {"owned_by_generator", static_cast<unsigned>(L::kFrameOwnedByGenerator), interp},
+        {"owned_by_cstack", static_cast<unsigned>(L::kFrameOwnedByCStack),
+         interp && l->model != L::FrameModel::Interp311},
+        {"co_firstlineno", l->coFirstLineno, true},
+        {"co_filename", l->coFilename, true},
+        {"co_name", l->coName, true},
+        {"co_linetable", l->coLineTable, true},
+        {"co_firsttraceable", l->coFirstTraceable, interp},
+        {"co_code_adaptive", l->coCodeAdaptive, interp},
+    };
+    int used = 0;
+    for (const Field& f : fields) {
+        if (!f.used) {
+            continue;
+        }
+        int wrote = snprintf(buf + used, static_cast<size_t>(cap - used), "%s %u\n", f.name, f.value);
+        if (wrote < 0 || wrote >= cap - used) {
+            return -1;
+        }
+        used += wrote;
+    }
+    return used;
+}
+
+PROBE_EXPORT const char*
+probe_note() {
+    return memtap_agent::framesNote();
+}
+
+// checkDebugOffsets313 on this process's _PyRuntime (3.13) with the u64 at
+// byte offset tamperAt (if >= 0) replaced by tamperValue. Returns the
+// verdict's number and puts the field it names (or "") in field.
+PROBE_EXPORT int
+probe_check_debug_offsets(int minor, int tamperAt, unsigned long long tamperValue, char* field,
+                          int fieldCap) {
+    namespace L = memtap_agent::layouts;
+    const void* runtime = lookupGlobal("_PyRuntime");
+    const L::Layout* layout = L::layoutForMinor(minor);
+    if (runtime == nullptr || layout == nullptr) {
+        return -1;
+    }
+    L::DebugOffsets313 d;
+    memcpy(&d, runtime, sizeof d);
+    if (tamperAt >= 0 && tamperAt + 8 <= static_cast<int>(sizeof d)) {
+        memcpy(reinterpret_cast<char*>(&d) + tamperAt, &tamperValue, 8);
+    }
+    const char* name = nullptr;
+    int verdict = static_cast<int>(L::checkDebugOffsets313(d, minor, *layout, &name));
+    snprintf(field, static_cast<size_t>(fieldCap), "%s", name != nullptr ? name : "");
+    return verdict;
 }

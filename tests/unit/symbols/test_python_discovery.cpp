@@ -195,3 +195,33 @@ TEST_CASE("discoverPythonOrThrow rejects a process without Python", "[python]") 
                           child.pid()));
     }
 }
+
+TEST_CASE("discoverPythonOrThrow accepts the 3.13 GIL-build fixture", "[python]") {
+    SpawnedProcess child({MEMTAP_FAKE_PYTHON_GIL});
+    REQUIRE(child.waitReady());
+    PythonTarget target = discoverIn(child.pid());
+    CHECK(target.isMainExecutable);
+    CHECK(target.version == "3.13.0");
+}
+
+TEST_CASE("discoverPythonOrThrow refuses free-threaded builds", "[python]") {
+    // No free-threaded interpreter is installed here: fake_python.c stands in,
+    // once with the Py_GIL_DISABLED-only export, once with the debug offsets'
+    // free_threaded flag.
+    for (const char* path : {MEMTAP_FAKE_PYTHON_FT_SYMBOL, MEMTAP_FAKE_PYTHON_FT_DEBUG_OFFSETS}) {
+        INFO(path);
+        SpawnedProcess child({path});
+        REQUIRE(child.waitReady());
+        try {
+            discoverIn(child.pid());
+            FAIL("expected an error");
+        } catch (const memtap::Error& e) {
+            CHECK(e.code() == memtap::ExitCode::NotSupported);
+            std::string what = e.what();
+            CHECK(what.starts_with(fmt::format(
+                "process {} runs a free-threaded CPython 3.13.0 (Py_GIL_DISABLED", child.pid())));
+            CHECK(what.find('\n') == std::string::npos);
+            CHECK_FALSE(e.hint().empty());
+        }
+    }
+}

@@ -1,0 +1,264 @@
+// Per-version byte offsets of the CPython structures the frame walker reads
+// (python_frames.cpp), without Python.h: one agent binary serves every
+// version. Each table cites the header of that version's tag it was read from.
+// tests/agent/frames/test_layouts.py compiles an offsetof() probe against every
+// installed interpreter's own headers (internal ones with Py_BUILD_CORE) and
+// compares it field by field with these tables, so a wrong digit fails CI.
+#ifndef MEMTAP_AGENT_PYTHON_LAYOUTS_H
+#define MEMTAP_AGENT_PYTHON_LAYOUTS_H
+
+namespace memtap_agent {
+namespace layouts {
+
+// How the calling thread's frames are reached and read.
+enum class FrameModel : unsigned char {
+    None,        // framesInit() not called or failed
+    FrameObject, // 3.6-3.10: PyThreadState.frame -> PyFrameObject chain
+    Interp311,   // 3.11: tstate->cframe->current_frame, _PyInterpreterFrame
+    Interp312,   // 3.12: as 3.11, plus FRAME_OWNED_BY_CSTACK shim frames
+    Interp313,   // 3.13: tstate->current_frame, f_executable may be non-code
+};
+
+// Byte offsets of the fields the walker reads; 0 where a model does not use
+// the field. Common to every version (Include/object.h, GIL build without
+// Py_TRACE_REFS): PyObject.ob_type at 8, PyVarObject.ob_size at 16.
+struct Layout {
+    FrameModel model = FrameModel::None;
+    // PyThreadState: .frame (<= 3.10), .cframe (3.11, 3.12), .current_frame (3.13).
+    unsigned tstateFrame = 0;
+    // _PyCFrame.current_frame (3.11, 3.12).
+    unsigned cframeCurrentFrame = 0;
+    // PyFrameObject (<= 3.10).
+    unsigned fBack = 0;
+    unsigned fCode = 0;
+    unsigned fTrace = 0;
+    unsigned fLasti = 0;
+    unsigned fLineno = 0;
+    // _PyInterpreterFrame (>= 3.11): f_code / f_executable, previous,
+    // prev_instr / instr_ptr, owner.
+    unsigned ifCode = 0;
+    unsigned ifPrevious = 0;
+    unsigned ifInstr = 0;
+    unsigned ifOwner = 0;
+    // PyCodeObject.
+    unsigned coFirstLineno = 0;
+    unsigned coFilename = 0;
+    unsigned coName = 0;
+    unsigned coLineTable = 0;      // co_lnotab (<= 3.9), co_linetable
+    unsigned coFirstTraceable = 0; // >= 3.11
+    unsigned coCodeAdaptive = 0;   // >= 3.11
+    // sizeof(PyASCIIObject), sizeof(PyCompactUnicodeObject); the latter is
+    // also the offset of PyUnicodeObject.data.any (legacy strings).
+    unsigned asciiSize = 0;
+    unsigned compactSize = 0;
+    bool unicodeHasReady = false;  // state.ready bit exists (<= 3.11)
+    bool lastiInCodeUnits = false; // PyFrameObject.f_lasti counts code units (3.10)
+};
+
+constexpr unsigned kObType = 8;  // Include/object.h: PyObject { ob_refcnt; ob_type; }
+constexpr unsigned kObSize = 16; // Include/object.h: PyVarObject { ob_base; ob_size; }
+
+// Include/{cpython/,}unicodeobject.h, every version: PyASCIIObject is
+// { PyObject_HEAD; Py_ssize_t length; Py_hash_t hash; struct state; ... }, so
+// length is at 16 and the state bit-field word at 32. Bits of that word (GCC
+// allocates bit-fields from the least significant bit): interned 0-1, kind
+// 2-4, compact 5, ascii 6, ready 7 (ready removed in 3.12).
+constexpr unsigned kUniLength = 16;
+constexpr unsigned kUniState = 32;
+
+// The tables below list, for each field, its offset and where it comes from.
+// Header paths are those of the CPython tag of that minor version
+// (v3.6.15 ... v3.13.0); sizes assume x86-64 LP64.
+
+// 3.6.
+constexpr Layout kLayout36 = {
+    .model = FrameModel::FrameObject,
+    // Include/pystate.h: PyThreadState { prev, next, interp, frame }.
+    .tstateFrame = 24,
+    // Include/frameobject.h: PyFrameObject { PyObject_VAR_HEAD (24 bytes),
+    // f_back, f_code, f_builtins, f_globals, f_locals, f_valuestack,
+    // f_stacktop, f_trace, f_exc_type, f_exc_value, f_exc_traceback, f_gen,
+    // int f_lasti (bytes; -1 before the first instruction), int f_lineno }.
+    .fBack = 24,
+    .fCode = 32,
+    .fTrace = 80,
+    .fLasti = 120,
+    .fLineno = 124,
+    // Include/code.h: PyCodeObject { PyObject_HEAD (16), five ints
+    // (argcount, kwonlyargcount, nlocals, stacksize, flags), co_firstlineno,
+    // co_code, co_consts, co_names, co_varnames, co_freevars, co_cellvars,
+    // co_cell2arg, co_filename, co_name, co_lnotab }.
+    .coFirstLineno = 36,
+    .coFilename = 96,
+    .coName = 104,
+    .coLineTable = 112,
+    // Include/unicodeobject.h: PyASCIIObject ends with wchar_t* wstr;
+    // PyCompactUnicodeObject adds utf8_length, utf8, wstr_length.
+    .asciiSize = 48,
+    .compactSize = 72,
+    .unicodeHasReady = true,
+};
+
+// 3.7 moved the generator's exception state out of the frame
+// (Include/frameobject.h: f_trace is followed by char f_trace_lines,
+// f_trace_opcodes, then f_gen, f_lasti, f_lineno).
+constexpr Layout kLayout37 = [] {
+    Layout l = kLayout36;
+    l.fLasti = 104;
+    l.fLineno = 108;
+    return l;
+}();
+
+// 3.8 and 3.9: PyThreadState moved to Include/cpython/pystate.h (frame still
+// at 24); frames as in 3.7 (Include/frameobject.h in 3.8,
+// Include/cpython/frameobject.h in 3.9). The code object (Include/code.h in
+// 3.8, Include/cpython/code.h in 3.9) gained int co_posonlyargcount after
+// co_argcount: co_firstlineno moves to 40 and, with the padding that now
+// follows it, every pointer after it moves by 8.
+constexpr Layout kLayout38 = [] {
+    Layout l = kLayout37;
+    l.coFirstLineno = 40;
+    l.coFilename = 104;
+    l.coName = 112;
+    l.coLineTable = 120; // co_lnotab
+    return l;
+}();
+
+// 3.10. Include/cpython/frameobject.h: f_stacktop became int f_stackdepth
+// after f_trace, so f_trace is at 72 and f_lasti at 96, now counted in code
+// units (PyFrame_GetLineNumber multiplies by 2); f_lineno (100) is valid when
+// non-zero. Include/cpython/code.h: co_linetable takes co_lnotab's place.
+constexpr Layout kLayout310 = [] {
+    Layout l = kLayout38;
+    l.fTrace = 72;
+    l.fLasti = 96;
+    l.fLineno = 100;
+    l.lastiInCodeUnits = true;
+    return l;
+}();
+
+// 3.11.
+constexpr Layout kLayout311 = {
+    .model = FrameModel::Interp311,
+    // Include/cpython/pystate.h: PyThreadState { prev, next, interp, int
+    // _initialized, int _static, int recursion_remaining, int
+    // recursion_limit, int recursion_headroom, int tracing, int tracing_what,
+    // _PyCFrame* cframe }.
+    .tstateFrame = 56,
+    // Include/cpython/pystate.h: _PyCFrame { uint8_t use_tracing,
+    // _PyInterpreterFrame* current_frame, previous }.
+    .cframeCurrentFrame = 8,
+    // Include/internal/pycore_frame.h: _PyInterpreterFrame { f_func,
+    // f_globals, f_builtins, f_locals, PyCodeObject* f_code, frame_obj,
+    // previous, _Py_CODEUNIT* prev_instr, int stacktop, bool is_entry, char
+    // owner }.
+    .ifCode = 32,
+    .ifPrevious = 48,
+    .ifInstr = 56,
+    .ifOwner = 69,
+    // Include/cpython/code.h (_PyCode_DEF): PyObject_VAR_HEAD (24);
+    // co_consts, co_names, co_exceptiontable; int co_flags, short co_warmup,
+    // short _co_linearray_entry_size; ints co_argcount, co_posonlyargcount,
+    // co_kwonlyargcount, co_stacksize, co_firstlineno, co_nlocalsplus,
+    // co_nlocals, co_nplaincellvars, co_ncellvars, co_nfreevars;
+    // co_localsplusnames, co_localspluskinds, co_filename, co_name,
+    // co_qualname, co_linetable, co_weakreflist, _co_code, _co_linearray; int
+    // _co_firsttraceable; co_extra; char co_code_adaptive[].
+    .coFirstLineno = 72,
+    .coFilename = 112,
+    .coName = 120,
+    .coLineTable = 136,
+    .coFirstTraceable = 168,
+    .coCodeAdaptive = 184,
+    // Include/cpython/unicodeobject.h: still with wstr, as in 3.6.
+    .asciiSize = 48,
+    .compactSize = 72,
+    .unicodeHasReady = true,
+};
+
+// 3.12.
+constexpr Layout kLayout312 = {
+    .model = FrameModel::Interp312,
+    // Include/cpython/pystate.h: the fields before cframe changed (int
+    // _status bit-field word, py_recursion_remaining, py_recursion_limit,
+    // c_recursion_remaining, recursion_headroom, tracing, what_event) but
+    // cframe stays at 56.
+    .tstateFrame = 56,
+    // Include/cpython/pystate.h: _PyCFrame { current_frame, previous }.
+    .cframeCurrentFrame = 0,
+    // Include/internal/pycore_frame.h: _PyInterpreterFrame { f_code,
+    // previous, f_funcobj, f_globals, f_builtins, f_locals, frame_obj,
+    // prev_instr, int stacktop, uint16_t return_offset, char owner }.
+    .ifCode = 0,
+    .ifPrevious = 8,
+    .ifInstr = 56,
+    .ifOwner = 70,
+    // Include/cpython/code.h (_PyCode_DEF): co_flags became the first int and
+    // co_warmup/_co_linearray_entry_size left, so co_firstlineno moved to 68;
+    // _co_cached, _co_instrumentation_version and _co_monitoring replaced
+    // _co_code and _co_linearray before _co_firsttraceable.
+    .coFirstLineno = 68,
+    .coFilename = 112,
+    .coName = 120,
+    .coLineTable = 136,
+    .coFirstTraceable = 176,
+    .coCodeAdaptive = 192,
+    // Include/cpython/unicodeobject.h: wstr, wstr_length and the ready bit
+    // are gone.
+    .asciiSize = 40,
+    .compactSize = 56,
+    .unicodeHasReady = false,
+};
+
+// 3.13.
+constexpr Layout kLayout313 = [] {
+    Layout l = kLayout312;
+    l.model = FrameModel::Interp313;
+    // Include/cpython/pystate.h: cframe is gone; PyThreadState { prev, next,
+    // interp, uintptr_t eval_breaker, _status (4 bytes), int _whence, int
+    // state, int py_recursion_remaining, py_recursion_limit,
+    // c_recursion_remaining, recursion_headroom, tracing, what_event,
+    // _PyInterpreterFrame* current_frame }.
+    l.tstateFrame = 72;
+    // Include/internal/pycore_frame.h: f_code became PyObject* f_executable
+    // (a code object, or None for the C-stack entry shim) and prev_instr
+    // became instr_ptr (the instruction being executed); offsets unchanged.
+    // Include/cpython/code.h: co_executors was inserted before
+    // _co_firsttraceable.
+    l.coFirstTraceable = 184;
+    l.coCodeAdaptive = 200;
+    return l;
+}();
+
+// enum _frameowner, Include/internal/pycore_frame.h (3.11 ... 3.13).
+constexpr char kFrameOwnedByGenerator = 1;
+constexpr char kFrameOwnedByCStack = 3; // 3.12+: the C-stack entry shim
+
+// The layout of CPython 3.minor, or nullptr if that version is not supported.
+constexpr const Layout*
+layoutForMinor(int minor) noexcept {
+    switch (minor) {
+    case 6:
+        return &kLayout36;
+    case 7:
+        return &kLayout37;
+    case 8:
+    case 9:
+        return &kLayout38;
+    case 10:
+        return &kLayout310;
+    case 11:
+        return &kLayout311;
+    case 12:
+        return &kLayout312;
+    case 13:
+        return &kLayout313;
+    default:
+        return nullptr;
+    }
+}
+
+} // namespace layouts
+} // namespace memtap_agent
+
+#endif // MEMTAP_AGENT_PYTHON_LAYOUTS_H

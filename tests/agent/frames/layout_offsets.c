@@ -1,0 +1,95 @@
+/* Test helper, not part of the agent: compiled by test_layouts.py against one
+ * interpreter's own headers and run; prints "name value" for every offset and
+ * constant the frame walker uses (src/agent/python_layouts.h), as the
+ * compiler sees them, for comparison with the agent's table. */
+#define Py_BUILD_CORE 1 /* the internal _PyInterpreterFrame (3.11+) needs it */
+#include <Python.h>
+#include <frameobject.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#if PY_VERSION_HEX >= 0x030B0000
+#include "internal/pycore_frame.h"
+#endif
+
+#define SHOW(name, value) printf("%s %u\n", name, (unsigned)(value))
+
+/* Where the unicode state bit-field puts a field: set it in a zeroed object
+ * and report the lowest set bit of the 32-bit word at the state's offset. */
+static unsigned
+lowestBit(const PyASCIIObject* o) {
+    unsigned word;
+    memcpy(&word, (const char*)o + offsetof(PyASCIIObject, state), sizeof word);
+    for (unsigned bit = 0; bit < 32; ++bit) {
+        if (word & (1u << bit)) {
+            return bit;
+        }
+    }
+    return 99;
+}
+
+int
+main(void) {
+    PyASCIIObject o;
+    SHOW("ob_type", offsetof(PyObject, ob_type));
+    SHOW("ob_size", offsetof(PyVarObject, ob_size));
+    SHOW("unicode_length", offsetof(PyASCIIObject, length));
+    SHOW("unicode_state", offsetof(PyASCIIObject, state));
+    SHOW("ascii_size", sizeof(PyASCIIObject));
+    SHOW("compact_size", sizeof(PyCompactUnicodeObject));
+    SHOW("unicode_data_any", offsetof(PyUnicodeObject, data));
+    memset(&o, 0, sizeof o);
+    o.state.kind = 1;
+    SHOW("state_kind_bit", lowestBit(&o));
+    memset(&o, 0, sizeof o);
+    o.state.compact = 1;
+    SHOW("state_compact_bit", lowestBit(&o));
+    memset(&o, 0, sizeof o);
+    o.state.ascii = 1;
+    SHOW("state_ascii_bit", lowestBit(&o));
+#if PY_VERSION_HEX < 0x030C0000
+    memset(&o, 0, sizeof o);
+    o.state.ready = 1;
+    SHOW("state_ready_bit", lowestBit(&o));
+    SHOW("unicode_has_ready", 1);
+#else
+    SHOW("unicode_has_ready", 0);
+#endif
+
+#if PY_VERSION_HEX < 0x030B0000
+    SHOW("tstate_frame", offsetof(PyThreadState, frame));
+    SHOW("f_back", offsetof(PyFrameObject, f_back));
+    SHOW("f_code", offsetof(PyFrameObject, f_code));
+    SHOW("f_trace", offsetof(PyFrameObject, f_trace));
+    SHOW("f_lasti", offsetof(PyFrameObject, f_lasti));
+    SHOW("f_lineno", offsetof(PyFrameObject, f_lineno));
+#else
+#if PY_VERSION_HEX < 0x030D0000
+    SHOW("tstate_frame", offsetof(PyThreadState, cframe));
+    SHOW("cframe_current_frame", offsetof(_PyCFrame, current_frame));
+    SHOW("if_code", offsetof(_PyInterpreterFrame, f_code));
+    SHOW("if_instr", offsetof(_PyInterpreterFrame, prev_instr));
+#else
+    SHOW("tstate_frame", offsetof(PyThreadState, current_frame));
+    SHOW("if_code", offsetof(_PyInterpreterFrame, f_executable));
+    SHOW("if_instr", offsetof(_PyInterpreterFrame, instr_ptr));
+#endif
+    SHOW("if_previous", offsetof(_PyInterpreterFrame, previous));
+    SHOW("if_owner", offsetof(_PyInterpreterFrame, owner));
+    SHOW("owned_by_generator", FRAME_OWNED_BY_GENERATOR);
+#if PY_VERSION_HEX >= 0x030C0000
+    SHOW("owned_by_cstack", FRAME_OWNED_BY_CSTACK);
+#endif
+    SHOW("co_firsttraceable", offsetof(PyCodeObject, _co_firsttraceable));
+    SHOW("co_code_adaptive", offsetof(PyCodeObject, co_code_adaptive));
+#endif
+    SHOW("co_firstlineno", offsetof(PyCodeObject, co_firstlineno));
+    SHOW("co_filename", offsetof(PyCodeObject, co_filename));
+    SHOW("co_name", offsetof(PyCodeObject, co_name));
+#if PY_VERSION_HEX < 0x030A0000
+    SHOW("co_linetable", offsetof(PyCodeObject, co_lnotab));
+#else
+    SHOW("co_linetable", offsetof(PyCodeObject, co_linetable));
+#endif
+    return 0;
+}
