@@ -186,7 +186,10 @@ typedef int (*memtap_agent_start_fn)(struct memtap_start_args*);
  *                    within max(peak/64, 1 MiB or 8 samples) of the peak),
  *                    frame_capture ("yes", or "no" when the frame walker
  *                    does not support this interpreter: tracebacks are then
- *                    empty). allocations_seen is batched per thread and may
+ *                    empty), frame_note (one line: where the frame layout
+ *                    came from, e.g. "layout table, confirmed by
+ *                    _Py_DebugOffsets", or why frames are off; to the end of
+ *                    the line). allocations_seen is batched per thread and may
  *                    lag by up to 63 calls per thread. Readers must ignore
  *                    keys they do not know.
  *   detach           payload: empty; the agent removes its hooks, closes and

@@ -5,6 +5,7 @@
 #include "agent/hooks.h"
 #include "agent/malloc_info.h"
 #include "agent/mapping.h"
+#include "agent/python_frames.h"
 
 #include <time.h>
 
@@ -148,6 +149,9 @@ formatStatus(Text& out) noexcept {
     appendDomains(out, chain.lastReinstallMask);
     out.append('\n');
     line(out, "frame_capture", g_agent.framesOk ? "yes" : "no");
+#if MEMTAP_AGENT_HAVE_FRAMES
+    line(out, "frame_note", framesNote());
+#endif
 }
 
 } // namespace memtap_agent

@@ -297,7 +297,12 @@ renderStatusText(const TargetStatus& status) {
         bool sampled = get("mode") == "sampled";
         text += fmt::format("mode:             {}{}\n", get("mode"),
                             sampled ? fmt::format(" (mean interval {})", bytes("sample_bytes")) : "");
-        text += fmt::format("frames:           {}\n", get("frames"));
+        std::string note = status.agent.count("frame_note") ? " (" + get("frame_note") + ")" : "";
+        if (get("frame_capture") == "no") {
+            note = " (no Python frames: " +
+                   (note.empty() ? "this interpreter's layout is unknown" : get("frame_note")) + ")";
+        }
+        text += fmt::format("frames:           {}{}\n", get("frames"), note);
         if (auto since = tracedSince(status.agent)) {
             text += fmt::format("not seen:         {}\n", *since);
         }
