@@ -32,6 +32,40 @@ connectOrThrow(pid_t pid) {
 
 } // namespace
 
+report::GroupBy
+parseGroupByOrThrow(const std::string& text) {
+    auto by = report::parseGroupBy(text);
+    if (!by) {
+        throw Error(ExitCode::Usage,
+                    fmt::format("--by must be {}, not '{}'", report::groupByChoices(), text));
+    }
+    return *by;
+}
+
+std::string
+groupByOptionHelp() {
+    return "group by lineno (default), filename, traceback, thread or user";
+}
+
+std::string
+groupByDetails() {
+    return "--by thread: one row per thread that allocated, \"thread TID (NAME)\", NAME being the\n"
+           "OS thread name the agent read from /proc when it took the snapshot (\"exited\" when the\n"
+           "thread has ended since). CPython before 3.14 does not give threading.Thread.name to the\n"
+           "OS: Python threads are named like the process unless the program sets the OS name\n"
+           "(prctl(PR_SET_NAME), pthread_setname_np); TID is threading.get_native_id().\n"
+           "--by user: each traceback under its first frame (most recent call first) in your own\n"
+           "code, outside the standard library (.../lib/pythonX.Y/, <frozen ...>) and site-packages\n"
+           "/dist-packages, so what json, a framework or a driver allocates is charged to your line\n"
+           "that called it; a traceback with none such is shown at its innermost frame, marked\n"
+           "'[no frame in your code]'. Needs a traceback deep enough (attach --frames, default 16).\n";
+}
+
+std::string
+threadScopeText(int64_t tid, const report::Snapshot& older, const report::Snapshot& newer) {
+    return report::threadText(report::threadLabelOf(tid, older, newer));
+}
+
 std::string
 takeSnapshotTextOrThrow(pid_t pid) {
     return connectOrThrow(pid).requestOrThrow("snapshot", std::chrono::milliseconds(30000));
@@ -105,12 +139,11 @@ runDiff(const ParsedArgs& args) {
     const std::string& newName = args.positional[2];
     auto by = report::GroupBy::Lineno;
     if (auto v = args.value("--by")) {
-        auto parsed = report::parseGroupBy(*v);
-        if (!parsed) {
-            throw Error(ExitCode::Usage,
-                        fmt::format("--by must be lineno, filename or traceback, not '{}'", *v));
-        }
-        by = *parsed;
+        by = parseGroupByOrThrow(*v);
+    }
+    std::optional<int64_t> onlyThread;
+    if (auto v = args.value("--thread")) {
+        onlyThread = static_cast<int64_t>(parseUnsignedOrThrow(*v, "--thread", 1, 1u << 30));
     }
     size_t top = 10;
     if (auto v = args.value("--top")) {
@@ -144,7 +177,7 @@ runDiff(const ParsedArgs& args) {
     }
     auto older = loadOrTake(*store, pid, oldName);
     auto newer = loadOrTake(*store, pid, newName);
-    auto stats = report::compareSnapshots(older, newer, by);
+    auto stats = report::compareSnapshots(older, newer, by, onlyThread);
     // The context a reader needs to judge the numbers: a service whose RSS
     // stays high after its objects are gone shows it as malloc's free bytes.
     TargetStatus status;
@@ -180,6 +213,9 @@ runDiff(const ParsedArgs& args) {
         options.top = top;
         options.oldName = oldName;
         options.newName = newName;
+        if (onlyThread) {
+            options.scope = fmt::format(", {} only", threadScopeText(*onlyThread, older, newer));
+        }
         options.sourceLine = [&](const std::string& file, int line) { return sources.line(file, line); };
         out += report::renderDiffText(stats, older, newer, by, options);
     }
@@ -212,10 +248,13 @@ snapshotCommands() {
          "site resting on fewer than 5 samples is marked '(N samples: rough; ...)' (JSON: samples,\n"
          "samples_old, rough). OLD and NEW from different attach sessions or modes print a warning\n"
          "line (JSON: warning). For a PID that is gone, the snapshots stored for its most recent\n"
-         "instance are used, and stderr says so.",
+         "instance are used, and stderr says so.\n"
+         "\n" +
+             groupByDetails() + "--thread TID counts only that thread's allocations, in every grouping.",
          3,
          3,
-         {{"--by", "KEY", "group by lineno (default), filename or traceback"},
+         {{"--by", "KEY", groupByOptionHelp()},
+          {"--thread", "TID", "count only the allocations of that thread (its native id)"},
           {"--top", "N", "show the N largest (default 10)"},
           {"--json", "", "print JSON"}},
          runDiff},

@@ -205,6 +205,19 @@ renderDiffJson(const std::vector<StatDiff>& stats, int pid, std::string_view old
         const StatDiff& stat = stats[i];
         json.beginObject();
         writeFrameFields(json, stat.key.front());
+        if (stat.thread) {
+            json.key("tid");
+            json.value(stat.thread->tid);
+            json.key("thread_name");
+            json.value(stat.thread->name);
+            json.key("thread_state");
+            json.value(stat.thread->state.empty() ? std::string_view("unknown")
+                                                  : std::string_view(stat.thread->state));
+        }
+        if (by == GroupBy::User) {
+            json.key("user_frame");
+            json.value(stat.userFrame);
+        }
         json.key("size");
         json.value(stat.size);
         json.key("size_diff");

@@ -58,8 +58,11 @@ private:
 //  "function", "size", "size_diff", "count", "count_diff",
 //  "samples", "samples_old" (when the snapshots count them), "rough" (true
 //  when a sampled figure rests on fewer than kFewSamples samples),
-//  "traceback": [{"file", "line", "function"}, ...]}, ...]}, plus the
-//  DiffContext keys that are set
+//  "traceback": [{"file", "line", "function"}, ...],
+//  by thread: "tid", "thread_name" (the OS name, may be ""), "thread_state"
+//  ("running", "exited" or "unknown"), with file "thread TID";
+//  by user: "user_frame" (false: no frame in the user's code, the key is the
+//  innermost frame)}, ...]}, plus the DiffContext keys that are set
 // stats in the given (sorted) order, the first `top` of them (0: all).
 // Process context printed with a diff; negative values are left out.
 struct DiffContext {
