@@ -15,6 +15,11 @@ traceback key (issue 8 item 5) each thread has its own tracebacks, so T
 threads make T times the tracebacks of one: the case where thread ids cost
 most.
 
+--cpu times the loop with the target's CPU time (time.process_time: all its
+threads, the agent's included) instead of the wall clock, so that on a
+machine loaded by other work the time spent waiting for a core is not
+counted; the ratios then compare CPU cost.
+
 --baseline-memtap OLD measures another build side by side in the same run:
 a second target process, attached only by OLD (an agent stays loaded,
 dormant, after detach, and the next attach reuses it, so one process must
@@ -22,7 +27,7 @@ never see both builds), its rounds interleaved with this build's. Each
 build's ratios are against its own process's baseline.
 
 Usage: /usr/bin/python3 bench/inprocess_churn.py MEMTAP PYTHON [--rounds R] [--runs N] [--grow]
-                                                 [--threads T] [--baseline-memtap OLD]
+                                                 [--threads T] [--baseline-memtap OLD] [--cpu]
 """
 import argparse
 import subprocess
@@ -30,12 +35,14 @@ import sys
 
 LOOP = r'''
 import sys, threading, time
+CPU_CLOCK = "--cpu" in sys.argv
 def work():
     for i in range(300000):
         s = str(i) * 3
         d = {"a": s, "b": [s, i]}
 def churn(threads):
-    t = time.perf_counter()
+    clock = time.process_time if CPU_CLOCK else time.perf_counter
+    t = clock()
     if threads == 1:
         work()
     else:
@@ -44,7 +51,7 @@ def churn(threads):
             p.start()
         for p in pool:
             p.join()
-    return time.perf_counter() - t
+    return clock() - t
 sys.stdout.write("ready\n"); sys.stdout.flush()
 for line in sys.stdin:
     runs, threads = map(int, line.split())
@@ -67,9 +74,10 @@ CONFIGS = ["baseline", "sampled", "exact-f1", "detached"]
 class Target:
     """One target process and the memtap build that attaches it."""
 
-    def __init__(self, memtap, python, grow, runs, threads):
+    def __init__(self, memtap, python, grow, runs, threads, cpu):
         self.memtap_path, self.runs, self.threads = memtap, runs, threads
-        self.process = subprocess.Popen([python, "-u", "-c", LOOP_GROW if grow else LOOP],
+        self.process = subprocess.Popen([python, "-u", "-c", LOOP_GROW if grow else LOOP] +
+                                        (["--cpu"] if cpu else []),
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout.readline().strip() == "ready"
         self.best = {}
@@ -111,6 +119,9 @@ def main():
     parser.add_argument("--grow", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--baseline-memtap", help="another memtap build, measured side by side")
+    parser.add_argument("--cpu", action="store_true",
+                        help="time with the target's CPU time (time.process_time, all its threads) "
+                             "instead of wall time: on a loaded machine waiting for a core is not counted")
     args = parser.parse_args()
     assert LOOP_GROW != LOOP
     builds = [("this build", args.memtap)]
@@ -119,7 +130,7 @@ def main():
     targets = []
     try:
         for _, memtap in builds:
-            targets.append(Target(memtap, args.python, args.grow, args.runs, args.threads))
+            targets.append(Target(memtap, args.python, args.grow, args.runs, args.threads, args.cpu))
         for _ in range(args.rounds):
             for target in targets:
                 target.round()
