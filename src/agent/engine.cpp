@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 namespace memtap_agent {
 
@@ -216,13 +217,13 @@ forget(void* ptr) {
 }
 
 void
-remember(void* ptr, size_t size, const RawFrame* raw, int n) {
+remember(void* ptr, size_t size, const RawFrame* raw, int n, uint32_t tid) {
     // A stale entry for this address (its free fell in the window while the
     // hooks were being swapped in) is replaced, not double counted.
     if (maybeTraced(ptr)) {
         forget(ptr);
     }
-    uint32_t trace = g_traces.value.intern(raw, n);
+    uint32_t trace = g_traces.value.intern(raw, n, tid);
     if (!g_addresses.value.insert(reinterpret_cast<uintptr_t>(ptr), size, trace)) {
         return; // out of memory: this allocation goes untraced
     }
@@ -234,13 +235,19 @@ remember(void* ptr, size_t size, const RawFrame* raw, int n) {
 // sampling decision (a subtraction and a branch) inline.
 __attribute__((noinline)) void
 captureAndRemember(void* ptr, size_t size) {
+    // The thread id is cached on this, the traced path, so the unsampled
+    // path stays as it was and each thread pays one syscall.
+    ThreadState& t = g_thread;
+    if (t.tid == 0) {
+        t.tid = static_cast<int32_t>(gettid());
+    }
     // Frames are captured before taking the lock: the walk only reads the
     // calling thread's own frames (it holds the GIL, or captureFrames is 0).
     RawFrame raw[MEMTAP_MAX_FRAMES];
     int n = g_capture ? captureFrames(raw, g_frames) : 0;
     pthread_mutex_lock(&g_lock);
     if (g_live) {
-        remember(ptr, size, raw, n);
+        remember(ptr, size, raw, n, static_cast<uint32_t>(t.tid));
     }
     pthread_mutex_unlock(&g_lock);
 }
@@ -425,7 +432,7 @@ engineCopyTracebacks(SnapshotRow* rows, size_t capacity, EngineTotals* totals,
             int64_t countFp = peak ? t.peakCountFp : t.countFp;
             int64_t records = peak ? t.peakRecords : t.records;
             if (countFp > 0 || bytes > 0) {
-                rows[n++] = SnapshotRow{bytes, countFp, t.frames, t.nframes, records};
+                rows[n++] = SnapshotRow{bytes, countFp, t.frames, t.nframes, t.tid, records};
             }
         }
     }
@@ -458,6 +465,9 @@ engineForkChild() noexcept {
     // Only the forking thread exists in the child, and it took the lock in
     // prepare: nothing can be inside the tables, so they can go.
     g_recording.store(false, std::memory_order_relaxed);
+    // The forking thread carries on in the child under another id (the
+    // child's pid): a later attach to the child must not see the parent's.
+    g_thread.tid = 0;
     freeTables();
     g_lock = PTHREAD_MUTEX_INITIALIZER;
 }

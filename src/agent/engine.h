@@ -72,6 +72,7 @@ struct SnapshotRow {
     int64_t countFp; // fixed point, traces.h kCountOne
     const Frame* frames;
     uint32_t nframes;
+    uint32_t tid;    // the allocating thread's gettid(); 0: unknown
     int64_t records; // live records (samples, in sampled mode)
 };
 // An upper bound for the rows a copy made now would return (plus new ones).

@@ -253,20 +253,37 @@ typedef int (*memtap_agent_start_fn)(struct memtap_start_args*);
  * Snapshot format (one record per line, fields separated by one space, the
  * last field of F lines runs to the end of the line; '\\', '\n' and '\t' in
  * names are written as "\\\\", "\\n" and "\\t"):
- *   memtap-snapshot 2
+ *   memtap-snapshot 3
  *   mode exact|sampled
  *   sample_bytes N
  *   attached_at_unix_ms N   the session (status key of the same name): two
  *                           snapshots compare only within one session
  *   traced_bytes N          (estimate in sampled mode)
  *   traced_count N
- *   T SIZE COUNT NFRAMES SAMPLES  one per distinct traceback; SAMPLES: the
- *                           live records behind SIZE and COUNT (in sampled
- *                           mode the samples the estimate rests on)
+ *   thread TID STATE NAME   one per distinct non-zero TID of the T lines,
+ *                           before them: STATE is "running" (NAME is the
+ *                           thread's OS name, /proc/self/task/TID/comm, read
+ *                           by the agent as it formats the snapshot),
+ *                           "exited" (NAME is the name an earlier snapshot
+ *                           of this attach read, or empty) or "unknown" (no
+ *                           /proc in the target's mount namespace; NAME
+ *                           empty). NAME is escaped as F names are and may
+ *                           be empty. CPython before 3.14 does not give
+ *                           threading.Thread.name to the OS: a Python
+ *                           thread's NAME is then the process's name.
+ *   T SIZE COUNT NFRAMES SAMPLES TID  one per distinct (thread, traceback);
+ *                           SAMPLES: the live records behind SIZE and COUNT
+ *                           (in sampled mode the samples the estimate rests
+ *                           on); TID: the native id (gettid(), in the
+ *                           target's pid namespace) of the thread that made
+ *                           the allocations, 0 when unknown (a table was
+ *                           full). The same frames on two threads are two T
+ *                           records.
  *   F LINE FILE\tFUNCTION   NFRAMES lines after each T, most recent call first
  *   end
- * Version 1 (still read by the host) has no attached_at_unix_ms line and no
- * SAMPLES field.
+ * Version 2 (still read by the host) has no thread lines and no TID field;
+ * version 1 has no attached_at_unix_ms line and no SAMPLES field either.
+ * The peak breakdown ("snapshot peak") is kept per (thread, traceback) too.
  */
 
 #ifdef __cplusplus

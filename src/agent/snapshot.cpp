@@ -5,9 +5,11 @@
 #include "agent/agent_state.h"
 #include "agent/engine.h"
 #include "agent/hooks.h"
+#include "agent/thread_names.h"
 #include "agent/traces.h"
 
 #include <cstdlib>
+#include <cstring>
 
 namespace memtap_agent {
 namespace {
@@ -16,11 +18,11 @@ namespace {
 constexpr size_t kRowSlack = 1024;
 
 void
-appendEscaped(Text& out, const InternedString& s) {
+appendEscaped(Text& out, const char* text, size_t length) {
     size_t start = 0;
-    for (size_t i = 0; i < s.length; ++i) {
+    for (size_t i = 0; i < length; ++i) {
         const char* escaped = nullptr;
-        switch (s.text[i]) {
+        switch (text[i]) {
         case '\\':
             escaped = "\\\\";
             break;
@@ -33,11 +35,57 @@ appendEscaped(Text& out, const InternedString& s) {
         default:
             continue;
         }
-        out.append(s.text + start, i - start);
+        out.append(text + start, i - start);
         out.append(escaped);
         start = i + 1;
     }
-    out.append(s.text + start, s.length - start);
+    out.append(text + start, length - start);
+}
+
+void
+appendEscaped(Text& out, const InternedString& s) {
+    appendEscaped(out, s.text, s.length);
+}
+
+// One "thread TID STATE NAME" line per distinct non-zero tid of the rows,
+// deduplicated through an open-addressing set on the agent thread's heap
+// (libc malloc, as the rows: never under the engine lock). False if the set
+// could not be allocated.
+bool
+appendThreadLines(Text& out, const SnapshotRow* rows, size_t n) {
+    size_t capacity = 16;
+    while (capacity < 2 * n) {
+        capacity *= 2;
+    }
+    auto* seen = static_cast<uint32_t*>(std::calloc(capacity, sizeof(uint32_t)));
+    if (seen == nullptr) {
+        return false;
+    }
+    for (size_t i = 0; i < n; ++i) {
+        uint32_t tid = rows[i].tid;
+        if (tid == 0) {
+            continue;
+        }
+        size_t slot = mix64(tid) & (capacity - 1);
+        while (seen[slot] != 0 && seen[slot] != tid) {
+            slot = (slot + 1) & (capacity - 1);
+        }
+        if (seen[slot] == tid) {
+            continue;
+        }
+        seen[slot] = tid;
+        ThreadName name{};
+        readThreadName(tid, &name);
+        out.append("thread ");
+        out.appendU64(tid);
+        out.append(name.state == ThreadLife::kRunning  ? " running "
+                   : name.state == ThreadLife::kExited ? " exited "
+                                                       : " unknown ");
+        appendEscaped(out, name.text, std::strlen(name.text));
+        out.append('\n');
+    }
+    std::free(seen);
+    return true;
 }
 
 uint64_t
@@ -64,7 +112,7 @@ formatSnapshot(Text& out, SnapshotKind kind) noexcept {
     EngineTotals totals{};
     size_t n = engineCopyTracebacks(rows, capacity, &totals, kind);
 
-    out.append("memtap-snapshot 2\nmode ");
+    out.append("memtap-snapshot 3\nmode ");
     out.append(args.mode == MEMTAP_MODE_EXACT ? "exact" : "sampled");
     out.append("\nsample_bytes ");
     out.appendU64(args.sample_bytes);
@@ -75,6 +123,11 @@ formatSnapshot(Text& out, SnapshotKind kind) noexcept {
     out.append("\ntraced_count ");
     out.appendU64(totals.tracedCount);
     out.append('\n');
+    if (!appendThreadLines(out, rows, n)) {
+        std::free(rows);
+        out.reserve(SIZE_MAX); // marks the text failed: the reply is an error
+        return;
+    }
     for (size_t i = 0; i < n; ++i) {
         const SnapshotRow& row = rows[i];
         out.append("T ");
@@ -85,6 +138,8 @@ formatSnapshot(Text& out, SnapshotKind kind) noexcept {
         out.appendU64(row.nframes);
         out.append(' ');
         out.appendU64(row.records > 0 ? static_cast<uint64_t>(row.records) : 0);
+        out.append(' ');
+        out.appendU64(row.tid);
         out.append('\n');
         for (uint32_t f = 0; f < row.nframes; ++f) {
             const Frame& frame = row.frames[f];

@@ -29,6 +29,10 @@ struct Traceback {
     int64_t countFp; // live count, fixed point (kCountOne = 1 allocation)
     const Frame* frames;
     uint32_t nframes;
+    // Native id (gettid) of the allocating thread: part of the key, so each
+    // thread has its own aggregates for the same frames; 0 when unknown
+    // (id 0, the table-full fallback).
+    uint32_t tid;
     // The peak table (engine.cpp, "Peak"): bytes and count here at the last
     // capture of the breakdown at the traced high-water mark.
     int64_t peakBytes;
@@ -50,9 +54,10 @@ public:
     bool init() noexcept;
     void reset() noexcept;
 
-    // Interns the traceback of raw frames (most recent first). Returns its id;
-    // 0 (the empty traceback) if a table is full. Needs the GIL when n > 0.
-    uint32_t intern(const RawFrame* raw, int n) noexcept;
+    // Interns the traceback of raw frames (most recent first) allocated on
+    // thread tid. Returns its id; 0 (the empty traceback of no thread) if a
+    // table is full. Needs the GIL when n > 0.
+    uint32_t intern(const RawFrame* raw, int n, uint32_t tid) noexcept;
 
     Traceback& traceback(uint32_t id) noexcept { return tracebacks_.at(id); }
     size_t tracebackCount() const noexcept { return tracebacks_.size(); }

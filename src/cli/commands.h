@@ -9,6 +9,8 @@
 
 #include "cli/args.h"
 #include "inject/injector.h"
+#include "report/diff.h"
+#include "report/snapshot.h"
 
 namespace memtap::cli {
 
@@ -44,5 +46,13 @@ std::string takeSnapshotTextOrThrow(pid_t pid);
 std::string takePeakSnapshotTextOrThrow(pid_t pid);
 // "peak-reset": the peak becomes what is traced now.
 void resetPeakOrThrow(pid_t pid);
+
+// --by for diff and watch (commands_snapshot.cpp): Error(Usage) on a bad key.
+report::GroupBy parseGroupByOrThrow(const std::string& text);
+std::string groupByOptionHelp();
+// The --help paragraph on --by thread and --by user.
+std::string groupByDetails();
+// "thread 4242 (worker-3)" from the snapshots' thread lines, newer first.
+std::string threadScopeText(int64_t tid, const report::Snapshot& older, const report::Snapshot& newer);
 
 } // namespace memtap::cli

@@ -47,7 +47,8 @@ struct WatchSettings {
     std::chrono::milliseconds interval{2000};
     std::optional<size_t> top;
     report::GroupBy by = report::GroupBy::Lineno;
-    uint64_t count = 0; // 0: until stopped
+    std::optional<int64_t> thread; // --thread: rows count only this thread's allocations
+    uint64_t count = 0;            // 0: until stopped
     bool allWorkers = false;
     bool journal = true; // --no-journal: none
     inject::AttachOptions attach;
@@ -67,12 +68,10 @@ settingsFrom(const ParsedArgs& args) {
         settings.top = parseUnsignedOrThrow(*v, "--top", 1, 100000);
     }
     if (auto v = args.value("--by")) {
-        auto by = report::parseGroupBy(*v);
-        if (!by) {
-            throw Error(ExitCode::Usage,
-                        fmt::format("--by must be lineno, filename or traceback, not '{}'", *v));
-        }
-        settings.by = *by;
+        settings.by = parseGroupByOrThrow(*v);
+    }
+    if (auto v = args.value("--thread")) {
+        settings.thread = static_cast<int64_t>(parseUnsignedOrThrow(*v, "--thread", 1, 1u << 30));
     }
     if (auto v = args.value("--count")) {
         settings.count = parseUnsignedOrThrow(*v, "--count", 1, 1000000000);
@@ -116,10 +115,11 @@ struct Target {
     report::PymallocFigures pymalloc;
 
     pid_t pid() const { return lease.pid(); }
-    void startOrThrow(report::GroupBy by) {
+    void startOrThrow(report::GroupBy by, std::optional<int64_t> thread) {
         status = agentStatusOrThrow(pid());
         rssAtBaseline = readRssBytes(pid());
         model.emplace(report::parseSnapshotOrThrow(takeSnapshotTextOrThrow(pid())), by);
+        model->setThreadFilter(thread);
         updatePeakOrThrow();
         lastRss = readRssBytes(pid());
         journalOrContinue();
@@ -193,6 +193,10 @@ nextGrouping(report::GroupBy by) {
     case report::GroupBy::Filename:
         return report::GroupBy::Traceback;
     case report::GroupBy::Traceback:
+        return report::GroupBy::Thread;
+    case report::GroupBy::Thread:
+        return report::GroupBy::User;
+    case report::GroupBy::User:
         return report::GroupBy::Lineno;
     }
     return report::GroupBy::Lineno;
@@ -214,7 +218,7 @@ public:
               TerminalSession* session, pid_t master)
         : settings_(settings), targets_(targets), inbox_(inbox), session_(session), master_(master),
           sources_(targets.front().pid()), color_(session != nullptr && colorWanted(STDOUT_FILENO)),
-          by_(settings.by) {}
+          by_(settings.by), thread_(settings.thread) {}
 
     // Throws Error when stdout cannot be written (writeStdoutOrThrow).
     StopReason runOrThrow();
@@ -225,6 +229,7 @@ private:
     void tickOrThrow();
     void handleKey(const Key& key);
     void takeNamedSnapshots();
+    void toggleThreadFilter(const std::vector<report::WatchRow>& rows, int selected);
     report::WatchHeader headerFor(const std::vector<Target*>& targets) const;
     std::vector<report::WatchRow> currentRows() const;
     // Both write as writeStdoutOrThrow does, interrupted by the signalfd.
@@ -244,12 +249,13 @@ private:
     std::string selectedSite_; // siteKeyOf the selected row; empty for none
     bool showTraceback_ = false;
     bool stop_ = false;
+    std::optional<int64_t> thread_; // the filter every target's rows have
 };
 
 StopReason
 WatchLoop::runOrThrow() {
     for (auto& target : targets_) {
-        target.startOrThrow(by_);
+        target.startOrThrow(by_, thread_);
     }
     started_ = Clock::now();
     StopReason reason;
@@ -392,6 +398,11 @@ WatchLoop::handleKey(const Key& key) {
             }
         }
         break;
+    case 'f':
+        if (!perWorker) {
+            toggleThreadFilter(rows, selected);
+        }
+        break;
     case 't':
         by_ = nextGrouping(by_);
         for (auto& target : targets_) {
@@ -403,6 +414,26 @@ WatchLoop::handleKey(const Key& key) {
     default:
         break;
     }
+}
+
+void
+WatchLoop::toggleThreadFilter(const std::vector<report::WatchRow>& rows, int selected) {
+    Target& target = targets_.front();
+    if (thread_) {
+        thread_.reset();
+        statusLine_ = "all threads again";
+    } else if (selected >= 0 && rows[static_cast<size_t>(selected)].tid != 0) {
+        // The selected thread's own lines: what a filter to it is for.
+        thread_ = rows[static_cast<size_t>(selected)].tid;
+        by_ = report::GroupBy::Lineno;
+        target.model->setGroupBy(by_);
+        statusLine_ = fmt::format("only {} (f: all threads)", rows[static_cast<size_t>(selected)].label);
+    } else {
+        statusLine_ = "f filters to the selected thread: group by thread (t) and select one first";
+        return;
+    }
+    target.model->setThreadFilter(thread_);
+    selectedSite_.clear();
 }
 
 void
@@ -456,6 +487,10 @@ WatchLoop::headerFor(const std::vector<Target*>& targets) const {
         header.breakdown = report::renderBreakdownShort(input, report::explainMemory(input));
     }
     header.byName = std::string(report::name(by_));
+    if (thread_) {
+        const report::Snapshot& latest = first.model->latest();
+        header.byName += fmt::format(", {} only", threadScopeText(*thread_, latest, latest));
+    }
     header.statusLine = statusLine_;
     return header;
 }
@@ -498,7 +533,7 @@ WatchLoop::redraw() {
     options.showTraceback = showTraceback_ && options.selected >= 0;
     if (options.showTraceback) {
         auto& row = screen.rows[static_cast<size_t>(options.selected)];
-        row.key = targets_.front().model->fullTracebackOf(row.key);
+        row.key = targets_.front().model->fullTracebackOf(row.key, row.tid);
     }
     return session_->draw(report::renderWatchScreen(screen, options), inbox_.fd());
 }
@@ -650,7 +685,8 @@ watchCommands() {
     auto options = std::vector<OptionSpec>{
         {"--interval", "S", "seconds between reports (default 2; fractions allowed)"},
         {"--top", "N", "sites shown (default: what fits on a terminal, 10 in plain reports)"},
-        {"--by", "KEY", "group by lineno (default), filename or traceback"},
+        {"--by", "KEY", groupByOptionHelp()},
+        {"--thread", "TID", "every row counts only that thread's allocations (its native id)"},
         {"--count", "K", "stop after K reports (default: run until q, Ctrl-C or SIGTERM)"},
         {"--all-workers", "", "PID is a uWSGI master: watch all its workers, one column each"},
         {"--no-journal", "", "keep no journal in the snapshot store"},
@@ -665,8 +701,9 @@ watchCommands() {
          "detaches if watch attached, and leaves an agent attached before watch started in place.\n"
          "\n"
          "keys: q quit; s save a snapshot (as `memtap snapshot`); b reset the baseline;\n"
-         "      t cycle lineno/filename/traceback; up/down select a site; Enter its traceback\n"
-         "      (Enter, Esc or q back).\n"
+         "      t cycle lineno/filename/traceback/thread/user; up/down select a site; Enter its\n"
+         "      traceback (Enter, Esc or q back); f on a thread's row (by thread): only that\n"
+         "      thread's lines, f again: all threads.\n"
          "When stdout is not a terminal, or is one whose TERM is unset, empty or 'dumb', plain\n"
          "reports are written one after another, flushed each time, without escape codes (stop\n"
          "them with Ctrl-C or --count). Colors honor NO_COLOR.\n"
@@ -677,7 +714,11 @@ watchCommands() {
          "per interval (as `memtap record` writes; at most 256 MiB), and says where it is when it\n"
          "ends; `memtap report PID` reads it, also after the process is gone.\n"
          "A closed or read-only stdout is refused before attaching; output that cannot be\n"
-         "written later (a full disk) stops watch with an error and exit 1, after detaching.",
+         "written later (a full disk) stops watch with an error and exit 1, after detaching.\n"
+         "\n" +
+             groupByDetails() +
+             "--thread TID (or f) filters every row, the PEAK column too, to one thread; the header's\n"
+             "rss and traced figures stay the whole process's.",
          1, 1, options, runWatch},
     };
 }

@@ -12,9 +12,10 @@ namespace memtap::cli {
 namespace {
 
 std::map<std::string, int64_t>
-growthBySite(const report::Snapshot& older, const report::Snapshot& newer, report::GroupBy by) {
+growthBySite(const report::Snapshot& older, const report::Snapshot& newer, report::GroupBy by,
+             std::optional<int64_t> onlyThread) {
     std::map<std::string, int64_t> growth;
-    for (const auto& stat : report::compareSnapshots(older, newer, by)) {
+    for (const auto& stat : report::compareSnapshots(older, newer, by, onlyThread)) {
         growth[siteKeyOf(stat.key)] = stat.sizeDiff;
     }
     return growth;
@@ -63,7 +64,7 @@ WatchModel::WatchModel(report::Snapshot baseline, report::GroupBy by)
 
 void
 WatchModel::addSnapshot(report::Snapshot current) {
-    intervals_.push_back(growthBySite(recent_.back(), current, by_));
+    intervals_.push_back(growthBySite(recent_.back(), current, by_, onlyThread_));
     recent_.push_back(std::move(current));
     while (recent_.size() > kHistory + 1) {
         recent_.pop_front();
@@ -83,11 +84,23 @@ WatchModel::resetBaseline() {
 void
 WatchModel::setGroupBy(report::GroupBy by) {
     by_ = by;
+    recomputeIntervals();
+    recompute();
+}
+
+void
+WatchModel::setThreadFilter(std::optional<int64_t> tid) {
+    onlyThread_ = tid;
+    recomputeIntervals();
+    recompute();
+}
+
+void
+WatchModel::recomputeIntervals() {
     intervals_.clear();
     for (size_t i = 1; i < recent_.size(); ++i) {
-        intervals_.push_back(growthBySite(recent_[i - 1], recent_[i], by_));
+        intervals_.push_back(growthBySite(recent_[i - 1], recent_[i], by_, onlyThread_));
     }
-    recompute();
 }
 
 void
@@ -98,10 +111,10 @@ WatchModel::setPeak(report::Snapshot peak) {
 
 void
 WatchModel::recompute() {
-    sinceBaseline_ = report::compareSnapshots(baseline_, recent_.back(), by_);
+    sinceBaseline_ = report::compareSnapshots(baseline_, recent_.back(), by_, onlyThread_);
     peakSinceBaseline_.clear();
     if (peak_) {
-        peakSinceBaseline_ = report::compareSnapshots(baseline_, *peak_, by_);
+        peakSinceBaseline_ = report::compareSnapshots(baseline_, *peak_, by_, onlyThread_);
     }
 }
 
@@ -141,6 +154,8 @@ WatchModel::rows(size_t top, SourceLines& sources) const {
         if (stat.sizeDiff > 0 && !present.count(siteKeyOf(stat.key))) {
             report::StatDiff gone;
             gone.key = stat.key;
+            gone.thread = stat.thread;
+            gone.userFrame = stat.userFrame;
             peakOnly.push_back(gone);
         }
     }
@@ -161,6 +176,8 @@ WatchModel::rows(size_t top, SourceLines& sources) const {
         const report::StatDiff& stat = *order[i];
         report::WatchRow row;
         row.key = stat.key;
+        row.label = rowLabelOf(stat);
+        row.tid = stat.thread ? stat.thread->tid : 0;
         row.sizeGrowth = stat.sizeDiff;
         row.peakGrowth = lookup(atPeak, siteKeyOf(stat.key));
         row.countDiff = stat.countDiff;
@@ -172,21 +189,41 @@ WatchModel::rows(size_t top, SourceLines& sources) const {
     return rows;
 }
 
+std::string
+rowLabelOf(const report::StatDiff& stat) {
+    if (stat.thread) {
+        return report::threadText(*stat.thread);
+    }
+    if (!stat.userFrame && !stat.key.empty()) {
+        return fmt::format("{} [no frame in your code]", siteText(stat.key));
+    }
+    return {};
+}
+
 std::vector<report::Frame>
-WatchModel::fullTracebackOf(const std::vector<report::Frame>& key) const {
+WatchModel::fullTracebackOf(const std::vector<report::Frame>& key, int64_t tid) const {
     if (by_ == report::GroupBy::Traceback || key.empty()) {
         return key;
     }
     const report::Frame& wanted = key.front();
+    auto inGroup = [&](const report::Trace& trace) {
+        if (onlyThread_ && trace.tid != *onlyThread_) {
+            return false;
+        }
+        if (by_ == report::GroupBy::Thread) {
+            return trace.tid == tid && !trace.frames.empty();
+        }
+        if (trace.frames.empty()) {
+            return false;
+        }
+        const report::Frame& site =
+            by_ == report::GroupBy::User ? report::userFrameOf(trace) : trace.frames.front();
+        return site.file == wanted.file &&
+               (by_ == report::GroupBy::Filename || site.line == wanted.line);
+    };
     const report::Trace* best = nullptr;
     for (const auto& trace : latest().traces) {
-        if (trace.frames.empty() || trace.frames.front().file != wanted.file) {
-            continue;
-        }
-        if (by_ == report::GroupBy::Lineno && trace.frames.front().line != wanted.line) {
-            continue;
-        }
-        if (best == nullptr || trace.size > best->size) {
+        if (inGroup(trace) && (best == nullptr || trace.size > best->size)) {
             best = &trace;
         }
     }

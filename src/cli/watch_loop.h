@@ -39,6 +39,10 @@ public:
     void setPeak(report::Snapshot peak);
     void setGroupBy(report::GroupBy by);
     report::GroupBy groupBy() const { return by_; }
+    // Every row counts only that thread's allocations (nullopt: all threads);
+    // the history is recomputed from the held snapshots, as setGroupBy does.
+    void setThreadFilter(std::optional<int64_t> tid);
+    std::optional<int64_t> threadFilter() const { return onlyThread_; }
     const report::Snapshot& latest() const { return recent_.back(); }
 
     // Growth since the baseline, largest first (compareSnapshots order).
@@ -48,13 +52,18 @@ public:
     // Rows for the screen: at most `top` (0: all), each with its source line.
     std::vector<report::WatchRow> rows(size_t top, SourceLines& sources) const;
     // A full traceback for a row's key: the key itself when grouped by
-    // traceback, else the largest trace of the latest snapshot in that group.
-    std::vector<report::Frame> fullTracebackOf(const std::vector<report::Frame>& key) const;
+    // traceback, else the largest trace of the latest snapshot in that group
+    // (grouped by thread: of thread tid).
+    std::vector<report::Frame> fullTracebackOf(const std::vector<report::Frame>& key,
+                                               int64_t tid = 0) const;
 
 private:
     void recompute();
 
+    void recomputeIntervals();
+
     report::GroupBy by_;
+    std::optional<int64_t> onlyThread_;
     report::Snapshot baseline_;
     std::deque<report::Snapshot> recent_; // newest last, at most kHistory + 1
     // Per interval (oldest first): site key -> growth in that interval.
@@ -74,6 +83,11 @@ struct WorkerReport {
     std::vector<pid_t> workers;
     report::WatchHeader header; // summed figures; pid is the master's
 };
+
+// The SITE text of a row: "thread 4242 (worker-3)" for a thread's group,
+// "FILE:LINE [no frame in your code]" for a user grouping's fallback, else
+// empty (the key's top frame is the site).
+std::string rowLabelOf(const report::StatDiff& stat);
 
 struct WorkerRow {
     std::vector<report::Frame> key;

@@ -27,6 +27,7 @@ struct Totals {
 
 struct Group {
     std::vector<Frame> key;
+    int64_t tid = 0; // of every trace in it, when grouped by thread
     Totals older;
     Totals newer;
 };
@@ -37,8 +38,17 @@ unknownFrame() {
     return frame;
 }
 
+// The placeholder key frame of a thread's group: (file, line) identify it.
+Frame
+threadFrame(int64_t tid) {
+    return Frame{fmt::format("thread {}", tid), 0, ""};
+}
+
 std::vector<Frame>
 keyOf(const Trace& trace, GroupBy by) {
+    if (by == GroupBy::Thread) {
+        return {threadFrame(trace.tid)};
+    }
     if (trace.frames.empty()) {
         return {unknownFrame()};
     }
@@ -49,6 +59,10 @@ keyOf(const Trace& trace, GroupBy by) {
         return {Frame{trace.frames.front().file, 0, ""}};
     case GroupBy::Traceback:
         return trace.frames;
+    case GroupBy::User:
+        return {userFrameOf(trace)};
+    case GroupBy::Thread:
+        break; // above
     }
     return {unknownFrame()};
 }
@@ -64,13 +78,18 @@ idOf(const std::vector<Frame>& key) {
 }
 
 void
-addSnapshot(std::map<GroupId, Group>& groups, const Snapshot& snapshot, GroupBy by, bool isNewer) {
+addSnapshot(std::map<GroupId, Group>& groups, const Snapshot& snapshot, GroupBy by, bool isNewer,
+            std::optional<int64_t> onlyThread) {
     for (const Trace& trace : snapshot.traces) {
+        if (onlyThread && trace.tid != *onlyThread) {
+            continue;
+        }
         std::vector<Frame> key = keyOf(trace, by);
         auto [it, inserted] = groups.try_emplace(idOf(key));
         Group& group = it->second;
         if (inserted) {
             group.key = std::move(key);
+            group.tid = trace.tid;
         } else {
             // Same (file, line) sequence under another function name: keep
             // the smallest name so the result does not depend on trace order.
@@ -144,9 +163,73 @@ sessionMismatch(const Snapshot& older, const Snapshot& newer) {
     return out.empty() ? std::nullopt : std::optional<std::string>(out);
 }
 
+bool
+isLibraryFile(std::string_view file) {
+    if (file.starts_with("<frozen")) {
+        return true;
+    }
+    if (file.find("/site-packages/") != std::string_view::npos ||
+        file.find("/dist-packages/") != std::string_view::npos) {
+        return true;
+    }
+    // ".../lib/python3.11/..." (pyenv, Debian, venvs' base), ".../lib64/
+    // python3.11/..." (Fedora's platlib), ".../lib/python311.zip/...": a
+    // "python" directory under lib whose name goes on with a digit.
+    for (std::string_view lib : {std::string_view("/lib/python"), std::string_view("/lib64/python")}) {
+        for (size_t at = file.find(lib); at != std::string_view::npos; at = file.find(lib, at + 1)) {
+            size_t next = at + lib.size();
+            if (next < file.size() && file[next] >= '0' && file[next] <= '9' &&
+                file.find('/', next) != std::string_view::npos) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+ThreadLabel
+threadLabelOf(int64_t tid, const Snapshot& older, const Snapshot& newer) {
+    // The newer snapshot's name first: a thread may rename itself.
+    for (const Snapshot* s : {&newer, &older}) {
+        if (auto it = s->threads.find(tid); it != s->threads.end()) {
+            return ThreadLabel{tid, it->second.name, it->second.state};
+        }
+    }
+    return ThreadLabel{tid, "", ""};
+}
+
+const Frame&
+userFrameOf(const Trace& trace) {
+    for (const Frame& frame : trace.frames) {
+        if (!isLibraryFile(frame.file)) {
+            return frame;
+        }
+    }
+    return trace.frames.empty() ? unknownFrame() : trace.frames.front();
+}
+
+std::string
+threadText(const ThreadLabel& thread) {
+    if (thread.tid == 0) {
+        return "no thread id";
+    }
+    std::string detail = thread.name;
+    if (thread.state == "exited") {
+        detail += detail.empty() ? "exited" : ", exited";
+    }
+    return detail.empty() ? fmt::format("thread {}", thread.tid)
+                          : fmt::format("thread {} ({})", thread.tid, detail);
+}
+
+std::string_view
+groupByChoices() {
+    return "lineno, filename, traceback, thread or user";
+}
+
 std::optional<GroupBy>
 parseGroupBy(std::string_view text) {
-    for (GroupBy by : {GroupBy::Lineno, GroupBy::Filename, GroupBy::Traceback}) {
+    for (GroupBy by :
+         {GroupBy::Lineno, GroupBy::Filename, GroupBy::Traceback, GroupBy::Thread, GroupBy::User}) {
         if (text == name(by)) {
             return by;
         }
@@ -163,15 +246,20 @@ name(GroupBy by) {
         return "filename";
     case GroupBy::Traceback:
         return "traceback";
+    case GroupBy::Thread:
+        return "thread";
+    case GroupBy::User:
+        return "user";
     }
     return "lineno";
 }
 
 std::vector<StatDiff>
-compareSnapshots(const Snapshot& older, const Snapshot& newer, GroupBy by) {
+compareSnapshots(const Snapshot& older, const Snapshot& newer, GroupBy by,
+                 std::optional<int64_t> onlyThread) {
     std::map<GroupId, Group> groups;
-    addSnapshot(groups, older, by, false);
-    addSnapshot(groups, newer, by, true);
+    addSnapshot(groups, older, by, false, onlyThread);
+    addSnapshot(groups, newer, by, true, onlyThread);
     // A side with no trace in a group has 0 samples there only if that
     // snapshot counts samples at all.
     auto knows = [](const Snapshot& s) {
@@ -184,10 +272,21 @@ compareSnapshots(const Snapshot& older, const Snapshot& newer, GroupBy by) {
     std::vector<StatDiff> stats;
     stats.reserve(groups.size());
     for (auto& [id, group] : groups) {
-        stats.push_back(
-            StatDiff{std::move(group.key), group.newer.size, group.newer.size - group.older.size,
-                     group.newer.count, group.newer.count - group.older.count,
-                     newerKnows ? group.newer.samples : -1, olderKnows ? group.older.samples : -1});
+        StatDiff stat;
+        stat.key = std::move(group.key);
+        stat.size = group.newer.size;
+        stat.sizeDiff = group.newer.size - group.older.size;
+        stat.count = group.newer.count;
+        stat.countDiff = group.newer.count - group.older.count;
+        stat.samples = newerKnows ? group.newer.samples : -1;
+        stat.oldSamples = olderKnows ? group.older.samples : -1;
+        if (by == GroupBy::Thread) {
+            stat.thread = threadLabelOf(group.tid, older, newer);
+        } else if (by == GroupBy::User) {
+            // A user frame is never a library file, so the key tells which it is.
+            stat.userFrame = stat.key.front() == unknownFrame() || !isLibraryFile(stat.key.front().file);
+        }
+        stats.push_back(std::move(stat));
     }
     std::sort(stats.begin(), stats.end(), [](const StatDiff& a, const StatDiff& b) {
         if (a.sizeDiff != b.sizeDiff) {

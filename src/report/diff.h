@@ -13,11 +13,43 @@
 
 namespace memtap::report {
 
-enum class GroupBy { Lineno, Filename, Traceback };
+// Lineno, Filename, Traceback: tracemalloc's key types. Thread: one group
+// per allocating thread. User: the first frame (most recent call first) in
+// the user's own code (isLibraryFile false), so a json.dumps inside a view
+// is charged to the view's line; a traceback with no such frame groups under
+// its innermost frame, marked (StatDiff::userFrame false).
+enum class GroupBy { Lineno, Filename, Traceback, Thread, User };
 
-// Accepts tracemalloc's key_type names: "lineno", "filename", "traceback".
+// Accepts tracemalloc's key_type names, "lineno", "filename", "traceback",
+// and "thread" and "user".
 std::optional<GroupBy> parseGroupBy(std::string_view text);
 std::string_view name(GroupBy by);
+// "lineno, filename, traceback, thread or user", for usage errors.
+std::string_view groupByChoices();
+
+// The standard library or an installed package, not the user's own code: a
+// file under .../lib/pythonX.Y/ (or lib64/, or the zipped stdlib
+// pythonXY.zip) outside site-packages and dist-packages, a "<frozen ...>"
+// module, or any file under site-packages/ or dist-packages/.
+bool isLibraryFile(std::string_view file);
+// The frame a trace groups under with GroupBy::User: its first frame (most
+// recent call first) that is not a library file, else its innermost frame.
+const Frame& userFrameOf(const Trace& trace);
+
+// The thread a group stands for (GroupBy::Thread).
+struct ThreadLabel {
+    int64_t tid = 0;   // 0: unknown (snapshots before format 3, or a full table)
+    std::string name;  // OS name; empty when unknown
+    std::string state; // "running" | "exited" | "unknown" | "" (no thread line)
+
+    bool operator==(const ThreadLabel&) const = default;
+};
+// "thread 4242 (worker-3)", "thread 4242 (worker-3, exited)", "thread 4242
+// (exited)", "thread 4242", or "no thread id" for tid 0.
+std::string threadText(const ThreadLabel& thread);
+// tid's label from the snapshots' thread lines, the newer snapshot's first
+// (a thread may rename itself).
+ThreadLabel threadLabelOf(int64_t tid, const Snapshot& older, const Snapshot& newer);
 
 struct StatDiff {
     // lineno: the top frame; filename: the top frame's file with line 0 and
@@ -31,6 +63,12 @@ struct StatDiff {
     // sampled mode); -1 when a snapshot does not say (format version 1).
     int64_t samples = -1; // in the newer snapshot
     int64_t oldSamples = -1;
+    // GroupBy::Thread: the thread (key is then one placeholder frame
+    // {"thread TID", 0, ""} that identifies it as (file, line) keys do).
+    std::optional<ThreadLabel> thread{};
+    // GroupBy::User: false when no frame of the traceback is in the user's
+    // code and the key is its innermost frame.
+    bool userFrame = true;
 };
 
 // Below this many samples on both sides, a sampled figure is marked rough.
@@ -52,6 +90,8 @@ std::optional<std::string> sessionMismatch(const Snapshot& older, const Snapshot
 // countDiff, all descending, then by key (file, line) so output is stable.
 // Groups are identified by (file, line) as in tracemalloc; when traces of one
 // group name different functions, the smallest name is shown.
-std::vector<StatDiff> compareSnapshots(const Snapshot& older, const Snapshot& newer, GroupBy by);
+// onlyThread: count only the traces of that thread (watch --thread).
+std::vector<StatDiff> compareSnapshots(const Snapshot& older, const Snapshot& newer, GroupBy by,
+                                       std::optional<int64_t> onlyThread = std::nullopt);
 
 } // namespace memtap::report

@@ -287,7 +287,8 @@ renderJournalJson(const Journal& journal, const JournalReportOptions& options) {
         json.key("by");
         json.value(name(options.by));
         json.key("stats");
-        writeStatsJson(json, compareSnapshots(older, newer, options.by), newer.mode, options.top);
+        writeStatsJson(json, compareSnapshots(older, newer, options.by), options.by, newer.mode,
+                       options.top);
         json.endObject();
     }
     json.key("peak");
@@ -307,8 +308,8 @@ renderJournalJson(const Journal& journal, const JournalReportOptions& options) {
         json.value(name(options.by));
         json.key("stats");
         const Snapshot& base = journal.samples[sessionFirstSample(journal, *peakIndex)].now;
-        writeStatsJson(json, compareSnapshots(base, *atPeak.peak, options.by), atPeak.peak->mode,
-                       options.top);
+        writeStatsJson(json, compareSnapshots(base, *atPeak.peak, options.by), options.by,
+                       atPeak.peak->mode, options.top);
         json.endObject();
     }
     json.endObject();

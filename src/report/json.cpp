@@ -162,13 +162,27 @@ writeFrameFields(JsonWriter& json, const Frame& frame) {
 } // namespace
 
 void
-writeStatsJson(JsonWriter& json, const std::vector<StatDiff>& stats, std::string_view mode, size_t top) {
+writeStatsJson(JsonWriter& json, const std::vector<StatDiff>& stats, GroupBy by, std::string_view mode,
+               size_t top) {
     json.beginArray();
     size_t shown = top == 0 ? stats.size() : std::min(top, stats.size());
     for (size_t i = 0; i < shown; ++i) {
         const StatDiff& stat = stats[i];
         json.beginObject();
         writeFrameFields(json, stat.key.front());
+        if (stat.thread) {
+            json.key("tid");
+            json.value(stat.thread->tid);
+            json.key("thread_name");
+            json.value(stat.thread->name);
+            json.key("thread_state");
+            json.value(stat.thread->state.empty() ? std::string_view("unknown")
+                                                  : std::string_view(stat.thread->state));
+        }
+        if (by == GroupBy::User) {
+            json.key("user_frame");
+            json.value(stat.userFrame);
+        }
         json.key("size");
         json.value(stat.size);
         json.key("size_diff");
@@ -247,7 +261,7 @@ renderDiffJson(const std::vector<StatDiff>& stats, int pid, std::string_view old
         json.endObject();
     }
     json.key("stats");
-    writeStatsJson(json, stats, mode, top);
+    writeStatsJson(json, stats, by, mode, top);
     json.endObject();
     return json.str();
 }

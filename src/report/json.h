@@ -58,8 +58,11 @@ private:
 //  "function", "size", "size_diff", "count", "count_diff",
 //  "samples", "samples_old" (when the snapshots count them), "rough" (true
 //  when a sampled figure rests on fewer than kFewSamples samples),
-//  "traceback": [{"file", "line", "function"}, ...]}, ...]}, plus the
-//  DiffContext keys that are set
+//  "traceback": [{"file", "line", "function"}, ...],
+//  by thread: "tid", "thread_name" (the OS name, may be ""), "thread_state"
+//  ("running", "exited" or "unknown"), with file "thread TID";
+//  by user: "user_frame" (false: no frame in the user's code, the key is the
+//  innermost frame)}, ...]}, plus the DiffContext keys that are set
 // stats in the given (sorted) order, the first `top` of them (0: all).
 struct BreakdownInput; // memory_breakdown.h
 
@@ -76,8 +79,8 @@ struct DiffContext {
 
 // The "stats" array of renderDiffJson (its first `top` stats, 0: all), for
 // other documents that carry diffs (`memtap report --json`).
-void writeStatsJson(JsonWriter& json, const std::vector<StatDiff>& stats, std::string_view mode,
-                    size_t top);
+void writeStatsJson(JsonWriter& json, const std::vector<StatDiff>& stats, GroupBy by,
+                    std::string_view mode, size_t top);
 
 std::string renderDiffJson(const std::vector<StatDiff>& stats, int pid, std::string_view oldName,
                            std::string_view newName, GroupBy by, std::string_view mode, size_t top,

@@ -12,8 +12,9 @@ namespace memtap::report {
 namespace {
 
 constexpr std::string_view kMagic = "memtap-snapshot";
-constexpr int kVersion = 2;
+constexpr int kVersion = 3;
 constexpr int kOldestVersion = 1; // no attached_at_unix_ms, no SAMPLES field
+// Version 2 has no thread lines and no TID field.
 
 // Walks the text line by line and keeps the 1-based number of the line it
 // handed out last, so every error can point at it.
@@ -198,6 +199,16 @@ parseSnapshotOrThrow(std::string_view text) {
         if (tag == "end" && rest.empty()) {
             break;
         }
+        if (tag == "thread" && version >= 3) {
+            int64_t tid = parseNonNegative(reader, takeField(rest), "thread id");
+            std::string_view state = takeField(rest);
+            if (state != "running" && state != "exited" && state != "unknown") {
+                reader.fail(
+                    fmt::format("thread state must be running, exited or unknown, got '{}'", state));
+            }
+            snapshot.threads[tid] = ThreadInfo{unescapeName(reader, rest), std::string(state)};
+            continue;
+        }
         if (tag != "T") {
             reader.fail(fmt::format("expected 'T SIZE COUNT NFRAMES' or 'end', got '{}'", tag));
         }
@@ -210,9 +221,13 @@ parseSnapshotOrThrow(std::string_view text) {
         if (version >= 2) {
             trace.samples = parseNonNegative(reader, takeField(rest), "trace sample count");
         }
+        if (version >= 3) {
+            trace.tid = parseNonNegative(reader, takeField(rest), "trace thread id");
+        }
         if (!rest.empty()) {
-            reader.fail(version >= 2 ? "trailing fields after 'T SIZE COUNT NFRAMES SAMPLES'"
-                                     : "trailing fields after 'T SIZE COUNT NFRAMES'");
+            reader.fail(version >= 3   ? "trailing fields after 'T SIZE COUNT NFRAMES SAMPLES TID'"
+                        : version == 2 ? "trailing fields after 'T SIZE COUNT NFRAMES SAMPLES'"
+                                       : "trailing fields after 'T SIZE COUNT NFRAMES'");
         }
         for (int64_t i = 0; i < nframes; ++i) {
             trace.frames.push_back(parseFrameLine(reader));
@@ -232,12 +247,17 @@ serializeSnapshot(const Snapshot& snapshot) {
         "{} {}\nmode {}\nsample_bytes {}\nattached_at_unix_ms {}\ntraced_bytes {}\ntraced_count {}\n",
         kMagic, kVersion, snapshot.mode, snapshot.sampleBytes, snapshot.attachedAtUnixMs,
         snapshot.tracedBytes, snapshot.tracedCount);
+    for (const auto& [tid, thread] : snapshot.threads) {
+        fmt::format_to(std::back_inserter(out), "thread {} {} ", tid, thread.state);
+        appendEscapedName(out, thread.name);
+        out += '\n';
+    }
     for (const Trace& trace : snapshot.traces) {
         // An unknown count (read from version 1) is written as the count of
         // records: in exact mode they are the same.
         int64_t samples = trace.samples >= 0 ? trace.samples : trace.count;
-        fmt::format_to(std::back_inserter(out), "T {} {} {} {}\n", trace.size, trace.count,
-                       trace.frames.size(), samples);
+        fmt::format_to(std::back_inserter(out), "T {} {} {} {} {}\n", trace.size, trace.count,
+                       trace.frames.size(), samples, trace.tid);
         for (const Frame& frame : trace.frames) {
             fmt::format_to(std::back_inserter(out), "F {} ", frame.line);
             appendEscapedName(out, frame.file);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,14 +24,24 @@ struct Trace {
     int64_t size = 0;
     int64_t count = 0;
     int64_t samples = -1; // live records behind size/count; -1: unknown (format version 1)
+    int64_t tid = 0;      // native id of the allocating thread; 0: unknown (version 1 and 2)
+};
+
+// What the agent knew of a thread when it took the snapshot ("thread" lines).
+struct ThreadInfo {
+    std::string name;              // OS name (comm); may be empty
+    std::string state = "running"; // "running" | "exited" | "unknown"
+
+    bool operator==(const ThreadInfo&) const = default;
 };
 
 struct Snapshot {
-    std::string mode = "exact"; // "exact" | "sampled"
-    uint64_t sampleBytes = 0;   // mean sampling interval; meaningful in sampled mode
+    std::string mode = "exact";    // "exact" | "sampled"
+    uint64_t sampleBytes = 0;      // mean sampling interval; meaningful in sampled mode
     uint64_t attachedAtUnixMs = 0; // the attach session it came from; 0: unknown (version 1)
-    int64_t tracedBytes = 0;    // estimate in sampled mode
+    int64_t tracedBytes = 0;       // estimate in sampled mode
     int64_t tracedCount = 0;
+    std::map<int64_t, ThreadInfo> threads; // by tid; empty before version 3
     std::vector<Trace> traces;
 };
 

@@ -43,9 +43,15 @@ sourceFor(const TextReportOptions& options, const Frame& frame) {
 // is one frame; memtap always shows the top (allocating) frame.
 std::string
 statLabel(const StatDiff& stat, GroupBy by) {
+    if (stat.thread) {
+        return sanitizeText(threadText(*stat.thread));
+    }
     const Frame& top = stat.key.front();
     if (by == GroupBy::Filename) {
         return sanitizeText(top.file);
+    }
+    if (!stat.userFrame) {
+        return fmt::format("{}:{} [no frame in your code]", sanitizeText(top.file), top.line);
     }
     return fmt::format("{}:{}", sanitizeText(top.file), top.line);
 }
@@ -69,7 +75,7 @@ appendStat(std::string& out, const StatDiff& stat, GroupBy by, bool sampled,
     out += '\n';
 
     if (by != GroupBy::Traceback) {
-        if (by == GroupBy::Lineno) {
+        if (by == GroupBy::Lineno || by == GroupBy::User) {
             if (auto source = sourceFor(options, stat.key.front())) {
                 fmt::format_to(it, "    {}\n", *source);
             }
@@ -113,8 +119,8 @@ renderDiffText(const std::vector<StatDiff>& stats, const Snapshot& older, const 
                GroupBy by, const TextReportOptions& options) {
     std::string out;
     auto it = std::back_inserter(out);
-    fmt::format_to(it, "memtap diff: {} -> {}, grouped by {}\n", sanitizeText(options.oldName),
-                   sanitizeText(options.newName), name(by));
+    fmt::format_to(it, "memtap diff: {} -> {}, grouped by {}{}\n", sanitizeText(options.oldName),
+                   sanitizeText(options.newName), name(by), sanitizeText(options.scope));
     fmt::format_to(it, "traced: {} in {} blocks -> {} in {} blocks ({}, {:+d} blocks)\n",
                    formatSize(older.tracedBytes, false), older.tracedCount,
                    formatSize(newer.tracedBytes, false), newer.tracedCount,

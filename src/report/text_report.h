@@ -25,6 +25,8 @@ struct TextReportOptions {
     // Names of the snapshots in the header (e.g. "s1", "baseline").
     std::string oldName = "old";
     std::string newName = "new";
+    // Appended to the header's "grouped by ..." (e.g. ", thread 4242 only").
+    std::string scope;
 };
 
 // A header (snapshots, grouping, traced totals, sampling caveat), then one

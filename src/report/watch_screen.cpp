@@ -138,6 +138,12 @@ siteText(const Frame& frame, int width) {
     return truncateLeft(file, fileWidth) + suffix;
 }
 
+std::string
+rowSite(const WatchRow& row, int width) {
+    return row.label.empty() ? siteText(topFrame(row), width)
+                             : truncateRight(sanitizeText(row.label), width);
+}
+
 // Eight cells for the last eight intervals, scaled to the largest growth
 // among them; a cell with any growth shows at least the second level, so
 // "a little" is visibly different from "none". Missing history is blank.
@@ -176,7 +182,7 @@ layoutFor(const WatchScreen& screen, int width) {
     int available = std::max(0, width - layout.fixedWidth);
     int widestSite = 4; // "SITE"
     for (const WatchRow& row : screen.rows) {
-        widestSite = std::max(widestSite, displayWidth(siteText(topFrame(row), 1 << 20)));
+        widestSite = std::max(widestSite, displayWidth(rowSite(row, 1 << 20)));
     }
     layout.siteWidth = std::min(widestSite, available * 3 / 5);
     layout.sourceWidth = available - layout.siteWidth - 2;
@@ -209,12 +215,12 @@ tableRow(const WatchRow& row, int index, bool selected, const Layout& layout, bo
     std::string growth = padLeft(formatSize(row.sizeGrowth, true), kSizeWidth);
     std::string_view growthColor = row.sizeGrowth > 0 ? kRed : kGreen;
     std::string peak = layout.peak ? padLeft(formatSize(row.peakGrowth, true), kSizeWidth) + " " : "";
-    std::string line = fmt::format("{} {} {}{} {} {} {}", rank,
-                                   row.sizeGrowth != 0 ? paint(growth, growthColor, cellColor) : growth,
-                                   peak, padLeft(formatSize(row.lastIntervalGrowth, true), kSizeWidth),
-                                   padLeft(fmt::format("{:+d}", row.countDiff), kCountWidth),
-                                   paint(sparkline(row.history), kCyan, cellColor),
-                                   siteText(topFrame(row), layout.siteWidth));
+    std::string line =
+        fmt::format("{} {} {}{} {} {} {}", rank,
+                    row.sizeGrowth != 0 ? paint(growth, growthColor, cellColor) : growth, peak,
+                    padLeft(formatSize(row.lastIntervalGrowth, true), kSizeWidth),
+                    padLeft(fmt::format("{:+d}", row.countDiff), kCountWidth),
+                    paint(sparkline(row.history), kCyan, cellColor), rowSite(row, layout.siteWidth));
     if (layout.sourceWidth > 0 && !row.sourceLine.empty()) {
         line = padRight(line, layout.fixedWidth + layout.siteWidth) + "  ";
         line += truncateRight(sanitizeText(row.sourceLine), layout.sourceWidth);
@@ -344,7 +350,7 @@ renderWatchPlain(const WatchScreen& screen, size_t top) {
                                ? fmt::format(", at peak {}", formatSize(row.peakGrowth, true))
                                : "";
         fmt::format_to(it, "#{} {}: growth {}{}, last interval {}, count {:+d}\n", i + 1,
-                       siteText(topFrame(row), 1 << 20), formatSize(row.sizeGrowth, true), peak,
+                       rowSite(row, 1 << 20), formatSize(row.sizeGrowth, true), peak,
                        formatSize(row.lastIntervalGrowth, true), row.countDiff);
         if (!row.sourceLine.empty()) {
             fmt::format_to(it, "    {}\n", sanitizeText(row.sourceLine));

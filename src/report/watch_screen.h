@@ -22,7 +22,8 @@ struct WatchHeader {
     int64_t rssChange = 0; // since the baseline
     int64_t tracedBytes = 0;
     int64_t mallocFreeBytes = 0;
-    std::string byName;     // "lineno" | "filename" | "traceback"
+    std::string byName;     // "lineno" | "filename" | "traceback" | "thread" | "user", and
+                            // a filter ("lineno, thread 4242 (worker-3) only")
     std::string statusLine; // e.g. "snapshot s2 taken"; may be empty
     // The traced high-water mark since attach or the last baseline (the
     // agent's peak_traced_bytes); 0 when the agent keeps none: then the
@@ -40,6 +41,10 @@ struct WatchRow {
     std::vector<int64_t> history; // growth per interval, oldest first
     std::string sourceLine;       // of the top frame; may be empty
     int64_t peakGrowth = 0;       // since the baseline, at the traced peak (PEAK column)
+    // Shown as the SITE instead of the top frame when not empty (a thread's
+    // row, "thread 4242 (worker-3)"; a user grouping's fallback row).
+    std::string label{};
+    int64_t tid = 0; // the thread of a thread's row; 0 otherwise
 };
 
 struct WatchScreen {

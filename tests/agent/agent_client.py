@@ -224,10 +224,17 @@ def unescape(name):
 
 def parse_snapshot(text):
     """[(size, count, [(line, file, function), ...])], header dict."""
+    header, traces, _ = parse_snapshot_threads(text)
+    return header, [(size, count, frames) for size, count, frames, _ in traces]
+
+
+def parse_snapshot_threads(text):
+    """header dict, [(size, count, frames, tid)], {tid: (state, name)}."""
     lines = text.split("\n")
-    check(lines[0] == "memtap-snapshot 2", "snapshot magic %r" % lines[0])
+    check(lines[0] == "memtap-snapshot 3", "snapshot magic %r" % lines[0])
     header = {}
     traces = []
+    threads = {}
     i = 1
     while i < len(lines):
         line = lines[i]
@@ -235,7 +242,7 @@ def parse_snapshot(text):
         if line == "end":
             break
         if line.startswith("T "):
-            _, size, count, nframes, samples = line.split(" ")
+            _, size, count, nframes, samples, tid = line.split(" ")
             check(int(samples) >= 0, "sample count %r" % samples)
             # In exact mode each live record is one allocation.
             if header.get("mode") == "exact":
@@ -248,9 +255,16 @@ def parse_snapshot(text):
                 lineno, _, rest = f[2:].partition(" ")
                 filename, _, function = rest.partition("\t")
                 frames.append((int(lineno), unescape(filename), unescape(function)))
-            traces.append((int(size), int(count), frames))
+            traces.append((int(size), int(count), frames, int(tid)))
+        elif line.startswith("thread "):
+            _, tid, state, name = line.split(" ", 3)
+            check(state in ("running", "exited", "unknown"), "thread state %r" % state)
+            check(int(tid) not in threads, "thread %s listed twice" % tid)
+            threads[int(tid)] = (state, unescape(name))
         else:
             key, _, value = line.partition(" ")
             header[key] = value
     check(lines[i - 1] == "end", "snapshot not terminated by end")
-    return header, traces
+    for _, _, _, tid in traces:
+        check(tid == 0 or tid in threads, "trace of thread %d has no thread line" % tid)
+    return header, traces, threads

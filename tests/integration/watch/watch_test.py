@@ -175,6 +175,21 @@ def test_screen(target):
         tmux.keys("t")
         tmux.wait_for("by traceback")
         tmux.keys("t")
+        # By thread: the growing thread's row; f on it filters to its lines.
+        screen = tmux.wait_for("by thread")
+        tmux.wait_for(" thread %d" % target.pid)
+        tmux.keys("Down")
+        tmux.wait_for(">  1")
+        tmux.keys("f")
+        screen = tmux.wait_for("(f: all threads)")
+        check("by lineno, thread %d" % target.pid in screen, "f did not filter to the thread", screen)
+        tmux.keys("f")
+        tmux.wait_for("all threads again")
+        # The filter left it grouped by lineno: filename, traceback, thread, user.
+        for _ in range(4):
+            tmux.keys("t")
+        tmux.wait_for("by user")
+        tmux.keys("t")
         tmux.wait_for("by lineno")
 
         tmux.keys("s")

@@ -92,3 +92,51 @@ TEST_CASE("with a peak, a site that rose and fell keeps its row at its height", 
         CHECK(row.peakGrowth == 0);
     }
 }
+
+namespace {
+
+// Line 10 on thread 7 ("a") and thread 8 ("b"), each with its own size.
+report::Snapshot
+twoThreads(int64_t sizeOn7, int64_t sizeOn8) {
+    report::Snapshot s;
+    s.mode = "exact";
+    for (auto [tid, size] : {std::pair<int64_t, int64_t>{7, sizeOn7}, {8, sizeOn8}}) {
+        report::Trace t;
+        t.frames = {report::Frame{"/app/leak.py", 10, "f"}, report::Frame{"/app/main.py", 3, "main"}};
+        t.size = size;
+        t.count = size / 100;
+        t.tid = tid;
+        s.traces.push_back(t);
+    }
+    s.threads = {{7, report::ThreadInfo{"a", "running"}}, {8, report::ThreadInfo{"b", "running"}}};
+    return s;
+}
+
+} // namespace
+
+TEST_CASE("by thread, rows are labelled threads; a thread filter narrows every row",
+          "[watch][threads]") {
+    cli::SourceLines sources(0);
+    cli::WatchModel model(twoThreads(1000, 1000), report::GroupBy::Thread);
+    model.addSnapshot(twoThreads(3000, 9000));
+    auto rows = model.rows(0, sources);
+    REQUIRE(rows.size() == 2);
+    CHECK(rows[0].label == "thread 8 (b)");
+    CHECK(rows[0].tid == 8);
+    CHECK(rows[0].sizeGrowth == 8000);
+    CHECK(rows[0].history == std::vector<int64_t>{8000});
+    CHECK(rows[1].label == "thread 7 (a)");
+    // A thread's traceback view: its largest trace.
+    CHECK(model.fullTracebackOf(rows[1].key, 7).size() == 2);
+
+    model.setGroupBy(report::GroupBy::Lineno);
+    CHECK(model.rows(0, sources).at(0).sizeGrowth == 10000);
+    CHECK(model.rows(0, sources).at(0).label.empty());
+    model.setThreadFilter(7);
+    rows = model.rows(0, sources);
+    REQUIRE(rows.size() == 1);
+    CHECK(rows[0].sizeGrowth == 2000);
+    CHECK(rows[0].history == std::vector<int64_t>{2000});
+    model.setThreadFilter(std::nullopt);
+    CHECK(model.rows(0, sources).at(0).sizeGrowth == 10000);
+}

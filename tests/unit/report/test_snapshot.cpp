@@ -57,18 +57,22 @@ TEST_CASE("serializeSnapshot writes the protocol.h text format", "[snapshot]") {
     s.tracedBytes = 1048576;
     s.tracedCount = 2;
     s.attachedAtUnixMs = 1764687731123;
-    s.traces = {Trace{{Frame{"a.py", 3, "f"}, Frame{"b\\c\td\ne.py", 9, "<mod\tule>"}}, 1048576, 2, 1},
-                Trace{{}, 0, 0}};
-    CHECK(serializeSnapshot(s) == "memtap-snapshot 2\n"
+    s.traces = {
+        Trace{{Frame{"a.py", 3, "f"}, Frame{"b\\c\td\ne.py", 9, "<mod\tule>"}}, 1048576, 2, 1, 4242},
+        Trace{{}, 0, 0}};
+    s.threads = {{4242, ThreadInfo{"worker 1\t", "running"}}, {4243, ThreadInfo{"", "exited"}}};
+    CHECK(serializeSnapshot(s) == "memtap-snapshot 3\n"
                                   "mode sampled\n"
                                   "sample_bytes 524288\n"
                                   "attached_at_unix_ms 1764687731123\n"
                                   "traced_bytes 1048576\n"
                                   "traced_count 2\n"
-                                  "T 1048576 2 2 1\n"
+                                  "thread 4242 running worker 1\\t\n"
+                                  "thread 4243 exited \n"
+                                  "T 1048576 2 2 1 4242\n"
                                   "F 3 a.py\tf\n"
                                   "F 9 b\\\\c\\td\\ne.py\t<mod\\tule>\n"
-                                  "T 0 0 0 0\n"
+                                  "T 0 0 0 0 0\n"
                                   "end\n");
 }
 
@@ -94,10 +98,39 @@ TEST_CASE("version 2 carries the session and each trace's sample count; version 
     Snapshot old = parseSnapshotOrThrow(kHeader + "T 10 1 0\nend\n");
     CHECK(old.attachedAtUnixMs == 0u);
     CHECK(old.traces[0].samples == -1);
-    // Stored again, a version-1 snapshot is written as version 2 with the
-    // count as its records (the same thing in exact mode).
+    // Stored again, a version-1 snapshot is written as version 3 with the
+    // count as its records (the same thing in exact mode) and no thread.
     CHECK_THAT(serializeSnapshot(old),
-               Catch::StartsWith("memtap-snapshot 2\n") && Catch::Contains("\nT 10 1 0 1\n"));
+               Catch::StartsWith("memtap-snapshot 3\n") && Catch::Contains("\nT 10 1 0 1 0\n"));
+    CHECK(s.traces[0].tid == 0);
+    CHECK(s.threads.empty());
+}
+
+TEST_CASE("version 3 carries each trace's thread and the threads' names", "[snapshot]") {
+    const std::string header = "memtap-snapshot 3\nmode exact\nsample_bytes 0\n"
+                               "attached_at_unix_ms 1764687731123\ntraced_bytes 30\ntraced_count 3\n";
+    Snapshot s =
+        parseSnapshotOrThrow(header + "thread 101 running worker-1\nthread 102 exited \n"
+                                      "thread 103 unknown \nthread 104 running my  name\\n\n"
+                                      "T 10 1 1 1 101\nF 3 a.py\tf\nT 20 2 1 2 102\nF 3 a.py\tf\n"
+                                      "T 0 0 0 0 0\nend\n");
+    REQUIRE(s.traces.size() == 3);
+    CHECK(s.traces[0].tid == 101);
+    CHECK(s.traces[1].tid == 102);
+    CHECK(s.traces[2].tid == 0);
+    REQUIRE(s.threads.size() == 4);
+    CHECK(s.threads.at(101) == ThreadInfo{"worker-1", "running"});
+    CHECK(s.threads.at(102) == ThreadInfo{"", "exited"});
+    CHECK(s.threads.at(103) == ThreadInfo{"", "unknown"});
+    CHECK(s.threads.at(104) == ThreadInfo{"my  name\n", "running"});
+    CHECK(parseSnapshotOrThrow(serializeSnapshot(s)).threads == s.threads);
+    // Strict: a state it does not know, a TID field missing or extra, and
+    // thread lines in a version that has none.
+    CHECK_THAT(parseError(header + "thread 101 sleeping x\nend\n"),
+               Catch::Contains("line 7") && Catch::Contains("thread state"));
+    CHECK_THAT(parseError(header + "T 10 1 0 1\nend\n"), Catch::Contains("trace thread id"));
+    CHECK_THAT(parseError(header + "T 10 1 0 1 5 6\nend\n"), Catch::Contains("trailing fields"));
+    CHECK_THAT(parseError(kHeader2 + "thread 101 running x\nend\n"), Catch::Contains("expected 'T"));
 }
 
 TEST_CASE("names with escapes parse back to the raw bytes", "[snapshot]") {
@@ -141,7 +174,7 @@ TEST_CASE("malformed snapshots name the offending line", "[snapshot]") {
     };
     const Case cases[] = {
         {"", "line 1", "end of snapshot"},
-        {"memtap-snapshot 3\n", "line 1", "unsupported snapshot version"},
+        {"memtap-snapshot 4\n", "line 1", "unsupported snapshot version"},
         {"memtap-snapshot 0\n", "line 1", "unsupported snapshot version"},
         {"memtap-snapshot 2\nmode exact\nsample_bytes 0\ntraced_bytes 1\n", "line 4",
          "expected 'attached_at_unix_ms"},
