@@ -25,6 +25,7 @@
 #include "cli/terminal.h"
 #include "cli/uwsgi.h"
 #include "cli/watch_loop.h"
+#include "cli/watch_target.h"
 #include "report/diff.h"
 #include "report/text_report.h"
 #include "report/watch_screen.h"
@@ -96,95 +97,6 @@ numberOr(const std::map<std::string, std::string>& values, const std::string& ke
     }
 }
 
-// One watched process: its agent, its snapshots, its figures at the baseline.
-struct Target {
-    explicit Target(AgentLease agentLease) : lease(std::move(agentLease)) {}
-    AgentLease lease;
-    std::optional<WatchModel> model;
-    std::map<std::string, std::string> status;
-    int64_t rssAtBaseline = 0;
-    int64_t lastRss = 0; // at the latest snapshot: what the last report shows once the target died
-    // The journal kept in the store (unless --no-journal): one record per
-    // interval from the figures watch takes anyway. Its failure is news for
-    // the status line, never a reason to end the watch.
-    std::optional<JournalFile> journal;
-    std::optional<report::Snapshot> lastPeak;
-    std::string journalProblem;
-    // pymalloc's latest figures: each update arms a read and takes the last
-    // completed one without waiting (the interpreter runs it when it can).
-    report::PymallocFigures pymalloc;
-
-    pid_t pid() const { return lease.pid(); }
-    void startOrThrow(report::GroupBy by, std::optional<int64_t> thread) {
-        status = agentStatusOrThrow(pid());
-        rssAtBaseline = readRssBytes(pid());
-        model.emplace(report::parseSnapshotOrThrow(takeSnapshotTextOrThrow(pid())), by);
-        model->setThreadFilter(thread);
-        updatePeakOrThrow();
-        lastRss = readRssBytes(pid());
-        journalOrContinue();
-        pymalloc = pollPymalloc(pid(), PymallocWait{std::chrono::milliseconds(0), {}}); // arms a read
-    }
-    void updateOrThrow() {
-        status = agentStatusOrThrow(pid());
-        model->addSnapshot(report::parseSnapshotOrThrow(takeSnapshotTextOrThrow(pid())));
-        lastRss = readRssBytes(pid());
-        updatePeakOrThrow();
-        journalOrContinue();
-        pymalloc = pollPymalloc(pid(), PymallocWait{std::chrono::milliseconds(0), {}});
-    }
-    // An agent that keeps a peak says so in its status.
-    void updatePeakOrThrow() {
-        if (status.count("peak_traced_bytes") != 0) {
-            lastPeak = report::parseSnapshotOrThrow(takePeakSnapshotTextOrThrow(pid()));
-            model->setPeak(*lastPeak);
-        }
-    }
-    void openJournalOrContinue(std::chrono::milliseconds interval) {
-        try {
-            auto instance = ProcessInstance::ofPidOrThrow(pid());
-            JournalFile file = JournalFile::createInStoreOrThrow(instance);
-            file.setLimit(kWatchJournalLimit);
-            file.startOrThrow(journalHeaderFrom(instance, agentStatusOrThrow(pid()), lease.python(),
-                                                static_cast<uint64_t>(interval.count()), "watch"));
-            journal.emplace(std::move(file));
-        } catch (const Error& e) {
-            note(fmt::format("no journal for {}: {}", pid(), e.what()));
-        }
-    }
-    void journalOrContinue() {
-        if (!journal || journal->full()) {
-            return;
-        }
-        try {
-            auto sample = journalSampleFrom(status, lastRss, unixNowMs(), model->latest(), std::nullopt);
-            if (lastPeak && journal->wantsPeak(sample.peakTracedBytes, sample.peakUnixMs)) {
-                sample.peak = *lastPeak;
-            }
-            if (!journal->appendSampleOrThrow(sample)) {
-                journalProblem = fmt::format(
-                    "journal full ({}): no more records in {}",
-                    report::formatSize(static_cast<double>(journal->limit()), false), journal->path());
-            }
-        } catch (const Error& e) {
-            journalProblem = fmt::format("journal stopped: {}", e.what());
-            journal.reset();
-        }
-    }
-    // The end record, and where the journal is; nullopt without one.
-    std::optional<std::string> endJournal(const std::string& reason, const std::string& detail) {
-        if (!journal) {
-            return std::nullopt;
-        }
-        try {
-            journal->endOrThrow(report::JournalEnd{unixNowMs(), reason, detail});
-        } catch (const Error& e) {
-            note(fmt::format("journal {}: {}", journal->path(), e.what()));
-        }
-        return journal->path();
-    }
-};
-
 report::GroupBy
 nextGrouping(report::GroupBy by) {
     switch (by) {
@@ -214,7 +126,7 @@ struct StopReason {
 // once, reports stay on schedule and `| head` ends us when head exits.
 class WatchLoop {
 public:
-    WatchLoop(const WatchSettings& settings, std::vector<Target>& targets, SignalInbox& inbox,
+    WatchLoop(const WatchSettings& settings, std::vector<WatchTarget>& targets, SignalInbox& inbox,
               TerminalSession* session, pid_t master)
         : settings_(settings), targets_(targets), inbox_(inbox), session_(session), master_(master),
           sources_(targets.front().pid()), color_(session != nullptr && colorWanted(STDOUT_FILENO)),
@@ -230,14 +142,14 @@ private:
     void handleKey(const Key& key);
     void takeNamedSnapshots();
     void toggleThreadFilter(const std::vector<report::WatchRow>& rows, int selected);
-    report::WatchHeader headerFor(const std::vector<Target*>& targets) const;
+    report::WatchHeader headerFor(const std::vector<WatchTarget*>& targets) const;
     std::vector<report::WatchRow> currentRows() const;
     // Both write as writeStdoutOrThrow does, interrupted by the signalfd.
     [[nodiscard]] WriteOutcome redraw();
     [[nodiscard]] WriteOutcome emitPlain();
 
     const WatchSettings& settings_;
-    std::vector<Target>& targets_;
+    std::vector<WatchTarget>& targets_;
     SignalInbox& inbox_;
     TerminalSession* session_; // null: plain reports
     pid_t master_;             // the uWSGI master with --all-workers, else 0
@@ -418,7 +330,7 @@ WatchLoop::handleKey(const Key& key) {
 
 void
 WatchLoop::toggleThreadFilter(const std::vector<report::WatchRow>& rows, int selected) {
-    Target& target = targets_.front();
+    WatchTarget& target = targets_.front();
     if (thread_) {
         thread_.reset();
         statusLine_ = "all threads again";
@@ -461,15 +373,15 @@ WatchLoop::takeNamedSnapshots() {
 }
 
 report::WatchHeader
-WatchLoop::headerFor(const std::vector<Target*>& targets) const {
+WatchLoop::headerFor(const std::vector<WatchTarget*>& targets) const {
     report::WatchHeader header;
-    const Target& first = *targets.front();
+    const WatchTarget& first = *targets.front();
     header.pid = master_ != 0 ? master_ : first.pid();
     header.python = first.status.count("python") ? first.status.at("python") : first.lease.python();
     header.mode = first.model->latest().mode;
     header.sampleBytes = first.model->latest().sampleBytes;
     header.attachedSeconds = std::chrono::duration<double>(Clock::now() - started_).count();
-    for (const Target* target : targets) {
+    for (const WatchTarget* target : targets) {
         int64_t rss = readRssBytes(target->pid());
         if (rss <= 0) {
             rss = target->lastRss; // gone (or a zombie): its last known figure
@@ -504,7 +416,7 @@ WatchLoop::currentRows() const {
 WriteOutcome
 WatchLoop::redraw() {
     auto size = terminalSizeOf(STDOUT_FILENO).value_or(TerminalSize{});
-    std::vector<Target*> all;
+    std::vector<WatchTarget*> all;
     for (auto& target : targets_) {
         all.push_back(&target);
     }
@@ -549,7 +461,7 @@ WatchLoop::emitPlain() {
 
 std::string
 WatchLoop::plainReport() {
-    std::vector<Target*> all;
+    std::vector<WatchTarget*> all;
     for (auto& target : targets_) {
         all.push_back(&target);
     }
@@ -590,7 +502,7 @@ runWatch(const ParsedArgs& args) {
     // terminal restored, then agents detached, then signals unblocked.
     bool screen = screenCapable(STDOUT_FILENO);
     SignalInbox inbox(screen);
-    std::vector<Target> targets;
+    std::vector<WatchTarget> targets;
     for (pid_t pid : pids) {
         targets.emplace_back(
             AgentLease::attachOrThrow(pid, settings.attach, settings.modeFlags, "watch"));

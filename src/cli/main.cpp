@@ -22,9 +22,9 @@ using memtap::cli::CommandSpec;
 std::vector<CommandSpec>
 allCommands() {
     auto commands = memtap::cli::coreCommands();
-    for (auto more : {memtap::cli::snapshotCommands(), memtap::cli::watchCommands(),
-                      memtap::cli::recordCommands(), memtap::cli::reportCommands(),
-                      memtap::cli::memoryCommands()}) {
+    for (auto more :
+         {memtap::cli::snapshotCommands(), memtap::cli::watchCommands(), memtap::cli::recordCommands(),
+          memtap::cli::reportCommands(), memtap::cli::memoryCommands()}) {
         commands.insert(commands.end(), more.begin(), more.end());
     }
     return commands;

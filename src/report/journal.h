@@ -95,7 +95,6 @@ struct Journal {
 
 inline constexpr std::string_view kJournalMagic = "memtap-journal 1\n";
 
-
 // Whether `bytes` starts as a journal does (the magic line, or a prefix of
 // it for a file cut short).
 bool looksLikeJournal(std::string_view bytes);

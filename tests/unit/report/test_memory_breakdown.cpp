@@ -125,7 +125,8 @@ TEST_CASE("after both kinds of burst both figures are named", "[breakdown]") {
     auto b = explainMemory(in);
     REQUIRE(b.diagnoses.size() == 2);
     CHECK_THAT(b.diagnoses[0], Catch::Contains("fragmentation, not a leak"));
-    CHECK(b.diagnoses[1] == "250 MiB free inside glibc's heap: `memtap trim 4242` would return most of it");
+    CHECK(b.diagnoses[1] ==
+          "250 MiB free inside glibc's heap: `memtap trim 4242` would return most of it");
 }
 
 TEST_CASE("figures the breakdown could not read are said so, never guessed", "[breakdown]") {
