@@ -30,14 +30,6 @@ figuresOf(const Info& info, uint64_t (*widen)(decltype(info.arena))) {
     return f;
 }
 
-void
-line(Text& out, const char* key, uint64_t value) {
-    out.append(key);
-    out.append(' ');
-    out.appendU64(value);
-    out.append('\n');
-}
-
 } // namespace
 
 MallocFigures
@@ -96,10 +88,10 @@ formatMallocTrim(Text& out) noexcept {
     out.append("trim_result ");
     out.appendI64(result);
     out.append('\n');
-    line(out, "rss_before_bytes", rssBefore);
-    line(out, "rss_after_bytes", rssAfter);
-    line(out, "malloc_free_before_bytes", before.freeBytes);
-    line(out, "malloc_free_after_bytes", after.freeBytes);
+    appendKeyValue(out, "rss_before_bytes", rssBefore);
+    appendKeyValue(out, "rss_after_bytes", rssAfter);
+    appendKeyValue(out, "malloc_free_before_bytes", before.freeBytes);
+    appendKeyValue(out, "malloc_free_after_bytes", after.freeBytes);
 }
 
 } // namespace memtap_agent

@@ -81,14 +81,6 @@ wallClockMs() {
     return static_cast<uint64_t>(ts.tv_sec) * 1000u + static_cast<uint64_t>(ts.tv_nsec) / 1000000u;
 }
 
-void
-line(Text& out, const char* key, uint64_t value) {
-    out.append(key);
-    out.append(' ');
-    out.appendU64(value);
-    out.append('\n');
-}
-
 const char*
 resultWord(Result r) {
     switch (r) {
@@ -198,19 +190,19 @@ formatPymalloc(Text& out) noexcept {
     Result result = g_debugMallocStats == nullptr ? Result::kUnreadable : g_result;
     PymallocFigures f = g_figures;
     pthread_mutex_unlock(&g_resultLock);
-    line(out, "pymalloc_requested", requested);
-    line(out, "pymalloc_completed", completed);
-    line(out, "pymalloc_read_unix_ms", readMs);
+    appendKeyValue(out, "pymalloc_requested", requested);
+    appendKeyValue(out, "pymalloc_completed", completed);
+    appendKeyValue(out, "pymalloc_read_unix_ms", readMs);
     out.append("pymalloc_result ");
     out.append(resultWord(result));
     out.append('\n');
     if (result == Result::kOk) {
-        line(out, "pymalloc_arenas", f.arenas);
-        line(out, "pymalloc_arena_bytes", f.arenaBytes);
-        line(out, "pymalloc_allocated_bytes", f.allocatedBytes);
-        line(out, "pymalloc_available_bytes", f.availableBytes);
-        line(out, "pymalloc_unused_pool_bytes", f.unusedPoolBytes);
-        line(out, "pymalloc_overhead_bytes", f.overheadBytes);
+        appendKeyValue(out, "pymalloc_arenas", f.arenas);
+        appendKeyValue(out, "pymalloc_arena_bytes", f.arenaBytes);
+        appendKeyValue(out, "pymalloc_allocated_bytes", f.allocatedBytes);
+        appendKeyValue(out, "pymalloc_available_bytes", f.availableBytes);
+        appendKeyValue(out, "pymalloc_unused_pool_bytes", f.unusedPoolBytes);
+        appendKeyValue(out, "pymalloc_overhead_bytes", f.overheadBytes);
     }
 }
 

@@ -12,22 +12,6 @@
 namespace memtap_agent {
 namespace {
 
-void
-line(Text& out, const char* key, const char* value) {
-    out.append(key);
-    out.append(' ');
-    out.append(value);
-    out.append('\n');
-}
-
-void
-line(Text& out, const char* key, uint64_t value) {
-    out.append(key);
-    out.append(' ');
-    out.appendU64(value);
-    out.append('\n');
-}
-
 const char*
 chainWord(DomainChain chain) {
     switch (chain) {
@@ -117,40 +101,40 @@ formatStatus(Text& out) noexcept {
     checkHookChain(g_agent.api);
     HookChainReport chain = hookChainReport();
     EngineTotals totals = engineTotals();
-    line(out, "python", g_agent.api.version);
-    line(out, "mode", args.mode == MEMTAP_MODE_EXACT ? "exact" : "sampled");
-    line(out, "sample_bytes", args.sample_bytes);
-    line(out, "frames", args.frames);
-    line(out, "attached_at_unix_ms", g_agent.attachedAtUnixMs);
-    line(out, "rss_at_attach_bytes", g_agent.rssAtAttachBytes);
-    line(out, "allocations_seen", totals.allocationsSeen);
-    line(out, "traced_bytes", totals.tracedBytes);
-    line(out, "traced_count", totals.tracedCount);
+    appendKeyValue(out, "python", g_agent.api.version);
+    appendKeyValue(out, "mode", args.mode == MEMTAP_MODE_EXACT ? "exact" : "sampled");
+    appendKeyValue(out, "sample_bytes", args.sample_bytes);
+    appendKeyValue(out, "frames", args.frames);
+    appendKeyValue(out, "attached_at_unix_ms", g_agent.attachedAtUnixMs);
+    appendKeyValue(out, "rss_at_attach_bytes", g_agent.rssAtAttachBytes);
+    appendKeyValue(out, "allocations_seen", totals.allocationsSeen);
+    appendKeyValue(out, "traced_bytes", totals.tracedBytes);
+    appendKeyValue(out, "traced_count", totals.tracedCount);
     EnginePeak peak = enginePeak();
-    line(out, "peak_traced_bytes", peak.peakBytes);
-    line(out, "peak_unix_ms", peak.peakUnixMs);
-    line(out, "peak_breakdown_bytes", peak.capturedBytes);
+    appendKeyValue(out, "peak_traced_bytes", peak.peakBytes);
+    appendKeyValue(out, "peak_unix_ms", peak.peakUnixMs);
+    appendKeyValue(out, "peak_breakdown_bytes", peak.capturedBytes);
     MallocFigures malloc = readMallocFigures();
     if (malloc.known) {
-        line(out, "malloc_heap_bytes", malloc.heapBytes);
-        line(out, "malloc_mmap_bytes", malloc.mmapBytes);
-        line(out, "malloc_in_use_bytes", malloc.inUseBytes);
-        line(out, "malloc_releasable_bytes", malloc.topBytes);
+        appendKeyValue(out, "malloc_heap_bytes", malloc.heapBytes);
+        appendKeyValue(out, "malloc_mmap_bytes", malloc.mmapBytes);
+        appendKeyValue(out, "malloc_in_use_bytes", malloc.inUseBytes);
+        appendKeyValue(out, "malloc_releasable_bytes", malloc.topBytes);
     }
-    line(out, "malloc_free_bytes", malloc.freeBytes);
-    line(out, "agent_bytes", agentMappedBytes());
-    line(out, "hooks", hooksWord(chain));
+    appendKeyValue(out, "malloc_free_bytes", malloc.freeBytes);
+    appendKeyValue(out, "agent_bytes", agentMappedBytes());
+    appendKeyValue(out, "hooks", hooksWord(chain));
     out.append("hook_chain ");
     appendChain(out, chain);
     out.append('\n');
-    line(out, "hook_reinstalls", chain.reinstalls);
-    line(out, "hook_reinstall_unix_ms", chain.lastReinstallMs);
+    appendKeyValue(out, "hook_reinstalls", chain.reinstalls);
+    appendKeyValue(out, "hook_reinstall_unix_ms", chain.lastReinstallMs);
     out.append("hook_reinstall_domains ");
     appendDomains(out, chain.lastReinstallMask);
     out.append('\n');
-    line(out, "frame_capture", g_agent.framesOk ? "yes" : "no");
+    appendKeyValue(out, "frame_capture", g_agent.framesOk ? "yes" : "no");
 #if MEMTAP_AGENT_HAVE_FRAMES
-    line(out, "frame_note", framesNote());
+    appendKeyValue(out, "frame_note", framesNote());
 #endif
 }
 

@@ -90,6 +90,23 @@ private:
     bool failed_ = false;
 };
 
+// One "KEY VALUE\n" line of a reply (protocol.h).
+inline void
+appendKeyValue(Text& out, const char* key, const char* value) noexcept {
+    out.append(key);
+    out.append(' ');
+    out.append(value);
+    out.append('\n');
+}
+
+inline void
+appendKeyValue(Text& out, const char* key, uint64_t value) noexcept {
+    out.append(key);
+    out.append(' ');
+    out.appendU64(value);
+    out.append('\n');
+}
+
 } // namespace memtap_agent
 
 #endif // MEMTAP_AGENT_TEXT_H

@@ -7,24 +7,11 @@
 
 #include "agent/protocol.h"
 #include "attach/proc.h"
+#include "base/fields.h"
 
 namespace memtap::attach {
 
 namespace {
-
-std::string_view
-nextField(std::string_view& rest) {
-    size_t begin = rest.find_first_not_of(' ');
-    if (begin == std::string_view::npos) {
-        rest = {};
-        return {};
-    }
-    rest.remove_prefix(begin);
-    size_t end = rest.find(' ');
-    std::string_view field = rest.substr(0, end);
-    rest.remove_prefix(end == std::string_view::npos ? rest.size() : end);
-    return field;
-}
 
 bool
 parseNumber(std::string_view field, uint64_t& out, int base) {

@@ -84,19 +84,6 @@ settingsFrom(const ParsedArgs& args) {
     return settings;
 }
 
-int64_t
-numberOr(const std::map<std::string, std::string>& values, const std::string& key, int64_t fallback) {
-    auto it = values.find(key);
-    if (it == values.end()) {
-        return fallback;
-    }
-    try {
-        return std::stoll(it->second);
-    } catch (const std::exception&) {
-        return fallback;
-    }
-}
-
 report::GroupBy
 nextGrouping(report::GroupBy by) {
     switch (by) {

@@ -11,42 +11,11 @@
 #include <fmt/format.h>
 
 #include "base/error.h"
+#include "cli/target_status.h"
 #include "report/text_report.h"
 
 namespace memtap::cli {
 namespace {
-
-int64_t
-numberOr(const std::map<std::string, std::string>& values, const std::string& key, int64_t fallback) {
-    auto it = values.find(key);
-    if (it == values.end()) {
-        return fallback;
-    }
-    try {
-        return std::stoll(it->second);
-    } catch (const std::exception&) {
-        return fallback;
-    }
-}
-
-std::string
-readAllOrThrow(int fd, const std::string& path) {
-    std::string bytes;
-    char buffer[65536];
-    while (true) {
-        ssize_t n = ::read(fd, buffer, sizeof buffer);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            throw Error(ExitCode::Failure, describeErrno(fmt::format("reading {}", path), errno));
-        }
-        if (n == 0) {
-            return bytes;
-        }
-        bytes.append(buffer, static_cast<size_t>(n));
-    }
-}
 
 [[noreturn]] void
 refuseOutput(const std::string& path, const std::string& why) {

@@ -125,25 +125,6 @@ openPrivateDirectoryOrThrow(int parentFd, const std::string& name, const std::st
     return fd;
 }
 
-std::string
-readAllOrThrow(int fd, const std::string& path) {
-    std::string text;
-    char buffer[65536];
-    while (true) {
-        ssize_t n = ::read(fd, buffer, sizeof buffer);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            throw Error(ExitCode::Failure, describeErrno(fmt::format("reading {}", path), errno));
-        }
-        if (n == 0) {
-            return text;
-        }
-        text.append(buffer, static_cast<size_t>(n));
-    }
-}
-
 // The text of `file` in the verified directory `dirFd`, or nullopt if there is
 // none. A symlink, a non-regular file, or a file someone else owns or could
 // have written is refused, not read.
@@ -596,6 +577,25 @@ void
 SnapshotStore::removeJournal(const std::string& name) const {
     if (dir_ && journalNumber(name)) {
         ::unlinkat(dir_.get(), name.c_str(), 0);
+    }
+}
+
+std::string
+readAllOrThrow(int fd, const std::string& path) {
+    std::string text;
+    char buffer[65536];
+    while (true) {
+        ssize_t n = ::read(fd, buffer, sizeof buffer);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            throw Error(ExitCode::Failure, describeErrno(fmt::format("reading {}", path), errno));
+        }
+        if (n == 0) {
+            return text;
+        }
+        text.append(buffer, static_cast<size_t>(n));
     }
 }
 

@@ -116,4 +116,7 @@ std::vector<std::string> removeStaleProcessDirectories(int baseFd, const StoreRe
 // Names are file names: letters, digits, '-', '_', '.'; not "now" or "peak" (diff's live names).
 void validateSnapshotNameOrThrow(const std::string& name);
 
+// All of fd's bytes, retrying EINTR; Error(Failure) naming path and errno.
+std::string readAllOrThrow(int fd, const std::string& path);
+
 } // namespace memtap::cli

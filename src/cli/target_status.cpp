@@ -17,6 +17,19 @@
 
 namespace memtap::cli {
 
+int64_t
+numberOr(const std::map<std::string, std::string>& values, const std::string& key, int64_t fallback) {
+    auto it = values.find(key);
+    if (it == values.end()) {
+        return fallback;
+    }
+    try {
+        return std::stoll(it->second);
+    } catch (const std::exception&) {
+        return fallback;
+    }
+}
+
 std::map<std::string, std::string>
 parseKeyValueLines(const std::string& payload) {
     std::map<std::string, std::string> result;

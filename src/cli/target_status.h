@@ -29,6 +29,9 @@ TargetStatus readTargetStatusOrThrow(pid_t pid);
 // The agent's status keys, or nullopt if it cannot be asked right now.
 std::optional<std::map<std::string, std::string>> tryReadAgentStatus(pid_t pid);
 std::map<std::string, std::string> parseKeyValueLines(const std::string& payload);
+// The number under key, or fallback when it is missing or not a number.
+int64_t numberOr(const std::map<std::string, std::string>& values, const std::string& key,
+                 int64_t fallback);
 int64_t readRssBytes(pid_t pid);
 
 // The agent's hook-chain keys (protocol.h: hooks, hook_chain,

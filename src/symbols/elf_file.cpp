@@ -176,8 +176,8 @@ ElfFile::executablePadding() const {
     auto pageSize = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
     for (size_t i = 0; i < phnum; ++i) {
         GElf_Phdr phdr;
-        if (::gelf_getphdr(elf_.get(), static_cast<int>(i), &phdr) != nullptr && phdr.p_type == PT_LOAD &&
-            (phdr.p_flags & PF_X) != 0) {
+        if (::gelf_getphdr(elf_.get(), static_cast<int>(i), &phdr) != nullptr &&
+            phdr.p_type == PT_LOAD && (phdr.p_flags & PF_X) != 0) {
             if (phdr.p_memsz != phdr.p_filesz) {
                 continue; // zero-filled tail: not plain file bytes
             }

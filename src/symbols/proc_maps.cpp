@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "base/error.h"
+#include "base/fields.h"
 #include "base/unique_fd.h"
 
 namespace memtap::symbols {
@@ -31,20 +32,6 @@ parseDec(std::string_view field, uint64_t& out) {
 }
 
 // Cuts the next space-delimited field off the front of `rest`.
-std::string_view
-nextField(std::string_view& rest) {
-    size_t begin = rest.find_first_not_of(' ');
-    if (begin == std::string_view::npos) {
-        rest = {};
-        return {};
-    }
-    rest.remove_prefix(begin);
-    size_t end = rest.find(' ');
-    std::string_view field = rest.substr(0, end);
-    rest.remove_prefix(end == std::string_view::npos ? rest.size() : end);
-    return field;
-}
-
 // One line: "start-end perms offset major:minor inode [path]" (proc(5)).
 bool
 parseLine(std::string_view line, MapEntry& entry) {

@@ -55,8 +55,8 @@ TEST_CASE("a sibling namespace's outside column reads as (uid_t)-1", "[userns]")
 }
 
 TEST_CASE("malformed uid_map lines are errors, not guesses", "[userns]") {
-    for (const char* bad : {"0 0\n", "0 0 x\n", "a 0 1\n", "0 0 1 7\n", "0 0 0\n", "-1 0 1\n",
-                            "4294967295 0 2\n"}) {
+    for (const char* bad :
+         {"0 0\n", "0 0 x\n", "a 0 1\n", "0 0 1 7\n", "0 0 0\n", "-1 0 1\n", "4294967295 0 2\n"}) {
         INFO(bad);
         CHECK_THROWS_AS(parseUidMapOrThrow(bad), memtap::Error);
     }

@@ -338,7 +338,7 @@ TEST_CASE("verdicts over memtap's planned syscalls", "[seccomp]") {
     CHECK(has(memfd, SYS_memfd_create));
     CHECK_FALSE(has(file, SYS_memfd_create));
     CHECK_FALSE(has(file, SYS_fchmod)); // memtap writes the file from outside
-    CHECK(has(file, SYS_openat));     // the target only dlopens it
+    CHECK(has(file, SYS_openat));       // the target only dlopens it
     CHECK_FALSE(has(loaded, SYS_openat));
     for (long nr : {SYS_mmap, SYS_clone3, SYS_clone, SYS_rseq, SYS_socket, SYS_bind, SYS_exit}) {
         CHECK(has(loaded, nr));
