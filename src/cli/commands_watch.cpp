@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <deque>
 #include <optional>
 
 #include "attach/proc.h"
@@ -28,6 +29,7 @@
 #include "cli/watch_target.h"
 #include "report/diff.h"
 #include "report/text_report.h"
+#include "report/watch_columns.h"
 #include "report/watch_screen.h"
 
 namespace memtap::cli {
@@ -37,6 +39,8 @@ using Clock = std::chrono::steady_clock;
 
 constexpr size_t kPlainTop = 10;
 constexpr size_t kScreenTop = 200; // the screen scrolls; this only bounds the work
+// Reports the header's rss and traced sparklines remember.
+constexpr size_t kHeaderHistory = 120;
 
 void
 note(const std::string& line) {
@@ -129,8 +133,13 @@ private:
     void handleKey(const Key& key);
     void takeNamedSnapshots();
     void toggleThreadFilter(const std::vector<report::WatchRow>& rows, int selected);
+    void recordHistory();
     report::WatchHeader headerFor(const std::vector<WatchTarget*>& targets) const;
-    std::vector<report::WatchRow> currentRows() const;
+    // The rows in the order shown: one process's, or the workers' combined.
+    std::vector<report::WatchRow> currentRows(size_t top) const;
+    // The selected row: the one whose site was selected, else row 1.
+    int selectedIndexIn(const std::vector<report::WatchRow>& rows) const;
+    std::vector<report::Frame> fullTracebackOf(const report::WatchRow& row) const;
     // Both write as writeStdoutOrThrow does, interrupted by the signalfd.
     [[nodiscard]] WriteOutcome redraw();
     [[nodiscard]] WriteOutcome emitPlain();
@@ -145,8 +154,12 @@ private:
     report::GroupBy by_;
     Clock::time_point started_ = Clock::now();
     std::string statusLine_;
-    std::string selectedSite_; // siteKeyOf the selected row; empty for none
+    std::string selectedSite_; // siteKeyOf the selected row; empty: row 1
     bool showTraceback_ = false;
+    report::WatchSort sort_ = report::WatchSort::Growth;
+    report::WatchTrend trend_ = report::WatchTrend::Size;
+    std::deque<int64_t> rssHistory_;
+    std::deque<int64_t> tracedHistory_;
     bool stop_ = false;
     std::optional<int64_t> thread_; // the filter every target's rows have
 };
@@ -157,6 +170,7 @@ WatchLoop::runOrThrow() {
         target.startOrThrow(by_, thread_);
     }
     started_ = Clock::now();
+    recordHistory();
     StopReason reason;
     // The baseline screen, so the terminal is not blank for an interval.
     if (session_ != nullptr && redraw() == WriteOutcome::ReaderGone) {
@@ -230,11 +244,27 @@ WatchLoop::tickOrThrow() {
             statusLine_ = std::exchange(target.journalProblem, {});
         }
     }
+    recordHistory();
+}
+
+void
+WatchLoop::recordHistory() {
+    int64_t rss = 0;
+    int64_t traced = 0;
+    for (const auto& target : targets_) {
+        rss += target.lastRss;
+        traced += numberOr(target.status, "traced_bytes", target.model->latest().tracedBytes);
+    }
+    rssHistory_.push_back(rss);
+    tracedHistory_.push_back(traced);
+    while (rssHistory_.size() > kHeaderHistory) {
+        rssHistory_.pop_front();
+        tracedHistory_.pop_front();
+    }
 }
 
 void
 WatchLoop::handleKey(const Key& key) {
-    bool perWorker = master_ != 0;
     if (showTraceback_) {
         if (key.kind == KeyKind::Enter || key.kind == KeyKind::Escape ||
             (key.kind == KeyKind::Char && (key.ch == 'q' || key.ch == 'Q'))) {
@@ -242,13 +272,8 @@ WatchLoop::handleKey(const Key& key) {
         }
         return;
     }
-    auto rows = perWorker ? std::vector<report::WatchRow>{} : currentRows();
-    int selected = -1;
-    for (size_t i = 0; i < rows.size(); ++i) {
-        if (siteKeyOf(rows[i].key) == selectedSite_) {
-            selected = static_cast<int>(i);
-        }
-    }
+    auto rows = currentRows(kScreenTop);
+    int selected = selectedIndexIn(rows);
     auto select = [&](int index) {
         if (!rows.empty()) {
             index = std::clamp(index, 0, static_cast<int>(rows.size()) - 1);
@@ -257,7 +282,7 @@ WatchLoop::handleKey(const Key& key) {
     };
     switch (key.kind) {
     case KeyKind::Up:
-        select(selected < 0 ? 0 : selected - 1);
+        select(selected - 1);
         return;
     case KeyKind::Down:
         select(selected + 1);
@@ -298,9 +323,20 @@ WatchLoop::handleKey(const Key& key) {
         }
         break;
     case 'f':
-        if (!perWorker) {
+        if (master_ == 0) {
             toggleThreadFilter(rows, selected);
         }
+        break;
+    case 'o':
+        sort_ = report::nextWatchSort(sort_, targets_.front().status.count("peak_traced_bytes") != 0);
+        statusLine_ = fmt::format("sorted by {}", report::name(sort_));
+        break;
+    case 'g':
+        trend_ =
+            trend_ == report::WatchTrend::Size ? report::WatchTrend::Growth : report::WatchTrend::Size;
+        statusLine_ = trend_ == report::WatchTrend::Size
+                          ? "TREND: each site's size over the last intervals"
+                          : "DELTAS: each site's growth in each of the last intervals";
         break;
     case 't':
         by_ = nextGrouping(by_);
@@ -391,13 +427,55 @@ WatchLoop::headerFor(const std::vector<WatchTarget*>& targets) const {
         header.byName += fmt::format(", {} only", threadScopeText(*thread_, latest, latest));
     }
     header.statusLine = statusLine_;
+    header.rssHistory.assign(rssHistory_.begin(), rssHistory_.end());
+    header.tracedHistory.assign(tracedHistory_.begin(), tracedHistory_.end());
+    if (master_ != 0) {
+        for (const WatchTarget* target : targets) {
+            header.workers.push_back(target->pid());
+        }
+    }
     return header;
 }
 
 std::vector<report::WatchRow>
-WatchLoop::currentRows() const {
-    size_t top = settings_.top.value_or(session_ != nullptr ? kScreenTop : kPlainTop);
-    return targets_.front().model->rows(top, sources_);
+WatchLoop::currentRows(size_t top) const {
+    std::vector<report::WatchRow> rows;
+    if (master_ != 0) {
+        std::vector<const WatchModel*> models;
+        for (const auto& target : targets_) {
+            models.push_back(&*target.model);
+        }
+        rows = combineWorkers(models, 0, sources_);
+    } else {
+        rows = targets_.front().model->rows(0, sources_);
+    }
+    report::sortWatchRows(rows, sort_);
+    if (top != 0 && rows.size() > top) {
+        rows.resize(top);
+    }
+    return rows;
+}
+
+int
+WatchLoop::selectedIndexIn(const std::vector<report::WatchRow>& rows) const {
+    for (size_t i = 0; i < rows.size(); ++i) {
+        if (siteKeyOf(rows[i].key) == selectedSite_) {
+            return static_cast<int>(i);
+        }
+    }
+    return rows.empty() ? -1 : 0;
+}
+
+std::vector<report::Frame>
+WatchLoop::fullTracebackOf(const report::WatchRow& row) const {
+    // Of all workers, the one where the site grew most tells its story.
+    size_t best = 0;
+    for (size_t w = 1; w < row.perWorker.size() && w < targets_.size(); ++w) {
+        if (row.perWorker[w] > row.perWorker[best]) {
+            best = w;
+        }
+    }
+    return targets_[best].model->fullTracebackOf(row.key, row.tid);
 }
 
 WriteOutcome
@@ -407,32 +485,18 @@ WatchLoop::redraw() {
     for (auto& target : targets_) {
         all.push_back(&target);
     }
-    if (master_ != 0) {
-        std::vector<const WatchModel*> models;
-        WorkerReport report{master_, {}, headerFor(all)};
-        for (auto& target : targets_) {
-            models.push_back(&*target.model);
-            report.workers.push_back(target.pid());
-        }
-        size_t top = settings_.top.value_or(static_cast<size_t>(std::max(1, size.rows - 6)));
-        return session_->draw(
-            renderWorkerReport(report, combineWorkers(models, top, sources_), size.columns, size.rows),
-            inbox_.fd());
-    }
-    report::WatchScreen screen{headerFor(all), currentRows()};
+    report::WatchScreen screen{headerFor(all), currentRows(settings_.top.value_or(kScreenTop))};
     report::ScreenOptions options;
     options.width = size.columns;
     options.height = size.rows;
     options.color = color_;
-    for (size_t i = 0; i < screen.rows.size(); ++i) {
-        if (siteKeyOf(screen.rows[i].key) == selectedSite_) {
-            options.selected = static_cast<int>(i);
-        }
-    }
+    options.sort = sort_;
+    options.trend = trend_;
+    options.selected = selectedIndexIn(screen.rows);
     options.showTraceback = showTraceback_ && options.selected >= 0;
     if (options.showTraceback) {
         auto& row = screen.rows[static_cast<size_t>(options.selected)];
-        row.key = targets_.front().model->fullTracebackOf(row.key, row.tid);
+        row.key = fullTracebackOf(row);
     }
     return session_->draw(report::renderWatchScreen(screen, options), inbox_.fd());
 }
@@ -452,21 +516,8 @@ WatchLoop::plainReport() {
     for (auto& target : targets_) {
         all.push_back(&target);
     }
-    std::string out;
-    if (master_ != 0) {
-        std::vector<const WatchModel*> models;
-        WorkerReport report{master_, {}, headerFor(all)};
-        for (auto& target : targets_) {
-            models.push_back(&*target.model);
-            report.workers.push_back(target.pid());
-        }
-        out = renderWorkerReport(
-            report, combineWorkers(models, settings_.top.value_or(kPlainTop), sources_), 0, 0);
-    } else {
-        report::WatchScreen screen{headerFor(all), currentRows()};
-        out = report::renderWatchPlain(screen, 0);
-    }
-    return out;
+    report::WatchScreen screen{headerFor(all), currentRows(settings_.top.value_or(kPlainTop))};
+    return report::renderWatchPlain(screen, 0);
 }
 
 int
@@ -587,7 +638,7 @@ watchCommands() {
         {"--by", "KEY", groupByOptionHelp()},
         {"--thread", "TID", "every row counts only that thread's allocations (its native id)"},
         {"--count", "K", "stop after K reports (default: run until q, Ctrl-C or SIGTERM)"},
-        {"--all-workers", "", "PID is a uWSGI master: watch all its workers, one column each"},
+        {"--all-workers", "", "PID is a uWSGI master: watch all its workers, a growth column each"},
         {"--no-journal", "", "keep no journal in the snapshot store"},
     };
     auto attach = attachOptionSpecs();
@@ -600,9 +651,12 @@ watchCommands() {
          "detaches if watch attached, and leaves an agent attached before watch started in place.\n"
          "\n"
          "keys: q quit; s save a snapshot (as `memtap snapshot`); b reset the baseline;\n"
-         "      t cycle lineno/filename/traceback/thread/user; up/down select a site; Enter its\n"
-         "      traceback (Enter, Esc or q back); f on a thread's row (by thread): only that\n"
-         "      thread's lines, f again: all threads.\n"
+         "      t cycle lineno/filename/traceback/thread/user; o sort by growth/last/count/peak;\n"
+         "      g TREND as each site's size (default) or DELTAS, its growth per interval;\n"
+         "      up/down select a site (row 1 at first); Enter its traceback (Enter, Esc or q\n"
+         "      back); f on a thread's row (by thread): only that thread's lines, f again: all.\n"
+         "With --all-workers the table is the same, with a column of growth per worker that\n"
+         "fits, and a row's traceback comes from the worker where it grew most.\n"
          "When stdout is not a terminal, or is one whose TERM is unset, empty or 'dumb', plain\n"
          "reports are written one after another, flushed each time, without escape codes (stop\n"
          "them with Ctrl-C or --count). Colors honor NO_COLOR.\n"

@@ -230,99 +230,48 @@ WatchModel::fullTracebackOf(const std::vector<report::Frame>& key, int64_t tid) 
     return best == nullptr ? key : best->frames;
 }
 
-std::vector<WorkerRow>
+std::vector<report::WatchRow>
 combineWorkers(const std::vector<const WatchModel*>& models, size_t top, SourceLines& sources) {
-    std::map<std::string, WorkerRow> bySite;
+    std::map<std::string, report::WatchRow> bySite;
     for (size_t w = 0; w < models.size(); ++w) {
-        for (const auto& stat : models[w]->sinceBaseline()) {
-            auto [it, inserted] = bySite.try_emplace(siteKeyOf(stat.key));
-            WorkerRow& row = it->second;
+        for (const auto& row : models[w]->rows(0, sources)) {
+            auto [it, inserted] = bySite.try_emplace(siteKeyOf(row.key));
+            report::WatchRow& sum = it->second;
             if (inserted) {
-                row.key = stat.key;
-                row.perWorker.assign(models.size(), 0);
+                sum.key = row.key;
+                sum.label = row.label;
+                sum.sourceLine = row.sourceLine;
+                sum.perWorker.assign(models.size(), 0);
             }
-            row.perWorker[w] = stat.sizeDiff;
-            row.total += stat.sizeDiff;
-            auto history = models[w]->historyOf(stat.key);
-            row.lastInterval += history.empty() ? 0 : history.back();
+            sum.perWorker[w] = row.sizeGrowth;
+            sum.sizeGrowth += row.sizeGrowth;
+            sum.lastIntervalGrowth += row.lastIntervalGrowth;
+            sum.countDiff += row.countDiff;
+            sum.peakGrowth += row.peakGrowth;
+            // Workers attached at different times hold histories of different
+            // lengths: their newest intervals line up.
+            if (sum.history.size() < row.history.size()) {
+                sum.history.insert(sum.history.begin(), row.history.size() - sum.history.size(), 0);
+            }
+            size_t offset = sum.history.size() - row.history.size();
+            for (size_t i = 0; i < row.history.size(); ++i) {
+                sum.history[offset + i] += row.history[i];
+            }
         }
     }
-    std::vector<WorkerRow> rows;
+    std::vector<report::WatchRow> rows;
     rows.reserve(bySite.size());
     for (auto& [site, row] : bySite) {
         rows.push_back(std::move(row));
     }
     // Sum first; the site key keeps equal sums in a stable order.
-    std::stable_sort(rows.begin(), rows.end(),
-                     [](const WorkerRow& a, const WorkerRow& b) { return a.total > b.total; });
+    std::stable_sort(rows.begin(), rows.end(), [](const report::WatchRow& a, const report::WatchRow& b) {
+        return std::max(a.sizeGrowth, a.peakGrowth) > std::max(b.sizeGrowth, b.peakGrowth);
+    });
     if (top != 0 && rows.size() > top) {
         rows.resize(top);
     }
-    for (auto& row : rows) {
-        row.sourceLine = sourceOf(row.key, sources);
-    }
     return rows;
-}
-
-std::string
-renderWorkerReport(const WorkerReport& report, const std::vector<WorkerRow>& rows, int width,
-                   int height) {
-    constexpr int kCell = 10;
-    const report::WatchHeader& h = report.header;
-    std::vector<std::string> lines;
-    std::string mode = h.mode == "sampled"
-                           ? fmt::format("sampled (mean {}, estimates)",
-                                         report::formatSize(static_cast<double>(h.sampleBytes), false))
-                           : h.mode;
-    lines.push_back(fmt::format("memtap watch: uWSGI master {}, {} workers, python {}, {}",
-                                report.master, report.workers.size(), report::sanitizeText(h.python),
-                                mode));
-    lines.push_back(fmt::format(
-        "workers' rss {} ({}), traced {}, malloc free {}, by {}", report::formatSize(h.rssBytes, false),
-        report::formatSize(h.rssChange, true), report::formatSize(h.tracedBytes, false),
-        report::formatSize(h.mallocFreeBytes, false), h.byName));
-    if (!h.statusLine.empty()) {
-        lines.push_back(report::sanitizeText(h.statusLine));
-    }
-    std::string titles = fmt::format("{} {} {}", report::padLeft("#", 3),
-                                     report::padLeft("TOTAL", kCell), report::padLeft("LAST", kCell));
-    for (pid_t worker : report.workers) {
-        titles += " " + report::padLeft(fmt::format("{}", worker), kCell);
-    }
-    lines.push_back(titles + "  SITE");
-    if (rows.empty()) {
-        lines.push_back("no allocation sites to show yet");
-    }
-    for (size_t i = 0; i < rows.size(); ++i) {
-        const WorkerRow& row = rows[i];
-        std::string line =
-            fmt::format("{} {} {}", report::padLeft(fmt::format("{}", i + 1), 3),
-                        report::padLeft(report::formatSize(row.total, true), kCell),
-                        report::padLeft(report::formatSize(row.lastInterval, true), kCell));
-        for (int64_t growth : row.perWorker) {
-            line += " " + report::padLeft(report::formatSize(growth, true), kCell);
-        }
-        line += "  " + siteText(row.key);
-        if (!row.sourceLine.empty()) {
-            line += "  " + report::sanitizeText(row.sourceLine);
-        }
-        lines.push_back(std::move(line));
-    }
-    if (height > 0) {
-        lines.resize(std::min(lines.size(), static_cast<size_t>(std::max(1, height - 1))));
-        lines.push_back("q quit  s snapshot  b baseline  t group-by");
-    }
-    std::string out;
-    for (size_t i = 0; i < lines.size(); ++i) {
-        if (i > 0) {
-            out += '\n';
-        }
-        out += width > 0 ? report::clipToWidth(lines[i], width) : lines[i];
-    }
-    if (height <= 0) {
-        out += "\n\n";
-    }
-    return out;
 }
 
 } // namespace memtap::cli

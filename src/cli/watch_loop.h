@@ -77,34 +77,15 @@ private:
 // compareSnapshots pairs them.
 std::string siteKeyOf(const std::vector<report::Frame>& key);
 
-// --all-workers: one column of growth per worker; the sum ranks the sites.
-struct WorkerReport {
-    pid_t master = 0;
-    std::vector<pid_t> workers;
-    report::WatchHeader header; // summed figures; pid is the master's
-};
-
 // The SITE text of a row: "thread 4242 (worker-3)" for a thread's group,
 // "FILE:LINE [no frame in your code]" for a user grouping's fallback, else
 // empty (the key's top frame is the site).
 std::string rowLabelOf(const report::StatDiff& stat);
 
-struct WorkerRow {
-    std::vector<report::Frame> key;
-    int64_t total = 0;
-    int64_t lastInterval = 0;
-    std::vector<int64_t> perWorker; // aligned with WorkerReport::workers
-    std::string sourceLine;
-};
-
-// Sums the workers' growth per site (models aligned with report.workers).
-std::vector<WorkerRow> combineWorkers(const std::vector<const WatchModel*>& models, size_t top,
-                                      SourceLines& sources);
-
-// Plain lines (no escape codes) for both the terminal and logs: the terminal
-// form clips each line to `width` and stops at `height` lines; width 0 and
-// height 0 mean unbounded (plain reports, which end with a blank line).
-std::string renderWorkerReport(const WorkerReport& report, const std::vector<WorkerRow>& rows, int width,
-                               int height);
+// --all-workers: one row per site, its growth summed over the workers (the
+// sum ranks the sites) and kept per worker (WatchRow::perWorker, aligned
+// with models), its interval history summed cell by cell from the newest.
+std::vector<report::WatchRow> combineWorkers(const std::vector<const WatchModel*>& models, size_t top,
+                                             SourceLines& sources);
 
 } // namespace memtap::cli

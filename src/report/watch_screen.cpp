@@ -8,6 +8,7 @@
 
 #include "report/text_report.h"
 #include "report/text_width.h"
+#include "report/watch_columns.h"
 
 namespace memtap::report {
 
@@ -22,22 +23,23 @@ constexpr std::string_view kGreen = "32";
 constexpr std::string_view kCyan = "36";
 
 constexpr int kSparkCells = 8;
-constexpr std::string_view kSparkLevels[] = {"▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
 
 // Column widths of the table; the site and source share what is left.
 constexpr int kRankWidth = 4; // selection marker + 3-digit rank
 constexpr int kSizeWidth = 10;
 constexpr int kCountWidth = 9;
-constexpr int kFixedWidth =
-    kRankWidth + 1 + kSizeWidth + 1 + kSizeWidth + 1 + kCountWidth + 1 + kSparkCells + 1;
-// The PEAK column, shown when the agent keeps a peak: a site that rose and
-// fell again keeps its height there after its GROWTH is back to zero.
-constexpr int kPeakWidth = kSizeWidth + 1;
-constexpr int kMinSourceWidth = 8;
-
-// Fixed lines around the table: three header lines, a blank, the column
-// titles, and the footer.
-constexpr int kChromeLines = 6;
+constexpr int kCellWidth = kSizeWidth + 1; // a size column and its separator
+// Below this width the LAST column goes: its figure is the trend's last cell.
+constexpr int kWidthForLast = 100;
+// With a PEAK column, below this width COUNT goes too, so SOURCE keeps room.
+constexpr int kWidthForCountWithPeak = 90;
+// SITE gets at most this share of what the fixed columns leave, and SOURCE
+// the rest: the code is what a person reads first.
+constexpr int kMinSiteWidth = 20;
+constexpr int kMinSourceWidth = 12;
+// The header's history line needs a screen with room to spare.
+constexpr int kHeightForHistory = 14;
+constexpr int kMaxHistoryCells = 60;
 
 std::string
 paint(std::string_view text, std::string_view sgr, bool color) {
@@ -73,8 +75,17 @@ identityParts(const WatchHeader& header) {
                            ? fmt::format("sampled (mean {}, estimates)",
                                          formatSize(static_cast<double>(header.sampleBytes), false))
                            : sanitizeText(header.mode);
-    return {fmt::format("pid {}", header.pid), fmt::format("python {}", sanitizeText(header.python)),
-            mode, fmt::format("up {}", formatDuration(header.attachedSeconds))};
+    std::vector<std::string> parts;
+    if (header.workers.empty()) {
+        parts.push_back(fmt::format("pid {}", header.pid));
+    } else {
+        parts.push_back(fmt::format("uWSGI master {}", header.pid));
+        parts.push_back(fmt::format("{} workers", header.workers.size()));
+    }
+    parts.push_back(fmt::format("python {}", sanitizeText(header.python)));
+    parts.push_back(mode);
+    parts.push_back(fmt::format("up {}", formatDuration(header.attachedSeconds)));
+    return parts;
 }
 
 // Joins parts while they fit; the first one that does not is shortened with
@@ -100,13 +111,17 @@ fitParts(const std::vector<std::string>& parts, std::string_view separator, int 
 }
 
 std::vector<std::string>
-memoryParts(const WatchHeader& header) {
+memoryParts(const WatchHeader& header, WatchSort sort = WatchSort::Growth) {
+    std::string rss = header.workers.empty() ? "rss" : "workers' rss";
+    std::string by = fmt::format("by {}", sanitizeText(header.byName));
+    if (sort != WatchSort::Growth) {
+        by += fmt::format(", sorted by {}", name(sort));
+    }
     std::vector<std::string> parts{
-        fmt::format("rss {} ({})", formatSize(header.rssBytes, false),
+        fmt::format("{} {} ({})", rss, formatSize(header.rssBytes, false),
                     formatSize(header.rssChange, true)),
         fmt::format("traced {}", formatSize(header.tracedBytes, false)),
-        fmt::format("malloc free {}", formatSize(header.mallocFreeBytes, false)),
-        fmt::format("by {}", sanitizeText(header.byName))};
+        fmt::format("malloc free {}", formatSize(header.mallocFreeBytes, false)), by};
     if (header.peakTracedBytes > 0) {
         parts.insert(parts.begin() + 2,
                      fmt::format("peak {}", formatSize(header.peakTracedBytes, false)));
@@ -117,74 +132,60 @@ memoryParts(const WatchHeader& header) {
     return parts;
 }
 
-const Frame&
-topFrame(const WatchRow& row) {
-    static const Frame unknown{"<unknown>", 0, ""};
-    return row.key.empty() ? unknown : row.key.front();
-}
-
-// "file:line", or just "file" when grouped by file (line 0).
+// The header's third line: RSS and traced bytes over the reports so far.
 std::string
-siteText(const Frame& frame, int width) {
-    std::string file = sanitizeText(frame.file);
-    if (frame.line <= 0) {
-        return truncateLeft(file, width);
+historyLine(const WatchHeader& header, int width) {
+    size_t points = std::max(header.rssHistory.size(), header.tracedHistory.size());
+    int cells = std::clamp((width - 30) / 2, 0, kMaxHistoryCells);
+    cells = std::min(cells, static_cast<int>(points));
+    if (points < 2 || cells < 2) {
+        return {};
     }
-    std::string suffix = fmt::format(":{}", frame.line);
-    int fileWidth = width - displayWidth(suffix);
-    if (fileWidth < 2) {
-        return truncateLeft(file + suffix, width);
-    }
-    return truncateLeft(file, fileWidth) + suffix;
-}
-
-std::string
-rowSite(const WatchRow& row, int width) {
-    return row.label.empty() ? siteText(topFrame(row), width)
-                             : truncateRight(sanitizeText(row.label), width);
-}
-
-// Eight cells for the last eight intervals, scaled to the largest growth
-// among them; a cell with any growth shows at least the second level, so
-// "a little" is visibly different from "none". Missing history is blank.
-std::string
-sparkline(const std::vector<int64_t>& history) {
-    size_t shown = std::min(history.size(), static_cast<size_t>(kSparkCells));
-    auto first = history.end() - static_cast<std::ptrdiff_t>(shown);
-    int64_t peak = 0;
-    for (auto it = first; it != history.end(); ++it) {
-        peak = std::max(peak, *it);
-    }
-    std::string out(static_cast<size_t>(kSparkCells) - shown, ' ');
-    for (auto it = first; it != history.end(); ++it) {
-        int level = 0;
-        if (*it > 0 && peak > 0) {
-            double scaled = std::round(static_cast<double>(*it) / static_cast<double>(peak) * 7.0);
-            level = std::clamp(static_cast<int>(scaled), 1, 7);
-        }
-        out += kSparkLevels[level];
-    }
-    return out;
+    std::string rss = header.workers.empty() ? "rss" : "workers' rss";
+    return fmt::format("{} {} {}   traced {} {}", rss, levelSparkline(header.rssHistory, cells),
+                       formatSize(header.rssBytes, false), levelSparkline(header.tracedHistory, cells),
+                       formatSize(header.tracedBytes, false));
 }
 
 struct Layout {
-    bool peak = false; // the PEAK column
-    int fixedWidth = kFixedWidth;
+    bool peak = false;     // the PEAK column
+    bool last = true;      // the LAST column
+    bool count = true;     // the COUNT column
+    int workerColumns = 0; // per-worker columns that fit, in header.workers order
+    int fixedWidth = 0;
     int siteWidth = 0;
-    int sourceWidth = 0; // 0: no source column
+    int sourceWidth = 0;            // 0: no source column
+    std::string prefix;             // taken off every SITE, named in the titles
+    std::vector<std::string> sites; // aligned with the rows, before fitting
 };
+
+int
+fixedWidthOf(const Layout& layout) {
+    return kRankWidth + 1 + kCellWidth + (layout.peak ? kCellWidth : 0) +
+           (layout.last ? kCellWidth : 0) + (layout.count ? kCountWidth + 1 : 0) + kSparkCells + 1 +
+           layout.workerColumns * kCellWidth;
+}
 
 Layout
 layoutFor(const WatchScreen& screen, int width) {
     Layout layout;
     layout.peak = screen.header.peakTracedBytes > 0;
-    layout.fixedWidth = kFixedWidth + (layout.peak ? kPeakWidth : 0);
+    layout.last = width >= kWidthForLast;
+    layout.count = !layout.peak || width >= kWidthForCountWithPeak;
+    layout.prefix = commonDirectoryOf(screen.rows);
+    layout.sites = siteTextsOf(screen.rows, layout.prefix);
+    int workers = static_cast<int>(screen.header.workers.size());
+    layout.workerColumns = workers;
+    while (layout.workerColumns > 0 && width - fixedWidthOf(layout) < kMinSiteWidth) {
+        --layout.workerColumns;
+    }
+    layout.fixedWidth = fixedWidthOf(layout);
     int available = std::max(0, width - layout.fixedWidth);
     int widestSite = 4; // "SITE"
-    for (const WatchRow& row : screen.rows) {
-        widestSite = std::max(widestSite, displayWidth(rowSite(row, 1 << 20)));
+    for (const std::string& site : layout.sites) {
+        widestSite = std::max(widestSite, displayWidth(site));
     }
-    layout.siteWidth = std::min(widestSite, available * 3 / 5);
+    layout.siteWidth = std::min(widestSite, std::max(kMinSiteWidth, available * 2 / 5));
     layout.sourceWidth = available - layout.siteWidth - 2;
     if (layout.sourceWidth < kMinSourceWidth) {
         layout.siteWidth = available;
@@ -194,11 +195,23 @@ layoutFor(const WatchScreen& screen, int width) {
 }
 
 std::string
-columnTitles(const Layout& layout) {
-    std::string peak = layout.peak ? padLeft("PEAK", kSizeWidth) + " " : "";
-    std::string line = fmt::format("{} {} {}{} {} {} SITE", padLeft("#", kRankWidth),
-                                   padLeft("GROWTH", kSizeWidth), peak, padLeft("LAST", kSizeWidth),
-                                   padLeft("COUNT", kCountWidth), padRight("TREND", kSparkCells));
+columnTitles(const WatchScreen& screen, const Layout& layout, const ScreenOptions& options) {
+    std::string line = fmt::format("{} {} ", padLeft("#", kRankWidth), padLeft("GROWTH", kSizeWidth));
+    if (layout.peak) {
+        line += padLeft("PEAK", kSizeWidth) + " ";
+    }
+    if (layout.last) {
+        line += padLeft("LAST", kSizeWidth) + " ";
+    }
+    if (layout.count) {
+        line += padLeft("COUNT", kCountWidth) + " ";
+    }
+    line += padRight(options.trend == WatchTrend::Size ? "TREND" : "DELTAS", kSparkCells) + " ";
+    for (int w = 0; w < layout.workerColumns; ++w) {
+        line +=
+            padLeft(fmt::format("{}", screen.header.workers[static_cast<size_t>(w)]), kSizeWidth) + " ";
+    }
+    line += "SITE";
     if (layout.sourceWidth > 0) {
         line = padRight(line, layout.fixedWidth + layout.siteWidth) + "  SOURCE";
     }
@@ -206,26 +219,45 @@ columnTitles(const Layout& layout) {
 }
 
 std::string
-tableRow(const WatchRow& row, int index, bool selected, const Layout& layout, bool color) {
+trendCells(const WatchRow& row, WatchTrend trend) {
+    return trend == WatchTrend::Size ? levelSparkline(sizeTrendOf(row), kSparkCells)
+                                     : growthSparkline(row.history, kSparkCells);
+}
+
+std::string
+tableRow(const WatchRow& row, size_t index, bool selected, const Layout& layout,
+         const ScreenOptions& options) {
     // Inside the reverse-video bar of the selected row, inner colors would
     // end the bar at their reset, so that row is painted as one piece.
-    bool cellColor = color && !selected;
-    std::string rank =
-        fmt::format("{}{}", selected ? '>' : ' ', padLeft(fmt::format("{}", index + 1), 3));
+    bool cellColor = options.color && !selected;
+    std::string line =
+        fmt::format("{}{} ", selected ? '>' : ' ', padLeft(fmt::format("{}", index + 1), 3));
     std::string growth = padLeft(formatSize(row.sizeGrowth, true), kSizeWidth);
     std::string_view growthColor = row.sizeGrowth > 0 ? kRed : kGreen;
-    std::string peak = layout.peak ? padLeft(formatSize(row.peakGrowth, true), kSizeWidth) + " " : "";
-    std::string line =
-        fmt::format("{} {} {}{} {} {} {}", rank,
-                    row.sizeGrowth != 0 ? paint(growth, growthColor, cellColor) : growth, peak,
-                    padLeft(formatSize(row.lastIntervalGrowth, true), kSizeWidth),
-                    padLeft(fmt::format("{:+d}", row.countDiff), kCountWidth),
-                    paint(sparkline(row.history), kCyan, cellColor), rowSite(row, layout.siteWidth));
+    line += (row.sizeGrowth != 0 ? paint(growth, growthColor, cellColor) : growth) + " ";
+    if (layout.peak) {
+        line += padLeft(formatSize(row.peakGrowth, true), kSizeWidth) + " ";
+    }
+    if (layout.last) {
+        line += padLeft(formatSize(row.lastIntervalGrowth, true), kSizeWidth) + " ";
+    }
+    if (layout.count) {
+        line += padLeft(fmt::format("{:+d}", row.countDiff), kCountWidth) + " ";
+    }
+    line += paint(trendCells(row, options.trend), kCyan, cellColor) + " ";
+    for (int w = 0; w < layout.workerColumns; ++w) {
+        size_t at = static_cast<size_t>(w);
+        int64_t growthThere = at < row.perWorker.size() ? row.perWorker[at] : 0;
+        line += padLeft(formatSize(growthThere, true), kSizeWidth) + " ";
+    }
+    const std::string& site = layout.sites[index];
+    line += row.label.empty() && !row.key.empty() ? truncateLeft(site, layout.siteWidth)
+                                                  : truncateRight(site, layout.siteWidth);
     if (layout.sourceWidth > 0 && !row.sourceLine.empty()) {
         line = padRight(line, layout.fixedWidth + layout.siteWidth) + "  ";
         line += truncateRight(sanitizeText(row.sourceLine), layout.sourceWidth);
     }
-    if (selected && color) {
+    if (selected && options.color) {
         // The bar spans the table's width, not just the row's text.
         return paint(padRight(line, layout.fixedWidth + layout.siteWidth + 2 + layout.sourceWidth),
                      kReverse, true);
@@ -233,38 +265,77 @@ tableRow(const WatchRow& row, int index, bool selected, const Layout& layout, bo
     return line;
 }
 
+// Why a row has no file: said once under the table when such a row is shown.
+constexpr std::string_view kUnknownNote =
+    "<unknown>: no Python frame on the stack (interpreter internals, C-only threads)";
+
 void
 appendTable(std::vector<std::string>& lines, const WatchScreen& screen, const ScreenOptions& options) {
     Layout layout = layoutFor(screen, options.width);
-    lines.push_back(paint(columnTitles(layout), kBold, options.color));
+    if (!layout.prefix.empty() && !lines.empty() && lines.back().empty()) {
+        // The blank line above the titles names what every SITE is under.
+        lines.back() =
+            paint(truncateLeft("paths under " + layout.prefix, options.width), kDim, options.color);
+    }
+    lines.push_back(paint(columnTitles(screen, layout, options), kBold, options.color));
     if (screen.rows.empty()) {
         lines.push_back("  no allocation sites to show yet");
         return;
     }
-    int visible = std::max(1, options.height - kChromeLines);
+    // What is left above the footer.
+    int room = std::max(1, options.height - static_cast<int>(lines.size()) - 1);
+    bool anyUnknown = std::any_of(screen.rows.begin(), screen.rows.end(), [](const WatchRow& row) {
+        return row.key.empty() && row.label.empty();
+    });
+    bool note = anyUnknown && room >= 4;
+    int visible = note ? room - 1 : room;
     int rowCount = static_cast<int>(screen.rows.size());
     int first = 0;
     if (options.selected >= visible) {
         first = std::min(options.selected - visible + 1, rowCount - visible);
     }
+    bool unknownShown = false;
     for (int i = first; i < rowCount && i < first + visible; ++i) {
         const WatchRow& row = screen.rows[static_cast<size_t>(i)];
-        lines.push_back(tableRow(row, i, i == options.selected, layout, options.color));
+        unknownShown = unknownShown || (row.key.empty() && row.label.empty());
+        lines.push_back(tableRow(row, static_cast<size_t>(i), i == options.selected, layout, options));
+    }
+    if (note && unknownShown) {
+        lines.push_back(paint(truncateRight(kUnknownNote, options.width), kDim, options.color));
     }
 }
 
+std::string
+workerFigures(const WatchHeader& header, const WatchRow& row) {
+    std::vector<std::string> parts;
+    for (size_t w = 0; w < header.workers.size() && w < row.perWorker.size(); ++w) {
+        parts.push_back(fmt::format("{} {}", header.workers[w], formatSize(row.perWorker[w], true)));
+    }
+    return parts.empty() ? std::string{} : fmt::format(" (workers: {})", join(parts, ", "));
+}
+
 void
-appendTraceback(std::vector<std::string>& lines, const WatchRow& row, int index,
+appendTraceback(std::vector<std::string>& lines, const WatchScreen& screen,
                 const ScreenOptions& options) {
+    size_t index = static_cast<size_t>(options.selected);
+    const WatchRow& row = screen.rows[index];
     lines.push_back(
         paint(fmt::format("traceback of #{} (most recent call first): growth {}, last interval {}, "
                           "count {:+d}",
                           index + 1, formatSize(row.sizeGrowth, true),
                           formatSize(row.lastIntervalGrowth, true), row.countDiff),
               kBold, options.color));
+    std::string workers = workerFigures(screen.header, row);
+    if (!workers.empty()) {
+        lines.push_back(" " + workers);
+    }
+    if (row.key.empty()) {
+        lines.push_back("  " + std::string(kUnknownNote));
+        return;
+    }
     // Lines left above the footer; the last one is kept for "… N more".
     size_t limit = static_cast<size_t>(std::max(1, options.height - 1));
-    std::vector<Frame> frames = row.key.empty() ? std::vector<Frame>{topFrame(row)} : row.key;
+    const std::vector<Frame>& frames = row.key;
     for (size_t i = 0; i < frames.size(); ++i) {
         size_t need = (i == 0 && !row.sourceLine.empty()) ? 2 : 1;
         bool last = i + 1 == frames.size();
@@ -275,7 +346,9 @@ appendTraceback(std::vector<std::string>& lines, const WatchRow& row, int index,
         std::string function = sanitizeText(frames[i].function);
         std::string in = function.empty() ? "" : fmt::format("  in {}", function);
         int siteWidth = std::max(8, options.width - 2 - std::min(displayWidth(in), options.width / 3));
-        lines.push_back(fmt::format("  {}{}", siteText(frames[i], siteWidth), in));
+        std::string file = sanitizeText(frames[i].file);
+        std::string site = frames[i].line > 0 ? fmt::format("{}:{}", file, frames[i].line) : file;
+        lines.push_back(fmt::format("  {}{}", truncateLeft(site, siteWidth), in));
         if (i == 0 && !row.sourceLine.empty()) {
             lines.push_back("      " + truncateRight(sanitizeText(row.sourceLine), options.width - 6));
         }
@@ -284,12 +357,16 @@ appendTraceback(std::vector<std::string>& lines, const WatchRow& row, int index,
 
 // The keys the CLI handles; a terser form when the full one does not fit.
 std::string
-footer(int width) {
-    std::string full = "q quit  s snapshot  b baseline  t group-by  ↑/↓ select  Enter traceback";
+footer(int width, bool traceback) {
+    if (traceback) {
+        return "Enter/Esc back to the table  q back";
+    }
+    std::string full =
+        "q quit  s snapshot  b baseline  t group-by  o sort  g trend  ↑/↓ select  Enter traceback";
     if (displayWidth(full) <= width) {
         return full;
     }
-    return "q quit s snap b base t group ↑/↓ select Enter trace";
+    return "q quit s snap b base t group o sort g trend ↑↓ Enter trace";
 }
 
 } // namespace
@@ -301,15 +378,21 @@ renderWatchScreen(const WatchScreen& screen, const ScreenOptions& options) {
     std::vector<std::string> identity = identityParts(header);
     identity.insert(identity.begin(), "memtap");
     lines.push_back(paint(fitParts(identity, "  ", options.width), kBold, options.color));
-    lines.push_back(fitParts(memoryParts(header), "  ", options.width));
+    lines.push_back(fitParts(memoryParts(header, options.sort), "  ", options.width));
+    if (options.height >= kHeightForHistory) {
+        std::string history = historyLine(header, options.width);
+        if (!history.empty()) {
+            lines.push_back(std::move(history));
+        }
+    }
     lines.push_back(sanitizeText(header.statusLine));
     lines.emplace_back();
 
     bool selectedValid =
         options.selected >= 0 && options.selected < static_cast<int>(screen.rows.size());
-    if (options.showTraceback && selectedValid) {
-        appendTraceback(lines, screen.rows[static_cast<size_t>(options.selected)], options.selected,
-                        options);
+    bool traceback = options.showTraceback && selectedValid;
+    if (traceback) {
+        appendTraceback(lines, screen, options);
     } else {
         appendTable(lines, screen, options);
     }
@@ -318,7 +401,7 @@ renderWatchScreen(const WatchScreen& screen, const ScreenOptions& options) {
     if (static_cast<int>(lines.size()) > height - 1) {
         lines.resize(static_cast<size_t>(height - 1));
     }
-    lines.push_back(paint(footer(options.width), kDim, options.color));
+    lines.push_back(paint(footer(options.width, traceback), kDim, options.color));
 
     std::string out;
     for (size_t i = 0; i < lines.size(); ++i) {
@@ -344,14 +427,15 @@ renderWatchPlain(const WatchScreen& screen, size_t top) {
     if (shown == 0) {
         out += "no allocation sites to show yet\n";
     }
+    std::vector<std::string> sites = siteTextsOf(screen.rows, "");
     for (size_t i = 0; i < shown; ++i) {
         const WatchRow& row = screen.rows[i];
         std::string peak = header.peakTracedBytes > 0
                                ? fmt::format(", at peak {}", formatSize(row.peakGrowth, true))
                                : "";
-        fmt::format_to(it, "#{} {}: growth {}{}, last interval {}, count {:+d}\n", i + 1,
-                       rowSite(row, 1 << 20), formatSize(row.sizeGrowth, true), peak,
-                       formatSize(row.lastIntervalGrowth, true), row.countDiff);
+        fmt::format_to(it, "#{} {}: growth {}{}, last interval {}, count {:+d}{}\n", i + 1, sites[i],
+                       formatSize(row.sizeGrowth, true), peak, formatSize(row.lastIntervalGrowth, true),
+                       row.countDiff, workerFigures(header, row));
         if (!row.sourceLine.empty()) {
             fmt::format_to(it, "    {}\n", sanitizeText(row.sourceLine));
         }

@@ -31,6 +31,13 @@ struct WatchHeader {
     int64_t peakTracedBytes = 0;
     // RSS explained in short (memory_breakdown.h renderBreakdownShort); may be empty.
     std::string breakdown = {};
+    // One figure per report so far, oldest first, for the header's
+    // sparklines; fewer than two points draw none.
+    std::vector<int64_t> rssHistory = {};
+    std::vector<int64_t> tracedHistory = {};
+    // --all-workers: the workers' pids (pid is the master's), aligned with
+    // every row's perWorker; empty for one process.
+    std::vector<int> workers = {};
 };
 
 struct WatchRow {
@@ -44,8 +51,17 @@ struct WatchRow {
     // Shown as the SITE instead of the top frame when not empty (a thread's
     // row, "thread 4242 (worker-3)"; a user grouping's fallback row).
     std::string label{};
-    int64_t tid = 0; // the thread of a thread's row; 0 otherwise
+    int64_t tid = 0;                  // the thread of a thread's row; 0 otherwise
+    std::vector<int64_t> perWorker{}; // growth in each worker (WatchHeader::workers)
 };
+
+// The orders the rows can be shown in (key `o`); growth is the model's own.
+enum class WatchSort { Growth, Last, Count, Peak };
+
+// What the TREND column plots (key `g`): the site's size over the held
+// intervals (a site that stopped growing reads flat at the top), or its
+// growth in each interval.
+enum class WatchTrend { Size, Growth };
 
 struct WatchScreen {
     WatchHeader header;
@@ -58,6 +74,8 @@ struct ScreenOptions {
     bool color = false;
     int selected = -1;          // highlighted row, -1 for none
     bool showTraceback = false; // the selected row's traceback in place of the table
+    WatchTrend trend = WatchTrend::Size;
+    WatchSort sort = WatchSort::Growth; // named in the header; the rows come sorted
 };
 
 // At most `height` lines of at most `width` display columns each, separated

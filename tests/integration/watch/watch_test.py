@@ -178,8 +178,7 @@ def test_screen(target):
         # By thread: the growing thread's row; f on it filters to its lines.
         screen = tmux.wait_for("by thread")
         tmux.wait_for(" thread %d" % target.pid)
-        tmux.keys("Down")
-        tmux.wait_for(">  1")
+        tmux.wait_for(">  1")  # row 1 is selected from the start
         tmux.keys("f")
         screen = tmux.wait_for("(f: all threads)")
         check("by lineno, thread %d" % target.pid in screen, "f did not filter to the thread", screen)
@@ -198,7 +197,16 @@ def test_screen(target):
         check(memtap("diff", target.pid, name, "now").returncode == 0,
               "the saved snapshot %r does not load" % name)
 
-        tmux.keys("Down")
+        # Sort keys and the trend's two forms are named where they act.
+        # growth, last interval, count, peak (the agent keeps one), growth.
+        for order in ("last interval", "count", "peak", "growth"):
+            tmux.keys("o")
+            tmux.wait_for("sorted by %s" % order)
+        tmux.keys("g")
+        tmux.wait_for("DELTAS ")
+        tmux.keys("g")
+        tmux.wait_for("TREND ")
+
         tmux.wait_for(">  1")
         tmux.keys("Enter")
         screen = tmux.wait_for("traceback of #1")
@@ -208,7 +216,7 @@ def test_screen(target):
 
         # SIGWINCH: the table is laid out again for the new width.
         tmux.run("resize-window", "-x", "70", "-y", "20")
-        screen = tmux.wait_for("ect Enter trace")  # the footer's short form
+        screen = tmux.wait_for("↑↓ Enter trace")  # the footer's short form
         check(max(len(line) for line in screen.splitlines()) <= 70, "wider than 70", screen)
 
         tmux.keys("q")
@@ -222,7 +230,6 @@ def test_nocolor(target):
     tmux = Tmux(shell_command(target.pid, "--interval", 0.5, env="NO_COLOR="))
     try:
         tmux.wait_for(GROWTH_SOURCE[:20])
-        tmux.keys("Down")
         tmux.wait_for(">  1")
         screen = tmux.screen(escapes=True)
         check("\x1b[" not in screen, "attributes on screen with NO_COLOR set (empty)", repr(screen))
@@ -562,8 +569,10 @@ def test_workers():
         out = result.stdout
         check("\x1b" not in out and out.count("uWSGI master %d, 2 workers" % master.pid) == 2,
               "expected 2 combined reports", out)
-        titles = [line for line in out.splitlines() if "TOTAL" in line][-1]
-        check(all(str(w) in titles for w in workers), "no column per worker", out)
+        last = out.split("\n\n")[-2]
+        row = [line for line in last.splitlines() if line.startswith("#1 ")][0]
+        check(all(" %d " % w in row.split("(workers:")[1] for w in workers),
+              "no growth per worker on the top row", out)
         check("# WORKER-GROWTH" in out, "the workers' growing line is missing", out)
         for worker in workers:
             check(not attached(worker), "worker %d left attached" % worker)

@@ -110,4 +110,28 @@ fixtureWatchScreen() {
     return screen;
 }
 
+WatchScreen
+fixtureWorkersScreen() {
+    WatchScreen screen;
+    screen.header = WatchHeader{5600,        "3.11.2",    "exact", 0,        65, 3 * 40000000,
+                                3 * 2000000, 3 * 9000000, 0,       "lineno", ""};
+    screen.header.workers = {5601, 5602, 5603};
+    Frame audit{"/srv/flask_app/helpers/audit.py", 18, "record"};
+    Frame view{"/srv/flask_app/app.py", 31, "submit"};
+    screen.rows = {
+        WatchRow{{audit, view}, 3000000, 300000, 600, {0, 300000, 300000}, "cls.entries.append(entry)"},
+        WatchRow{{Frame{"/srv/flask_app/app.py", 12, "index"}},
+                 40000,
+                 0,
+                 10,
+                 {40000, 0, 0},
+                 "return render(page)"},
+        WatchRow{{}, 2048, 0, 2, {}, ""},
+    };
+    screen.rows[0].perWorker = {1000000, 1200000, 800000};
+    screen.rows[1].perWorker = {40000, 0, 0};
+    screen.rows[2].perWorker = {0, 2048, 0};
+    return screen;
+}
+
 } // namespace memtap::report::test

@@ -18,5 +18,7 @@ Snapshot newerSnapshot();
 std::optional<std::string> fixtureSource(const std::string& file, int line);
 
 WatchScreen fixtureWatchScreen();
+// --all-workers of a uWSGI master with three workers.
+WatchScreen fixtureWorkersScreen();
 
 } // namespace memtap::report::test

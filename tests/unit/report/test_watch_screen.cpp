@@ -7,6 +7,7 @@
 
 #include "fixtures.h"
 #include "golden.h"
+#include "report/watch_columns.h"
 #include "report/watch_screen.h"
 
 using namespace memtap::report;
@@ -101,9 +102,109 @@ TEST_CASE("watch screen never exceeds its size", "[watch]") {
 TEST_CASE("watch screen has a sparkline of eight cells and the key footer", "[watch]") {
     std::string text = renderWatchScreen(test::fixtureWatchScreen(), optionsFor(120, 30));
     std::vector<std::string> lines = splitLines(text);
-    // Row 1 has nine intervals of history: the last eight show, peak is full.
-    CHECK_THAT(lines[5], Catch::Contains("▄▆██▇███"));
-    CHECK(lines.back() == "q quit  s snapshot  b baseline  t group-by  ↑/↓ select  Enter traceback");
+    // Row 1 has nine intervals of history: the last eight show. By default
+    // the trend is the site's size (always rising here); `g` plots the
+    // growth per interval, scaled to the largest.
+    CHECK_THAT(lines[4], Catch::Contains("TREND"));
+    CHECK_THAT(lines[5], Catch::Contains("▁▂▃▄▅▆▇█"));
+    ScreenOptions growth = optionsFor(120, 30);
+    growth.trend = WatchTrend::Growth;
+    std::vector<std::string> deltas = splitLines(renderWatchScreen(test::fixtureWatchScreen(), growth));
+    CHECK_THAT(deltas[4], Catch::Contains("DELTAS"));
+    CHECK_THAT(deltas[5], Catch::Contains("▄▆██▇███"));
+    CHECK(lines.back() ==
+          "q quit  s snapshot  b baseline  t group-by  o sort  g trend  ↑/↓ select  Enter traceback");
+}
+
+TEST_CASE("a site that stopped growing reads flat at the top of its trend", "[watch]") {
+    WatchRow stopped{{Frame{"app/a.py", 1, "f"}}, 300, 0, 3, {100, 100, 100, 0, 0, 0}, ""};
+    CHECK(sizeTrendOf(stopped) == std::vector<int64_t>{100, 200, 300, 300, 300, 300});
+    CHECK(levelSparkline(sizeTrendOf(stopped), 8) == "  ▁▅████");
+    // Per interval, the same site reads as having stopped.
+    CHECK(growthSparkline(stopped.history, 8) == "  ███▁▁▁");
+    // Holding a size from the first report on: flat at the top, not blank.
+    CHECK(levelSparkline({5, 5, 5}, 4) == " ███");
+    CHECK(levelSparkline({0, 0}, 4) == "  ▁▁");
+}
+
+TEST_CASE("paths lose the directory all rows share, named in the titles", "[watch]") {
+    WatchScreen screen;
+    screen.rows = {WatchRow{{Frame{"/srv/app/cache.py", 42, "put"}}, 2000, 0, 2, {}, "x"},
+                   WatchRow{{Frame{"/srv/app/lib/parse.py", 7, "tok"}}, 1000, 0, 1, {}, "y"},
+                   WatchRow{{}, 10, 0, 1, {}, ""}};
+    CHECK(commonDirectoryOf(screen.rows) == "/srv/app/");
+    std::vector<std::string> lines = splitLines(renderWatchScreen(screen, optionsFor(100, 20)));
+    CHECK(lines[3] == "paths under /srv/app/");
+    CHECK_THAT(lines[5], Catch::Contains(" cache.py:42 "));
+    CHECK_THAT(lines[6], Catch::Contains(" lib/parse.py:7 "));
+    // The <unknown> row is explained once, under the table.
+    CHECK_THAT(lines[8], Catch::StartsWith("<unknown>: no Python frame"));
+    // One file is its own prefix: nothing is taken off.
+    screen.rows.resize(1);
+    CHECK(commonDirectoryOf(screen.rows).empty());
+}
+
+TEST_CASE("rows that share a top frame are told apart by the caller where they part", "[watch]") {
+    Frame top{"app/db.py", 10, "query"};
+    std::vector<WatchRow> rows = {
+        WatchRow{{top, Frame{"app/views/users.py", 30, "list"}, Frame{"app/main.py", 5, "run"}},
+                 3,
+                 0,
+                 1,
+                 {},
+                 ""},
+        WatchRow{{top, Frame{"app/views/orders.py", 8, "list"}, Frame{"app/main.py", 5, "run"}},
+                 2,
+                 0,
+                 1,
+                 {},
+                 ""},
+        WatchRow{{Frame{"app/other.py", 1, "g"}}, 1, 0, 1, {}, ""}};
+    std::vector<std::string> sites = siteTextsOf(rows, "");
+    CHECK(sites[0] == "app/db.py:10 ← users.py:30");
+    CHECK(sites[1] == "app/db.py:10 ← orders.py:8");
+    CHECK(sites[2] == "app/other.py:1");
+}
+
+TEST_CASE("rows sort by the key the user picks, stable among equals", "[watch]") {
+    std::vector<WatchRow> rows = test::fixtureWatchScreen().rows;
+    sortWatchRows(rows, WatchSort::Count);
+    CHECK(rows[0].countDiff == 2000);
+    CHECK(rows[1].countDiff == 1000);
+    sortWatchRows(rows, WatchSort::Last);
+    CHECK(rows[0].lastIntervalGrowth == 250000);
+    CHECK(nextWatchSort(WatchSort::Count, false) == WatchSort::Growth);
+    CHECK(nextWatchSort(WatchSort::Count, true) == WatchSort::Peak);
+    ScreenOptions options = optionsFor(120, 30);
+    options.sort = WatchSort::Count;
+    CHECK_THAT(renderWatchScreen(test::fixtureWatchScreen(), options),
+               Catch::Contains("by lineno, sorted by count"));
+}
+
+TEST_CASE("the header plots rss and traced bytes over the reports so far", "[watch]") {
+    WatchScreen screen = test::fixtureWatchScreen();
+    screen.header.rssHistory = {100, 200, 300, 400};
+    screen.header.tracedHistory = {10, 10, 40, 40};
+    std::vector<std::string> lines = splitLines(renderWatchScreen(screen, optionsFor(120, 30)));
+    CHECK(lines[2] == "rss ▁▃▆█ 150 MiB   traced ▁▁██ 45.2 MiB");
+    // A short screen keeps its rows instead.
+    CHECK(splitLines(renderWatchScreen(screen, optionsFor(120, 12)))[2] == "snapshot s2 taken");
+}
+
+TEST_CASE("all workers: the same table with a column per worker", "[watch][workers]") {
+    WatchScreen screen = test::fixtureWorkersScreen();
+    checkGolden("watch_workers_120.txt", renderWatchScreen(screen, optionsFor(120, 20, false, 0)));
+    checkGolden("watch_workers_traceback.txt",
+                renderWatchScreen(screen, optionsFor(120, 20, false, 0, true)));
+    checkGolden("watch_workers_plain.txt", renderWatchPlain(screen, 0));
+    for (int width : {40, 60, 80, 200}) {
+        for (const std::string& line :
+             splitLines(renderWatchScreen(screen, optionsFor(width, 20, true, 1)))) {
+            CHECK(columns(line) <= width);
+        }
+    }
+    // Worker columns that do not fit are dropped, the site keeps its room.
+    CHECK(renderWatchScreen(screen, optionsFor(60, 20)).find("5602") == std::string::npos);
 }
 
 TEST_CASE("tiny or odd screens stay in bounds", "[watch]") {
@@ -209,6 +310,10 @@ TEST_CASE("with a peak: the header shows it and a PEAK column holds each site's 
             CHECK(columns(line) <= width);
         }
     }
+    // At 80 columns PEAK stays and COUNT and LAST give way to the source.
+    std::vector<std::string> narrow = splitLines(renderWatchScreen(screen, optionsFor(80, 30)));
+    CHECK_THAT(narrow[4], Catch::StartsWith("   #     GROWTH       PEAK TREND    SITE"));
+    CHECK_THAT(narrow[6], Catch::Contains("self._entries.append("));
     std::string plain = renderWatchPlain(screen, 2);
     CHECK_THAT(plain, Catch::Contains("traced 45.2 MiB, peak 300 MiB, malloc free"));
     CHECK_THAT(plain, Catch::Contains("#1 /srv/app/report.py:42: growth +0 B, at peak +250 MiB"));
