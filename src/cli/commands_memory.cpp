@@ -13,17 +13,6 @@ namespace memtap::cli {
 
 namespace {
 
-int64_t
-numberOrThrow(const std::map<std::string, std::string>& reply, const char* key) {
-    auto it = reply.find(key);
-    if (it == reply.end() || it->second.empty() ||
-        it->second.find_first_not_of("0123456789") != std::string::npos) {
-        throw Error(ExitCode::Failure, fmt::format("the agent's malloc-trim reply has no {}", key),
-                    "detach and attach again with this memtap");
-    }
-    return static_cast<int64_t>(std::stoull(it->second));
-}
-
 std::string
 size(int64_t bytes, bool sign = false) {
     return report::formatSize(static_cast<double>(bytes), sign);
@@ -51,16 +40,16 @@ runTrim(const ParsedArgs& args) {
         }
         throw;
     }
-    int64_t before = numberOrThrow(reply, "rss_before_bytes");
-    int64_t after = numberOrThrow(reply, "rss_after_bytes");
-    int64_t freeBefore = numberOrThrow(reply, "malloc_free_before_bytes");
-    int64_t freeAfter = numberOrThrow(reply, "malloc_free_after_bytes");
+    int64_t before = inject::numberOrThrow(reply, "rss_before_bytes", "malloc-trim");
+    int64_t after = inject::numberOrThrow(reply, "rss_after_bytes", "malloc-trim");
+    int64_t freeBefore = inject::numberOrThrow(reply, "malloc_free_before_bytes", "malloc-trim");
+    int64_t freeAfter = inject::numberOrThrow(reply, "malloc_free_after_bytes", "malloc-trim");
     auto result = reply.find("trim_result");
     if (result != reply.end() && result->second == "-1") {
         throw Error(ExitCode::NotSupported,
                     fmt::format("the C library of process {} has no malloc_trim (not glibc?)", pid));
     }
-    bool released = numberOrThrow(reply, "trim_result") == 1;
+    bool released = inject::numberOrThrow(reply, "trim_result", "malloc-trim") == 1;
     std::printf("process %d: rss %s -> %s (%s)\n", pid, size(before).c_str(), size(after).c_str(),
                 size(after - before, true).c_str());
     if (released) {

@@ -98,10 +98,10 @@ takeSampleOrThrow(pid_t pid, const JournalFile& journal) {
     int64_t rss = readRssBytes(pid);
     auto now = report::parseSnapshotOrThrow(takeSnapshotTextOrThrow(pid));
     std::optional<report::Snapshot> peak;
-    auto peakBytes = status.find("peak_traced_bytes");
-    auto peakMs = status.find("peak_unix_ms");
-    if (peakBytes != status.end() && peakMs != status.end() &&
-        journal.wantsPeak(std::stoll(peakBytes->second), std::stoull(peakMs->second))) {
+    auto peakBytes = tryNumber(status, "peak_traced_bytes");
+    auto peakMs = tryNumber(status, "peak_unix_ms");
+    if (peakBytes && peakMs && *peakMs >= 0 &&
+        journal.wantsPeak(*peakBytes, static_cast<uint64_t>(*peakMs))) {
         peak = report::parseSnapshotOrThrow(takePeakSnapshotTextOrThrow(pid));
     }
     return journalSampleFrom(status, rss, unixNowMs(), std::move(now), std::move(peak));
@@ -131,7 +131,7 @@ runRecord(const ParsedArgs& args) {
         throw;
     }
     UniqueFd pidfd = tryOpenPidfd(pid);
-    const uint64_t startTime = std::stoull(instance.startTime);
+    const uint64_t startTime = inject::tryParseUnsigned(instance.startTime).value_or(0);
     uint64_t records = 0;
     const auto started = Clock::now();
     // A target that died under us is the news, not the failed request that

@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "cli/snapshot_store.h"
 #include "cli/source_lines.h"
+#include "inject/agent_values.h"
 #include "report/journal.h"
 #include "report/journal_report.h"
 
@@ -120,9 +121,10 @@ runReport(const ParsedArgs& args) {
     // Source lines are read through the process's own root while it runs,
     // else from this filesystem (the same files, unless it ran in a container).
     pid_t sourcePid = found.runningPid.value_or(0);
-    if (sourcePid == 0 &&
+    auto recordedStart = inject::tryParseUnsigned(journal.headers.front().startTime);
+    if (sourcePid == 0 && recordedStart &&
         attach::tryReadProcessStartTime(static_cast<pid_t>(journal.headers.front().pid)) ==
-            std::optional<uint64_t>(std::stoull(journal.headers.front().startTime))) {
+            recordedStart) {
         sourcePid = static_cast<pid_t>(journal.headers.front().pid);
     }
     SourceLines sources(sourcePid != 0 ? sourcePid : ::getpid());

@@ -164,8 +164,8 @@ runPeakReset(const ParsedArgs& args) {
     auto agent = tryReadAgentStatus(pid);
     std::string peak = "?";
     if (agent) {
-        if (auto it = agent->find("peak_traced_bytes"); it != agent->end()) {
-            peak = report::formatSize(static_cast<double>(std::stoull(it->second)), false);
+        if (auto bytes = tryNumber(*agent, "peak_traced_bytes")) {
+            peak = report::formatSize(static_cast<double>(*bytes), false);
         }
     }
     std::printf("peak reset: %s traced now\n", peak.c_str());
@@ -291,10 +291,7 @@ runDiff(const ParsedArgs& args) {
     if (!gone) {
         status = readTargetStatusOrThrow(pid);
     }
-    auto agentValue = [&](const char* key) -> int64_t {
-        auto it = status.agent.find(key);
-        return it == status.agent.end() ? -1 : std::stoll(it->second);
-    };
+    auto agentValue = [&](const char* key) -> int64_t { return numberOr(status.agent, key, -1); };
     std::optional<report::BreakdownInput> memory;
     if (!gone) {
         memory = diffMemoryInput(pid, status);

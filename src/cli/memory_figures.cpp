@@ -15,16 +15,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-int64_t
-numberOr(const std::map<std::string, std::string>& kv, const char* key, int64_t fallback) {
-    auto it = kv.find(key);
-    if (it == kv.end() || it->second.empty() ||
-        it->second.find_first_not_of("0123456789") != std::string::npos) {
-        return fallback;
-    }
-    return static_cast<int64_t>(std::stoull(it->second));
-}
-
 // One `pymalloc` request on a fresh connection (the agent serves one request
 // per connection). nullopt: no agent listens; "unknown command" in an
 // Error(Failure): an agent older than the command.

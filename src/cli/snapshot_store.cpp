@@ -1,5 +1,7 @@
 #include "cli/snapshot_store.h"
 
+#include "inject/agent_values.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -239,7 +241,8 @@ parseInstanceName(const std::string& name) {
         !digits(std::string_view(name).substr(dash + 1)) || dash > 9) {
         return std::nullopt;
     }
-    return ProcessInstance{static_cast<pid_t>(std::stol(name.substr(0, dash))), name.substr(dash + 1)};
+    auto pid = inject::tryParseUnsigned(std::string_view(name).substr(0, dash));
+    return ProcessInstance{static_cast<pid_t>(pid.value_or(0)), name.substr(dash + 1)};
 }
 
 std::string
@@ -257,11 +260,10 @@ journalNumber(const std::string& name) {
     }
     std::string digits =
         name.substr(kPrefix.size(), name.size() - kPrefix.size() - kJournalSuffix.size());
-    if (digits.size() > 9 ||
-        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    if (digits.size() > 9) {
         return std::nullopt;
     }
-    return std::stoull(digits);
+    return inject::tryParseUnsigned(digits);
 }
 
 bool
@@ -440,7 +442,8 @@ SnapshotStore::mostRecentOfGoneProcessOrThrow(const StoreLocation& where, pid_t 
         if (!instance || instance->pid != pid) {
             continue;
         }
-        if (!best || std::stoull(instance->startTime) > std::stoull(best->startTime)) {
+        auto startOf = [](const auto& i) { return inject::tryParseUnsigned(i->startTime).value_or(0); };
+        if (!best || startOf(instance) > startOf(best)) {
             best = instance;
         }
     }

@@ -18,33 +18,6 @@
 namespace memtap::cli {
 
 int64_t
-numberOr(const std::map<std::string, std::string>& values, const std::string& key, int64_t fallback) {
-    auto it = values.find(key);
-    if (it == values.end()) {
-        return fallback;
-    }
-    try {
-        return std::stoll(it->second);
-    } catch (const std::exception&) {
-        return fallback;
-    }
-}
-
-std::map<std::string, std::string>
-parseKeyValueLines(const std::string& payload) {
-    std::map<std::string, std::string> result;
-    std::istringstream in(payload);
-    std::string line;
-    while (std::getline(in, line)) {
-        auto space = line.find(' ');
-        if (space != std::string::npos) {
-            result[line.substr(0, space)] = line.substr(space + 1);
-        }
-    }
-    return result;
-}
-
-int64_t
 readRssBytes(pid_t pid) {
     auto statm = attach::readWholeFile(fmt::format("/proc/{}/statm", pid));
     if (!statm) {
@@ -93,10 +66,7 @@ tryReadAgentStatus(pid_t pid) {
 
 namespace {
 
-bool
-isNumber(const std::string& text) {
-    return !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
-}
+using inject::tryParseUnsigned;
 
 std::string
 valueOf(const std::map<std::string, std::string>& agent, const char* key) {
@@ -129,10 +99,11 @@ splitChain(const std::string& chain) {
 
 std::string
 describeWhen(const std::string& unixMs) {
-    if (!isNumber(unixMs)) {
+    auto parsed = tryParseUnsigned(unixMs);
+    if (!parsed) {
         return "at an unknown time";
     }
-    auto ms = std::stoull(unixMs);
+    uint64_t ms = *parsed;
     time_t seconds = static_cast<time_t>(ms / 1000);
     tm local{};
     char clock[32] = "?";
@@ -159,12 +130,12 @@ describeAge(long long seconds) {
 
 std::optional<std::string>
 tracedSince(const std::map<std::string, std::string>& agent) {
-    std::string at = valueOf(agent, "attached_at_unix_ms");
-    std::string rss = valueOf(agent, "rss_at_attach_bytes");
-    if (!isNumber(at) || !isNumber(rss) || std::stoull(at) == 0) {
+    auto at = tryParseUnsigned(valueOf(agent, "attached_at_unix_ms"));
+    auto rss = tryParseUnsigned(valueOf(agent, "rss_at_attach_bytes"));
+    if (!at || !rss || *at == 0) {
         return std::nullopt;
     }
-    time_t seconds = static_cast<time_t>(std::stoull(at) / 1000);
+    time_t seconds = static_cast<time_t>(*at / 1000);
     tm local{};
     char clock[32] = "?";
     if (localtime_r(&seconds, &local) != nullptr) {
@@ -173,8 +144,7 @@ tracedSince(const std::map<std::string, std::string>& agent) {
     time_t now = ::time(nullptr);
     long long ago = now >= seconds ? static_cast<long long>(now - seconds) : 0LL;
     return fmt::format("traced since {} ({} ago); {} of RSS predates it and is not traced", clock,
-                       describeAge(ago),
-                       report::formatSize(static_cast<double>(std::stoull(rss)), false));
+                       describeAge(ago), report::formatSize(static_cast<double>(*rss), false));
 }
 
 std::optional<std::string>
@@ -189,7 +159,7 @@ hookChainProblem(const std::map<std::string, std::string>& agent) {
             domains));
     }
     std::string reinstalls = valueOf(agent, "hook_reinstalls");
-    if (isNumber(reinstalls) && std::stoull(reinstalls) > 0) {
+    if (tryParseUnsigned(reinstalls).value_or(0) > 0) {
         parts.push_back(fmt::format(
             "hooks were removed by another PyMem_SetAllocator caller (tracemalloc.stop()?) and "
             "re-installed on {} {} ({} since attach); allocations in between were not seen and "
@@ -249,16 +219,16 @@ renderStatusJson(const TargetStatus& status) {
             continue;
         }
         json.key(key);
-        if (isNumber(value)) {
-            json.value(static_cast<uint64_t>(std::stoull(value)));
+        if (auto number = tryParseUnsigned(value)) {
+            json.value(*number);
         } else {
             json.value(value);
         }
     }
-    if (auto it = status.agent.find("peak_unix_ms"); it != status.agent.end() && isNumber(it->second)) {
+    if (auto at = tryParseUnsigned(valueOf(status.agent, "peak_unix_ms"))) {
         // The name the README documents; peak_unix_ms stays for readers of the raw keys.
         json.key("peak_at");
-        json.value(static_cast<uint64_t>(std::stoull(it->second)));
+        json.value(*at);
     }
     if (status.attached) {
         if (auto problem = hookChainProblem(status.agent)) {
@@ -280,11 +250,8 @@ namespace {
 // " (12 s ago)", "" when unknown: the reader wants to relate the peak to an incident.
 std::string
 peakWhen(const std::string& unixMs, uint64_t nowUnixMs) {
-    if (!isNumber(unixMs) || nowUnixMs == 0) {
-        return "";
-    }
-    uint64_t at = std::stoull(unixMs);
-    if (at == 0) {
+    uint64_t at = tryParseUnsigned(unixMs).value_or(0);
+    if (at == 0 || nowUnixMs == 0) {
         return "";
     }
     uint64_t ago = nowUnixMs > at ? (nowUnixMs - at) / 1000 : 0;
@@ -303,8 +270,8 @@ renderStatusText(const TargetStatus& status) {
     };
     auto bytes = [&](const char* key) {
         auto value = get(key);
-        return isNumber(value) ? report::formatSize(static_cast<double>(std::stoull(value)), false)
-                               : value;
+        auto number = tryParseUnsigned(value);
+        return number ? report::formatSize(static_cast<double>(*number), false) : value;
     };
     if (status.attached) {
         bool sampled = get("mode") == "sampled";

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "inject/agent_values.h"
 #include "report/memory_breakdown.h"
 
 namespace memtap::cli {
@@ -28,10 +29,10 @@ struct TargetStatus {
 TargetStatus readTargetStatusOrThrow(pid_t pid);
 // The agent's status keys, or nullopt if it cannot be asked right now.
 std::optional<std::map<std::string, std::string>> tryReadAgentStatus(pid_t pid);
-std::map<std::string, std::string> parseKeyValueLines(const std::string& payload);
-// The number under key, or fallback when it is missing or not a number.
-int64_t numberOr(const std::map<std::string, std::string>& values, const std::string& key,
-                 int64_t fallback);
+// The agent's KEY VALUE replies, typed (inject/agent_values.h).
+using inject::numberOr;
+using inject::parseKeyValueLines;
+using inject::tryNumber;
 int64_t readRssBytes(pid_t pid);
 
 // The agent's hook-chain keys (protocol.h: hooks, hook_chain,

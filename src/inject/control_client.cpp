@@ -1,4 +1,5 @@
 #include "inject/control_client.h"
+#include "inject/agent_values.h"
 
 #include <dirent.h>
 #include <poll.h>
@@ -115,7 +116,13 @@ ControlClient::requestOrThrow(const std::string& command, std::chrono::milliseco
                     throw Error(ExitCode::Failure,
                                 fmt::format("agent sent a malformed reply: {}", header));
                 }
-                payloadSize = std::stoull(header.substr(3));
+                payloadSize = tryParseUnsigned(header.substr(3));
+                if (!payloadSize) {
+                    throw Error(ExitCode::Failure,
+                                fmt::format("agent sent a malformed reply: {}", header),
+                                "the agent may be from another memtap build: `memtap detach PID`, then "
+                                "attach again");
+                }
             }
         }
         if (payloadSize && data.size() >= headerEnd + *payloadSize) {
