@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include "base/error.h"
+#include "base/permission_hint.h"
 
 namespace memtap::attach {
 
@@ -20,7 +21,7 @@ RemoteMemory::openOrThrow(pid_t pid) {
         if (err == EACCES || err == EPERM) {
             throw Error(ExitCode::PermissionDenied,
                         describeErrno(fmt::format("cannot open the memory of process {}", pid), err),
-                        "run memtap as root or as the target's user with CAP_SYS_PTRACE");
+                        processAccessHint());
         }
         throw Error(ExitCode::Failure, describeErrno(fmt::format("open /proc/{}/mem", pid), err));
     }

@@ -10,23 +10,12 @@
 
 #include "attach/proc.h"
 #include "base/error.h"
+#include "base/permission_hint.h"
 
 namespace memtap::attach {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string
-ptraceHint() {
-    std::string hint = "run memtap as root, or as the target's user with CAP_SYS_PTRACE";
-    if (auto scope = readWholeFile("/proc/sys/kernel/yama/ptrace_scope");
-        scope && !scope->empty() && (*scope)[0] != '0') {
-        hint += fmt::format("; kernel.yama.ptrace_scope is {} (0 lets a user trace its own processes: "
-                            "sysctl kernel.yama.ptrace_scope=0)",
-                            (*scope)[0]);
-    }
-    return hint;
-}
 
 } // namespace
 
@@ -49,7 +38,8 @@ TracedThread::seizeAndStopOrThrow(pid_t pid, pid_t tid, std::chrono::millisecond
                     "detach the other debugger (gdb, strace, py-spy...) and retry");
             }
             throw Error(ExitCode::PermissionDenied,
-                        describeErrno(fmt::format("cannot ptrace process {}", pid), err), ptraceHint());
+                        describeErrno(fmt::format("cannot ptrace process {}", pid), err),
+                        processAccessHint());
         }
         throw Error(ExitCode::Failure,
                     describeErrno(fmt::format("PTRACE_SEIZE of thread {}", tid), err));

@@ -10,6 +10,7 @@
 
 #include "attach/proc.h"
 #include "base/error.h"
+#include "base/permission_hint.h"
 
 namespace memtap::attach {
 namespace {
@@ -60,7 +61,7 @@ userNamespaceOrThrow(const std::string& proc, pid_t pid) {
         throw Error(
             ExitCode::PermissionDenied,
             describeErrno(fmt::format("cannot inspect the user namespace of process {}", pid), err),
-            "run memtap as root or as the target's user");
+            processAccessHint());
     }
     return st;
 }

@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 #include "base/fields.h"
+#include "base/permission_hint.h"
 #include "base/unique_fd.h"
 
 namespace memtap::symbols {
@@ -101,7 +102,7 @@ readProcFileOrThrow(pid_t pid, const std::string& name) {
         }
         if (err == EACCES || err == EPERM) {
             throw Error(ExitCode::PermissionDenied, describeErrno("cannot read " + path, err),
-                        "run memtap as root or as the target's user, or grant it CAP_SYS_PTRACE");
+                        processAccessHint());
         }
         throw Error(ExitCode::Failure, describeErrno("cannot open " + path, err));
     }
@@ -120,7 +121,7 @@ readProcFileOrThrow(pid_t pid, const std::string& name) {
             }
             if (err == EACCES || err == EPERM) {
                 throw Error(ExitCode::PermissionDenied, describeErrno("cannot read " + path, err),
-                            "run memtap as root or as the target's user, or grant it CAP_SYS_PTRACE");
+                            processAccessHint());
             }
             throw Error(ExitCode::Failure, describeErrno("cannot read " + path, err));
         }

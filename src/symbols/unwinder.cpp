@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "base/error.h"
+#include "base/permission_hint.h"
 #include "base/unique_fd.h"
 
 namespace memtap::symbols {
@@ -283,7 +284,8 @@ Unwinder::createOrThrow(pid_t pid) {
                         : rc == EACCES || rc == EPERM ? ExitCode::PermissionDenied
                                                       : ExitCode::Failure;
         throw Error(code,
-                    describeErrno(fmt::format("cannot read the memory map of process {}", pid), rc));
+                    describeErrno(fmt::format("cannot read the memory map of process {}", pid), rc),
+                    code == ExitCode::PermissionDenied ? processAccessHint() : "");
     }
     if (::dwfl_report_end(dwfl.get(), nullptr, nullptr) != 0) {
         throw Error(ExitCode::Failure, dwflError("cannot finish reporting modules"));
