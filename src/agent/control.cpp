@@ -351,30 +351,31 @@ ControlLoop::dispatch(Connection& c, int64_t now) {
     const char* request = c.request;
     if (c.refused) {
         replyErr(c, "permission denied", now);
-    } else if (std::strcmp(request, "status") == 0) {
+    } else if (std::strcmp(request, MEMTAP_CMD_STATUS) == 0) {
         formatStatus(c.payload);
         replyOk(c, now);
-    } else if (std::strcmp(request, "snapshot") == 0) {
+    } else if (std::strcmp(request, MEMTAP_CMD_SNAPSHOT) == 0) {
         formatSnapshot(c.payload, SnapshotKind::kNow);
         replyOk(c, now);
-    } else if (std::strcmp(request, "snapshot peak") == 0) {
+    } else if (std::strcmp(request, MEMTAP_CMD_SNAPSHOT_PEAK) == 0) {
         formatSnapshot(c.payload, SnapshotKind::kPeak);
         replyOk(c, now);
-    } else if (std::strcmp(request, "peak-reset") == 0) {
+    } else if (std::strcmp(request, MEMTAP_CMD_PEAK_RESET) == 0) {
         engineResetPeak();
         replyOk(c, now);
-    } else if (std::strcmp(request, "pymalloc") == 0) {
+    } else if (std::strcmp(request, MEMTAP_CMD_PYMALLOC) == 0) {
         formatPymalloc(c.payload);
         replyOk(c, now);
-    } else if (std::strcmp(request, "malloc-trim") == 0) {
+    } else if (std::strcmp(request, MEMTAP_CMD_MALLOC_TRIM) == 0) {
         formatMallocTrim(c.payload);
         replyOk(c, now);
-    } else if (std::strcmp(request, "detach") == 0) {
+    } else if (std::strcmp(request, MEMTAP_CMD_DETACH) == 0) {
         detach(c, now);
-    } else if (std::strcmp(request, "release-scratch") == 0) {
+    } else if (std::strcmp(request, MEMTAP_CMD_RELEASE_SCRATCH) == 0) {
         releaseScratch(c, now);
-    } else if (std::strncmp(request, "release-scratch ", 16) == 0) {
-        releaseLeftoverScratch(c, request + 16, now);
+    } else if (std::strncmp(request, MEMTAP_CMD_RELEASE_SCRATCH " ",
+                            sizeof(MEMTAP_CMD_RELEASE_SCRATCH)) == 0) {
+        releaseLeftoverScratch(c, request + sizeof(MEMTAP_CMD_RELEASE_SCRATCH), now);
     } else {
         replyErr(c, "unknown command", now);
     }

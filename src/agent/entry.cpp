@@ -200,7 +200,7 @@ tearDown() {
 
 void*
 agentThread(void*) {
-    prctl(PR_SET_NAME, "memtap-agent", 0, 0, 0);
+    prctl(PR_SET_NAME, MEMTAP_AGENT_THREAD_NAME, 0, 0, 0);
     memtap_start_status status = setUp();
     if (status != MEMTAP_START_OK) {
         setState(kDormant, status); // its last touch of shared state

@@ -54,6 +54,26 @@ extern "C" {
  * dormant agent and reuses it instead of loading a second copy. */
 #define MEMTAP_AGENT_MEMFD_NAME "memtap-agent"
 
+/* The agent thread's name (prctl PR_SET_NAME, at most 15 bytes): what
+ * /proc/PID/task/TID/comm shows, how the host tells the agent's thread
+ * from the program's. */
+#define MEMTAP_AGENT_THREAD_NAME "memtap-agent"
+
+/* Control commands ("Commands" below lists their replies). */
+#define MEMTAP_CMD_STATUS "status"
+#define MEMTAP_CMD_DETACH "detach"
+#define MEMTAP_CMD_SNAPSHOT "snapshot"
+#define MEMTAP_CMD_SNAPSHOT_PEAK "snapshot peak"
+#define MEMTAP_CMD_PEAK_RESET "peak-reset"
+#define MEMTAP_CMD_PYMALLOC "pymalloc"
+#define MEMTAP_CMD_MALLOC_TRIM "malloc-trim"
+#define MEMTAP_CMD_RELEASE_SCRATCH "release-scratch"
+
+/* First word of a snapshot's first line ("Snapshot format" below), and the
+ * version the agent writes. */
+#define MEMTAP_SNAPSHOT_MAGIC "memtap-snapshot"
+#define MEMTAP_SNAPSHOT_VERSION 3
+
 enum memtap_mode {
     MEMTAP_MODE_SAMPLED = 0,
     MEMTAP_MODE_EXACT = 1,

@@ -112,7 +112,9 @@ formatSnapshot(Text& out, SnapshotKind kind) noexcept {
     EngineTotals totals{};
     size_t n = engineCopyTracebacks(rows, capacity, &totals, kind);
 
-    out.append("memtap-snapshot 3\nmode ");
+    out.append(MEMTAP_SNAPSHOT_MAGIC " ");
+    out.appendU64(MEMTAP_SNAPSHOT_VERSION);
+    out.append("\nmode ");
     out.append(args.mode == MEMTAP_MODE_EXACT ? "exact" : "sampled");
     out.append("\nsample_bytes ");
     out.appendU64(args.sample_bytes);

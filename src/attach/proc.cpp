@@ -1,26 +1,86 @@
 #include "attach/proc.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
-#include <fstream>
 #include <sstream>
 
 #include "base/error.h"
+#include "base/permission_hint.h"
+#include "base/unique_fd.h"
 
 namespace memtap::attach {
 
+namespace {
+
+// /proc files report st_size 0: read until EOF. False with errno set on an
+// error (ESRCH when the process exits while we read).
+bool
+tryReadToEnd(int fd, std::string& text) {
+    char buffer[16384];
+    for (;;) {
+        ssize_t n = ::read(fd, buffer, sizeof(buffer));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return false;
+        }
+        if (n == 0) {
+            return true;
+        }
+        text.append(buffer, static_cast<size_t>(n));
+    }
+}
+
+} // namespace
+
 std::optional<std::string>
 readWholeFile(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    std::string text;
+    if (!fd || !tryReadToEnd(fd.get(), text)) {
         return std::nullopt;
     }
-    std::ostringstream out;
-    out << in.rdbuf();
-    return out.str();
+    return text;
+}
+
+std::string
+readProcFileOrThrow(pid_t pid, const std::string& name) {
+    std::string path = fmt::format("/proc/{}/{}", pid, name);
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
+        int err = errno;
+        struct stat st {};
+        std::string procDir = fmt::format("/proc/{}", pid);
+        if (err == ENOENT && ::stat(procDir.c_str(), &st) != 0) {
+            throw Error(ExitCode::NoSuchProcess, fmt::format("no process with PID {}", pid));
+        }
+        if (err == EACCES || err == EPERM) {
+            throw Error(ExitCode::PermissionDenied, describeErrno("cannot read " + path, err),
+                        processAccessHint());
+        }
+        throw Error(ExitCode::Failure, describeErrno("cannot open " + path, err));
+    }
+    std::string text;
+    if (!tryReadToEnd(fd.get(), text)) {
+        int err = errno;
+        // A process that exits while we read makes the read fail with ESRCH.
+        if (err == ESRCH) {
+            throw Error(ExitCode::NoSuchProcess, fmt::format("no process with PID {}", pid));
+        }
+        if (err == EACCES || err == EPERM) {
+            throw Error(ExitCode::PermissionDenied, describeErrno("cannot read " + path, err),
+                        processAccessHint());
+        }
+        throw Error(ExitCode::Failure, describeErrno("cannot read " + path, err));
+    }
+    return text;
 }
 
 ProcessInfo

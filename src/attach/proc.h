@@ -40,7 +40,13 @@ ThreadSyscall parseThreadSyscall(const std::string& text);
 // Current open file descriptors of the process (for tests and sanity checks).
 int countOpenFds(pid_t pid);
 
+// A whole file, read to EOF (the st_size of /proc files is 0); nullopt when
+// it cannot be opened or read.
 std::optional<std::string> readWholeFile(const std::string& path);
+
+// /proc/PID/NAME, whole. Error(NoSuchProcess) when the process is gone,
+// Error(PermissionDenied) with processAccessHint() when memtap may not read it.
+std::string readProcFileOrThrow(pid_t pid, const std::string& name);
 
 // starttime of a process (/proc/PID/stat field 22, clock ticks since boot):
 // with the PID, it names one process and no later one that reuses the PID.

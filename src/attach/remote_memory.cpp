@@ -28,6 +28,15 @@ RemoteMemory::openOrThrow(pid_t pid) {
     return RemoteMemory(pid, UniqueFd(fd));
 }
 
+std::optional<RemoteMemory>
+RemoteMemory::tryOpenForReading(pid_t pid) {
+    int fd = ::open(fmt::format("/proc/{}/mem", pid).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return std::nullopt;
+    }
+    return RemoteMemory(pid, UniqueFd(fd));
+}
+
 bool
 RemoteMemory::tryRead(RemotePtr address, void* buffer, size_t size) const {
     auto* out = static_cast<char*>(buffer);

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,7 +18,14 @@ namespace memtap::attach {
 
 class RemoteMemory {
 public:
+    // Read and write.
     static RemoteMemory openOrThrow(pid_t pid);
+    // Read only, for looking (symbols, the unwinder); nullopt when memtap may
+    // not, or the process is gone. /proc/PID/mem rather than process_vm_readv:
+    // it reads pages that are not readable to the process (PROT_NONE guard
+    // pages, with FOLL_FORCE; proc(5)) and container seccomp profiles that
+    // refuse process_vm_readv allow it.
+    static std::optional<RemoteMemory> tryOpenForReading(pid_t pid);
 
     void readOrThrow(RemotePtr address, void* buffer, size_t size) const;
     bool tryRead(RemotePtr address, void* buffer, size_t size) const;

@@ -1,5 +1,7 @@
-// The one hint for "memtap may not look into that process" (ptrace, /proc/PID/mem,
-// maps, the user namespace): who may, and the Yama setting that also decides it.
+// The hints for "permission denied": processAccessHint() for "memtap may not
+// look into that process" (ptrace, /proc/PID/mem, maps, the user namespace):
+// who may, and the Yama setting that also decides it; agentAccessHint() for
+// an agent's socket.
 #pragma once
 
 #include <fcntl.h>
@@ -30,6 +32,13 @@ processAccessHint() {
                             scope);
     }
     return hint;
+}
+
+// For the agent's socket, which only root and the user that attached may use
+// (protocol.h, peer_uid).
+inline std::string
+agentAccessHint() {
+    return "run memtap as root, or as the user that attached";
 }
 
 } // namespace memtap

@@ -63,16 +63,16 @@ AgentLease::endOrThrow() {
     }
 }
 
-std::map<std::string, std::string>
+inject::AgentStatus
 agentStatusOrThrow(pid_t pid) {
     attach::readProcessInfoOrThrow(pid); // a target that exited says so, not "not attached"
-    auto client = inject::ControlClient::tryConnect(pid);
+    auto client = inject::AgentClient::tryConnect(pid);
     if (!client) {
         throw Error(ExitCode::NotAttached,
                     fmt::format("memtap is no longer attached to process {}", pid),
                     "another `memtap detach` ended the agent meanwhile");
     }
-    return parseKeyValueLines(client->requestOrThrow("status", kAgentTimeout));
+    return std::move(*client).statusOrThrow(kAgentTimeout);
 }
 
 } // namespace memtap::cli

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "cli/commands.h"
+#include "inject/agent_client.h"
 #include "inject/injector.h"
 
 namespace memtap::cli {
@@ -45,9 +46,9 @@ private:
     bool owned_;
 };
 
-// The agent's status keys. Error(NoSuchProcess) for a target that exited
+// The agent's status. Error(NoSuchProcess) for a target that exited
 // (not "not attached"); Error(NotAttached) when the agent is gone.
-std::map<std::string, std::string> agentStatusOrThrow(pid_t pid);
+inject::AgentStatus agentStatusOrThrow(pid_t pid);
 
 // "memtap: LINE" on stderr.
 void noteToStderr(const std::string& line);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/args.h"
+#include "inject/agent_client.h"
 #include "inject/injector.h"
 #include "report/diff.h"
 #include "report/snapshot.h"
@@ -37,7 +38,7 @@ ModeFlags modeFlagsFrom(const ParsedArgs& args);
 // because the agent keeps its mode and a dropped flag would pass sampled
 // figures off as exact ones.
 void refuseModeChangeOrContinue(pid_t pid, const ModeFlags& asked, const inject::AttachOptions& options,
-                                const std::map<std::string, std::string>& agent);
+                                const inject::AgentStatus& agent);
 
 // The agent's "snapshot" reply, as text (commands_snapshot.cpp).
 // Error(NotAttached) when no agent serves the process.

@@ -27,21 +27,13 @@ progressToStderr(const std::string& line) {
 // sampled figures as exact ones).
 void
 refuseModeChangeOrContinue(pid_t pid, const ModeFlags& asked, const inject::AttachOptions& options,
-                           const std::map<std::string, std::string>& agent) {
-    auto it = agent.find("mode");
-    auto bytesIt = agent.find("sample_bytes");
-    if (it == agent.end()) {
-        return;
-    }
-    const std::string& mode = it->second;
-    std::string actual = mode == "sampled" && bytesIt != agent.end()
-                             ? fmt::format("sampled mode (--sample-bytes {})", bytesIt->second)
-                             : mode + " mode";
-    bool wantsExact = asked.exact;
-    bool wantsBytes = asked.sampleBytes;
-    bool differs = (wantsExact && mode != "exact") ||
-                   (wantsBytes && (mode != "sampled" || bytesIt == agent.end() ||
-                                   bytesIt->second != std::to_string(options.sampleBytes)));
+                           const inject::AgentStatus& agent) {
+    std::string actual = agent.exact
+                             ? std::string("exact mode")
+                             : fmt::format("sampled mode (--sample-bytes {})", agent.sampleBytes);
+    bool differs = (asked.exact && !agent.exact) ||
+                   (asked.sampleBytes &&
+                    (agent.exact || agent.sampleBytes != static_cast<int64_t>(options.sampleBytes)));
     if (differs) {
         throw Error(ExitCode::Failure,
                     fmt::format("memtap is already attached to process {} in {}; detach first to change "
@@ -103,12 +95,12 @@ runAttach(const ParsedArgs& args) {
         if (agent) {
             refuseModeChangeOrContinue(pid, modeFlagsFrom(args), options, *agent);
         }
-        std::string mode = agent && agent->count("mode") ? ", " + agent->at("mode") + " mode" : "";
+        std::string mode = agent ? (agent->exact ? ", exact mode" : ", sampled mode") : "";
         std::printf(
             "memtap is already attached to process %d (CPython %s%s); `memtap detach %d` ends it\n", pid,
             result.python.c_str(), mode.c_str(), pid);
         if (agent) {
-            if (auto since = tracedSince(*agent)) {
+            if (auto since = tracedSince(agent->values)) {
                 std::printf("%s\n", since->c_str());
             }
         }
@@ -121,10 +113,10 @@ runAttach(const ParsedArgs& args) {
                 static_cast<double>(result.longestThreadStop.count()) / 1000.0);
     // A process whose chain was cut many times may have no spare hooks left.
     if (auto agent = tryReadAgentStatus(pid)) {
-        if (auto since = tracedSince(*agent)) {
+        if (auto since = tracedSince(agent->values)) {
             std::printf("%s\n", since->c_str());
         }
-        if (auto problem = hookChainProblem(*agent)) {
+        if (auto problem = hookChainProblem(agent->values)) {
             std::fprintf(stderr, "memtap: warning: %s\n", problem->c_str());
         }
     }

@@ -22,16 +22,12 @@ int
 runTrim(const ParsedArgs& args) {
     pid_t pid = parsePidOrThrow(args.positional[0]);
     attach::readProcessInfoOrThrow(pid);
-    auto client = inject::ControlClient::tryConnect(pid);
-    if (!client) {
-        throw Error(ExitCode::NotAttached, fmt::format("memtap is not attached to process {}", pid),
-                    fmt::format("attach first with `memtap attach {}`", pid));
-    }
-    std::map<std::string, std::string> reply;
+    auto client = inject::AgentClient::connectOrThrow(
+        pid, fmt::format("attach first with `memtap attach {}`", pid));
+    inject::MallocTrimReply reply;
     try {
         // malloc_trim walks every arena's free chunks; seconds on a heap of many GiB.
-        reply =
-            parseKeyValueLines(client->requestOrThrow("malloc-trim", std::chrono::milliseconds(30000)));
+        reply = std::move(client).mallocTrimOrThrow(std::chrono::milliseconds(30000));
     } catch (const Error& e) {
         if (std::string(e.what()).find("unknown command") != std::string::npos) {
             throw Error(ExitCode::NotSupported,
@@ -40,16 +36,15 @@ runTrim(const ParsedArgs& args) {
         }
         throw;
     }
-    int64_t before = inject::numberOrThrow(reply, "rss_before_bytes", "malloc-trim");
-    int64_t after = inject::numberOrThrow(reply, "rss_after_bytes", "malloc-trim");
-    int64_t freeBefore = inject::numberOrThrow(reply, "malloc_free_before_bytes", "malloc-trim");
-    int64_t freeAfter = inject::numberOrThrow(reply, "malloc_free_after_bytes", "malloc-trim");
-    auto result = reply.find("trim_result");
-    if (result != reply.end() && result->second == "-1") {
+    int64_t before = reply.rssBeforeBytes;
+    int64_t after = reply.rssAfterBytes;
+    int64_t freeBefore = reply.mallocFreeBeforeBytes;
+    int64_t freeAfter = reply.mallocFreeAfterBytes;
+    if (reply.trimResult == -1) {
         throw Error(ExitCode::NotSupported,
                     fmt::format("the C library of process {} has no malloc_trim (not glibc?)", pid));
     }
-    bool released = inject::numberOrThrow(reply, "trim_result", "malloc-trim") == 1;
+    bool released = reply.trimResult == 1;
     std::printf("process %d: rss %s -> %s (%s)\n", pid, size(before).c_str(), size(after).c_str(),
                 size(after - before, true).c_str());
     if (released) {

@@ -98,10 +98,7 @@ takeSampleOrThrow(pid_t pid, const JournalFile& journal) {
     int64_t rss = readRssBytes(pid);
     auto now = report::parseSnapshotOrThrow(takeSnapshotTextOrThrow(pid));
     std::optional<report::Snapshot> peak;
-    auto peakBytes = tryNumber(status, "peak_traced_bytes");
-    auto peakMs = tryNumber(status, "peak_unix_ms");
-    if (peakBytes && peakMs && *peakMs >= 0 &&
-        journal.wantsPeak(*peakBytes, static_cast<uint64_t>(*peakMs))) {
+    if (status.peakTracedBytes && journal.wantsPeak(*status.peakTracedBytes, status.peakUnixMs)) {
         peak = report::parseSnapshotOrThrow(takePeakSnapshotTextOrThrow(pid));
     }
     return journalSampleFrom(status, rss, unixNowMs(), std::move(now), std::move(peak));

@@ -25,15 +25,11 @@ namespace memtap::cli {
 
 namespace {
 
-inject::ControlClient
+inject::AgentClient
 connectOrThrow(pid_t pid) {
-    attach::readProcessInfoOrThrow(pid);
-    auto client = inject::ControlClient::tryConnect(pid);
-    if (!client) {
-        throw Error(ExitCode::NotAttached, fmt::format("memtap is not attached to process {}", pid),
-                    fmt::format("attach first with `memtap attach {}`", pid));
-    }
-    return std::move(*client);
+    attach::readProcessInfoOrThrow(pid); // a process that is gone says so, not "not attached"
+    return inject::AgentClient::connectOrThrow(pid,
+                                               fmt::format("attach first with `memtap attach {}`", pid));
 }
 
 } // namespace
@@ -74,17 +70,19 @@ threadScopeText(int64_t tid, const report::Snapshot& older, const report::Snapsh
 
 std::string
 takeSnapshotTextOrThrow(pid_t pid) {
-    return connectOrThrow(pid).requestOrThrow("snapshot", std::chrono::milliseconds(30000));
+    return connectOrThrow(pid).snapshotTextOrThrow(inject::SnapshotKind::Now,
+                                                   std::chrono::milliseconds(30000));
 }
 
 std::string
 takePeakSnapshotTextOrThrow(pid_t pid) {
-    return connectOrThrow(pid).requestOrThrow("snapshot peak", std::chrono::milliseconds(30000));
+    return connectOrThrow(pid).snapshotTextOrThrow(inject::SnapshotKind::Peak,
+                                                   std::chrono::milliseconds(30000));
 }
 
 void
 resetPeakOrThrow(pid_t pid) {
-    connectOrThrow(pid).requestOrThrow("peak-reset", std::chrono::milliseconds(5000));
+    connectOrThrow(pid).resetPeakOrThrow(std::chrono::milliseconds(5000));
 }
 
 namespace {
@@ -104,7 +102,7 @@ runSnapshot(const ParsedArgs& args) {
     // The snapshot request made the agent check its hooks (and re-install
     // any that were cut out): a reader must know the figures have a gap.
     if (auto agent = tryReadAgentStatus(pid)) {
-        if (auto problem = hookChainProblem(*agent)) {
+        if (auto problem = hookChainProblem(agent->values)) {
             std::fprintf(stderr, "memtap: warning: %s\n", problem->c_str());
         }
     }
@@ -163,10 +161,8 @@ runPeakReset(const ParsedArgs& args) {
     resetPeakOrThrow(pid);
     auto agent = tryReadAgentStatus(pid);
     std::string peak = "?";
-    if (agent) {
-        if (auto bytes = tryNumber(*agent, "peak_traced_bytes")) {
-            peak = report::formatSize(static_cast<double>(*bytes), false);
-        }
+    if (agent && agent->peakTracedBytes) {
+        peak = report::formatSize(static_cast<double>(*agent->peakTracedBytes), false);
     }
     std::printf("peak reset: %s traced now\n", peak.c_str());
     return 0;

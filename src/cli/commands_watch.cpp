@@ -253,7 +253,7 @@ WatchLoop::recordHistory() {
     int64_t traced = 0;
     for (const auto& target : targets_) {
         rss += target.lastRss;
-        traced += numberOr(target.status, "traced_bytes", target.model->latest().tracedBytes);
+        traced += target.status.tracedBytes;
     }
     rssHistory_.push_back(rss);
     tracedHistory_.push_back(traced);
@@ -309,7 +309,7 @@ WatchLoop::handleKey(const Key& key) {
         for (auto& target : targets_) {
             target.model->resetBaseline();
             target.rssAtBaseline = readRssBytes(target.pid());
-            if (target.status.count("peak_traced_bytes") != 0) {
+            if (target.status.peakTracedBytes) {
                 // The peak restarts with the baseline, in the agent (so
                 // status and diff's 'peak' agree with the screen) and here.
                 try {
@@ -328,7 +328,7 @@ WatchLoop::handleKey(const Key& key) {
         }
         break;
     case 'o':
-        sort_ = report::nextWatchSort(sort_, targets_.front().status.count("peak_traced_bytes") != 0);
+        sort_ = report::nextWatchSort(sort_, targets_.front().status.peakTracedBytes.has_value());
         statusLine_ = fmt::format("sorted by {}", report::name(sort_));
         break;
     case 'g':
@@ -400,7 +400,7 @@ WatchLoop::headerFor(const std::vector<WatchTarget*>& targets) const {
     report::WatchHeader header;
     const WatchTarget& first = *targets.front();
     header.pid = master_ != 0 ? master_ : first.pid();
-    header.python = first.status.count("python") ? first.status.at("python") : first.lease.python();
+    header.python = first.status.python.empty() ? first.lease.python() : first.status.python;
     header.mode = first.model->latest().mode;
     header.sampleBytes = first.model->latest().sampleBytes;
     header.attachedSeconds = std::chrono::duration<double>(Clock::now() - started_).count();
@@ -411,13 +411,12 @@ WatchLoop::headerFor(const std::vector<WatchTarget*>& targets) const {
         }
         header.rssBytes += rss;
         header.rssChange += rss - target->rssAtBaseline;
-        header.tracedBytes +=
-            numberOr(target->status, "traced_bytes", target->model->latest().tracedBytes);
-        header.peakTracedBytes += numberOr(target->status, "peak_traced_bytes", 0);
-        header.mallocFreeBytes += numberOr(target->status, "malloc_free_bytes", 0);
+        header.tracedBytes += target->status.tracedBytes;
+        header.peakTracedBytes += target->status.peakTracedBytes.value_or(0);
+        header.mallocFreeBytes += numberOr(target->status.values, "malloc_free_bytes", 0);
     }
-    if (targets.size() == 1 && !first.status.empty()) {
-        auto input = breakdownInputFor(first.pid(), true, first.lastRss, first.status);
+    if (targets.size() == 1 && !first.status.values.empty()) {
+        auto input = breakdownInputFor(first.pid(), true, first.lastRss, first.status.values);
         input.pymalloc = first.pymalloc;
         header.breakdown = report::renderBreakdownShort(input, report::explainMemory(input));
     }

@@ -189,37 +189,30 @@ JournalFile::removeIfUnused() {
 }
 
 report::JournalSample
-journalSampleFrom(const std::map<std::string, std::string>& agentStatus, int64_t rssBytes,
-                  uint64_t unixMs, report::Snapshot now, std::optional<report::Snapshot> peak) {
+journalSampleFrom(const inject::AgentStatus& agentStatus, int64_t rssBytes, uint64_t unixMs,
+                  report::Snapshot now, std::optional<report::Snapshot> peak) {
     report::JournalSample sample;
     sample.unixMs = unixMs;
     sample.rssBytes = rssBytes;
-    sample.tracedBytes = numberOr(agentStatus, "traced_bytes", now.tracedBytes);
-    sample.tracedCount = numberOr(agentStatus, "traced_count", now.tracedCount);
-    sample.peakTracedBytes = numberOr(agentStatus, "peak_traced_bytes", -1);
-    sample.peakUnixMs =
-        static_cast<uint64_t>(std::max<int64_t>(0, numberOr(agentStatus, "peak_unix_ms", 0)));
+    sample.tracedBytes = agentStatus.tracedBytes;
+    sample.tracedCount = agentStatus.tracedCount;
+    sample.peakTracedBytes = agentStatus.peakTracedBytes.value_or(-1);
+    sample.peakUnixMs = agentStatus.peakUnixMs;
     sample.now = std::move(now);
     sample.peak = std::move(peak);
     return sample;
 }
 
 report::JournalHeader
-journalHeaderFrom(const ProcessInstance& instance, const std::map<std::string, std::string>& agentStatus,
+journalHeaderFrom(const ProcessInstance& instance, const inject::AgentStatus& agentStatus,
                   const std::string& python, uint64_t intervalMs, const std::string& recorder) {
     report::JournalHeader header;
     header.pid = instance.pid;
     header.startTime = instance.startTime;
-    auto text = [&](const char* key, const std::string& fallback) {
-        auto it = agentStatus.find(key);
-        return it == agentStatus.end() ? fallback : it->second;
-    };
-    header.python = text("python", python);
-    header.mode = text("mode", "exact");
-    header.sampleBytes =
-        static_cast<uint64_t>(std::max<int64_t>(0, numberOr(agentStatus, "sample_bytes", 0)));
-    header.attachedAtUnixMs =
-        static_cast<uint64_t>(std::max<int64_t>(0, numberOr(agentStatus, "attached_at_unix_ms", 0)));
+    header.python = agentStatus.python.empty() ? python : agentStatus.python;
+    header.mode = agentStatus.exact ? "exact" : "sampled";
+    header.sampleBytes = static_cast<uint64_t>(std::max<int64_t>(0, agentStatus.sampleBytes));
+    header.attachedAtUnixMs = agentStatus.attachedAtUnixMs;
     header.intervalMs = intervalMs;
     header.startedUnixMs = unixNowMs();
     header.recorder = recorder;

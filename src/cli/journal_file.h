@@ -25,6 +25,7 @@
 
 #include "base/unique_fd.h"
 #include "cli/snapshot_store.h"
+#include "inject/agent_client.h"
 #include "report/journal.h"
 
 namespace memtap::cli {
@@ -83,11 +84,11 @@ private:
 };
 
 // The journal figures of one interval from what the agent and /proc say.
-report::JournalSample journalSampleFrom(const std::map<std::string, std::string>& agentStatus,
-                                        int64_t rssBytes, uint64_t unixMs, report::Snapshot now,
+report::JournalSample journalSampleFrom(const inject::AgentStatus& agentStatus, int64_t rssBytes,
+                                        uint64_t unixMs, report::Snapshot now,
                                         std::optional<report::Snapshot> peak);
 report::JournalHeader journalHeaderFrom(const ProcessInstance& instance,
-                                        const std::map<std::string, std::string>& agentStatus,
+                                        const inject::AgentStatus& agentStatus,
                                         const std::string& python, uint64_t intervalMs,
                                         const std::string& recorder);
 // Wall clock now, in unix ms.

@@ -20,11 +20,11 @@ using Clock = std::chrono::steady_clock;
 // Error(Failure): an agent older than the command.
 std::optional<std::map<std::string, std::string>>
 requestPymallocOrThrow(pid_t pid) {
-    auto client = inject::ControlClient::tryConnect(pid);
+    auto client = inject::AgentClient::tryConnect(pid);
     if (!client) {
         return std::nullopt;
     }
-    return parseKeyValueLines(client->requestOrThrow("pymalloc", std::chrono::milliseconds(2000)));
+    return std::move(*client).pymallocOrThrow(std::chrono::milliseconds(2000));
 }
 
 std::string

@@ -36,13 +36,11 @@ readTargetStatusOrThrow(pid_t pid) {
     status.pid = pid;
     auto modules = symbols::ProcessModules::readOrThrow(pid);
     status.python = symbols::discoverPythonOrThrow(modules).version;
-    if (auto client = inject::ControlClient::tryConnect(pid)) {
-        status.agent =
-            parseKeyValueLines(client->requestOrThrow("status", std::chrono::milliseconds(5000)));
+    if (auto client = inject::AgentClient::tryConnect(pid)) {
+        inject::AgentStatus agent = std::move(*client).statusOrThrow(std::chrono::milliseconds(5000));
+        status.python = agent.python;
+        status.agent = std::move(agent.values);
         status.attached = true;
-        if (auto it = status.agent.find("python"); it != status.agent.end() && !it->second.empty()) {
-            status.python = it->second;
-        }
     }
     status.rssBytes = readRssBytes(pid);
     timespec now{};
@@ -52,11 +50,11 @@ readTargetStatusOrThrow(pid_t pid) {
     return status;
 }
 
-std::optional<std::map<std::string, std::string>>
+std::optional<inject::AgentStatus>
 tryReadAgentStatus(pid_t pid) {
     try {
-        if (auto client = inject::ControlClient::tryConnect(pid)) {
-            return parseKeyValueLines(client->requestOrThrow("status", std::chrono::milliseconds(5000)));
+        if (auto client = inject::AgentClient::tryConnect(pid)) {
+            return std::move(*client).statusOrThrow(std::chrono::milliseconds(5000));
         }
     } catch (const Error&) {
         // Only a note depends on it; the caller's own request already worked.

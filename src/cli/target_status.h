@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "inject/agent_client.h"
 #include "inject/agent_values.h"
 #include "report/memory_breakdown.h"
 
@@ -19,16 +20,16 @@ struct TargetStatus {
     bool attached = false;
     std::string python;
     int64_t rssBytes = 0;
-    uint64_t nowUnixMs = 0; // when it was read (for "the peak was N s ago"); 0: unknown
-    std::map<std::string, std::string> agent; // the agent's "key value" lines
+    uint64_t nowUnixMs = 0;    // when it was read (for "the peak was N s ago"); 0: unknown
+    inject::AgentValues agent; // every line of the agent's status reply (inject::AgentStatus::values)
     // RSS explained (memory_figures.h); the text and JSON show it when set.
     std::optional<report::BreakdownInput> memory;
 };
 
 // Error(NotSupported) if the process runs no supported CPython.
 TargetStatus readTargetStatusOrThrow(pid_t pid);
-// The agent's status keys, or nullopt if it cannot be asked right now.
-std::optional<std::map<std::string, std::string>> tryReadAgentStatus(pid_t pid);
+// The agent's status, or nullopt if it cannot be asked right now.
+std::optional<inject::AgentStatus> tryReadAgentStatus(pid_t pid);
 // The agent's KEY VALUE replies, typed (inject/agent_values.h).
 using inject::numberOr;
 using inject::parseKeyValueLines;

@@ -34,7 +34,7 @@ WatchTarget::updateOrThrow() {
 
 void
 WatchTarget::updatePeakOrThrow() {
-    if (status.count("peak_traced_bytes") != 0) {
+    if (status.peakTracedBytes) {
         lastPeak = report::parseSnapshotOrThrow(takePeakSnapshotTextOrThrow(pid()));
         model->setPeak(*lastPeak);
     }

@@ -23,7 +23,7 @@ struct WatchTarget {
     explicit WatchTarget(AgentLease agentLease) : lease(std::move(agentLease)) {}
     AgentLease lease;
     std::optional<WatchModel> model;
-    std::map<std::string, std::string> status;
+    inject::AgentStatus status; // values empty until read
     int64_t rssAtBaseline = 0;
     int64_t lastRss = 0; // at the latest snapshot: what the last report shows once the target died
     // The journal kept in the store (unless --no-journal): one record per

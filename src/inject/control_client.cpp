@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "base/error.h"
+#include "base/permission_hint.h"
 
 namespace memtap::inject {
 
@@ -85,7 +86,7 @@ ControlClient::tryConnect(pid_t pid) {
             throw Error(
                 ExitCode::PermissionDenied,
                 describeErrno(fmt::format("cannot connect to the agent of process {}", pid), err),
-                "run memtap as root or as the user that attached");
+                agentAccessHint());
         }
         return std::nullopt; // ENOENT, ECONNREFUSED: nobody listening
     }

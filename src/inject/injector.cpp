@@ -24,6 +24,7 @@
 #include "attach/traced_thread.h"
 #include "attach/user_namespace.h"
 #include "base/error.h"
+#include "inject/agent_client.h"
 #include "inject/agent_image.h"
 #include "inject/agent_loader.h"
 #include "inject/attach_guards.h"
@@ -292,11 +293,11 @@ waitForAgentOrThrow(pid_t pid, const attach::RemoteMemory& memory, RemotePtr sta
             // The agent thread undid its setup and ended: nothing is left in.
             throwForStartStatus(setup, pid);
         }
-        if (auto client = ControlClient::tryConnect(pid)) {
+        if (auto client = AgentClient::tryConnect(pid)) {
             auto left = std::max(milliseconds(100),
                                  std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
             try {
-                client->requestOrThrow("status", left);
+                std::move(*client).statusOrThrow(left);
             } catch (const Error& e) {
                 throwIfExited(pid); // the agent went down with its process
                 if (e.code() == ExitCode::Timeout && isStopped(pid)) {
@@ -333,7 +334,7 @@ releaseLeftoverScratch(pid_t pid, const attach::RemoteMemory& memory) noexcept {
             if (!leftover.adoptable) {
                 continue;
             }
-            auto client = ControlClient::tryConnect(pid);
+            auto client = AgentClient::tryConnect(pid);
             if (!client) {
                 return;
             }
@@ -346,9 +347,8 @@ releaseLeftoverScratch(pid_t pid, const attach::RemoteMemory& memory) noexcept {
                 head.totalBytes = static_cast<uint32_t>(leftover.size);
                 memory.writeOrThrow(leftover.base + kScratchControlOffset, &head, sizeof(head));
             }
-            client->requestOrThrow(
-                fmt::format("release-scratch {} {}", leftover.base.value(), leftover.size),
-                milliseconds(2000));
+            std::move(*client).releaseLeftoverScratchOrThrow(leftover.base.value(), leftover.size,
+                                                             milliseconds(2000));
             spdlog::debug("released the scratch {} a killed memtap left", leftover.base);
         }
     } catch (const std::exception& e) {
@@ -420,7 +420,7 @@ attachOrThrow(pid_t pid, const AttachOptions& options) {
     if (int removed = removeStaleAgentSockets(pid)) {
         spdlog::debug("removed {} agent socket(s) of processes that are gone", removed);
     }
-    if (auto client = ControlClient::tryConnect(pid)) {
+    if (AgentClient::tryConnect(pid)) {
         result.alreadyAttached = true;
         releaseLeftoverScratch(pid, attach::RemoteMemory::openOrThrow(pid));
         return result;
@@ -519,24 +519,17 @@ attachOrThrow(pid_t pid, const AttachOptions& options) {
 void
 detachOrThrow(pid_t pid, std::chrono::milliseconds timeout) {
     attach::readProcessInfoOrThrow(pid);
-    auto client = ControlClient::tryConnect(pid);
-    if (!client) {
-        throw Error(ExitCode::NotAttached, fmt::format("memtap is not attached to process {}", pid),
-                    fmt::format("attach first with `memtap attach {}`", pid));
-    }
+    std::string hint = fmt::format("attach first with `memtap attach {}`", pid);
+    AgentClient::connectOrThrow(pid, hint); // says "not attached" before anything else is done
     releaseLeftoverScratch(pid, attach::RemoteMemory::openOrThrow(pid));
-    client = ControlClient::tryConnect(pid);
-    if (!client) {
-        throw Error(ExitCode::NotAttached, fmt::format("memtap is not attached to process {}", pid));
-    }
-    client->requestOrThrow("detach", timeout);
+    AgentClient::connectOrThrow(pid, hint).detachOrThrow(timeout);
     // Return only once the agent thread has ended, so thread counts are back.
     auto deadline = Clock::now() + timeout;
     for (;;) {
         bool agentThreadAlive = false;
         for (pid_t tid : attach::listThreads(pid)) {
             auto comm = attach::readWholeFile(fmt::format("/proc/{}/task/{}/comm", pid, tid));
-            if (comm && comm->rfind("memtap-agent", 0) == 0) {
+            if (comm && comm->rfind(MEMTAP_AGENT_THREAD_NAME, 0) == 0) {
                 agentThreadAlive = true;
             }
         }

@@ -5,14 +5,15 @@
 
 #include <fmt/format.h>
 
+#include "agent/protocol.h"
 #include "base/error.h"
 
 namespace memtap::report {
 
 namespace {
 
-constexpr std::string_view kMagic = "memtap-snapshot";
-constexpr int kVersion = 3;
+constexpr std::string_view kMagic = MEMTAP_SNAPSHOT_MAGIC;
+constexpr int kVersion = MEMTAP_SNAPSHOT_VERSION;
 constexpr int kOldestVersion = 1; // no attached_at_unix_ms, no SAMPLES field
 // Version 2 has no thread lines and no TID field.
 

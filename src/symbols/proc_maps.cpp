@@ -1,17 +1,11 @@
 #include "symbols/proc_maps.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-
-#include <cerrno>
 #include <charconv>
 
 #include <fmt/format.h>
 
-#include "base/error.h"
+#include "attach/proc.h"
 #include "base/fields.h"
-#include "base/permission_hint.h"
-#include "base/unique_fd.h"
 
 namespace memtap::symbols {
 
@@ -89,53 +83,9 @@ parseMaps(std::string_view text) {
     return entries;
 }
 
-std::string
-readProcFileOrThrow(pid_t pid, const std::string& name) {
-    std::string path = fmt::format("/proc/{}/{}", pid, name);
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) {
-        int err = errno;
-        struct stat st {};
-        std::string procDir = fmt::format("/proc/{}", pid);
-        if (err == ENOENT && ::stat(procDir.c_str(), &st) != 0) {
-            throw Error(ExitCode::NoSuchProcess, fmt::format("no process with PID {}", pid));
-        }
-        if (err == EACCES || err == EPERM) {
-            throw Error(ExitCode::PermissionDenied, describeErrno("cannot read " + path, err),
-                        processAccessHint());
-        }
-        throw Error(ExitCode::Failure, describeErrno("cannot open " + path, err));
-    }
-    std::string text;
-    char buffer[16384];
-    for (;;) {
-        ssize_t n = ::read(fd.get(), buffer, sizeof(buffer));
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            int err = errno;
-            // A process that exits while we read makes the read fail with ESRCH.
-            if (err == ESRCH) {
-                throw Error(ExitCode::NoSuchProcess, fmt::format("no process with PID {}", pid));
-            }
-            if (err == EACCES || err == EPERM) {
-                throw Error(ExitCode::PermissionDenied, describeErrno("cannot read " + path, err),
-                            processAccessHint());
-            }
-            throw Error(ExitCode::Failure, describeErrno("cannot read " + path, err));
-        }
-        if (n == 0) {
-            break;
-        }
-        text.append(buffer, static_cast<size_t>(n));
-    }
-    return text;
-}
-
 std::vector<MapEntry>
 readMapsOrThrow(pid_t pid) {
-    return parseMaps(readProcFileOrThrow(pid, "maps"));
+    return parseMaps(attach::readProcFileOrThrow(pid, "maps"));
 }
 
 } // namespace memtap::symbols

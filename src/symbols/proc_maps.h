@@ -38,8 +38,4 @@ std::vector<MapEntry> parseMaps(std::string_view text);
 // does not exist and Error(PermissionDenied) with a hint when we may not read it.
 std::vector<MapEntry> readMapsOrThrow(pid_t pid);
 
-// Reads a whole /proc file (their st_size is 0, so read until EOF). Throws like
-// readMapsOrThrow, with `what` naming the file in messages.
-std::string readProcFileOrThrow(pid_t pid, const std::string& name);
-
 } // namespace memtap::symbols

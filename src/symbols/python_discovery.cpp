@@ -1,13 +1,12 @@
 #include "symbols/python_discovery.h"
 
-#include <sys/uio.h>
-
 #include <charconv>
 #include <cstring>
 #include <optional>
 
 #include <fmt/format.h>
 
+#include "attach/remote_memory.h"
 #include "base/error.h"
 
 namespace memtap::symbols {
@@ -126,11 +125,9 @@ struct Version {
 
 std::optional<std::vector<unsigned char>>
 readRemote(pid_t pid, RemotePtr address, size_t size) {
+    auto memory = attach::RemoteMemory::tryOpenForReading(pid);
     std::vector<unsigned char> bytes(size);
-    iovec local{bytes.data(), size};
-    iovec remote{reinterpret_cast<void*>(address.value()), size};
-    ssize_t n = ::process_vm_readv(pid, &local, 1, &remote, 1, 0);
-    if (n != static_cast<ssize_t>(size)) {
+    if (!memory || !memory->tryRead(address, bytes.data(), size)) {
         return std::nullopt;
     }
     return bytes;

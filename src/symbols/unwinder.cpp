@@ -3,7 +3,6 @@
 #include <dwarf.h>
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
-#include <sys/uio.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -12,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "attach/remote_memory.h"
 #include "base/error.h"
 #include "base/permission_hint.h"
 #include "base/unique_fd.h"
@@ -98,10 +98,8 @@ struct Unwinder::Context {
     pid_t pid = 0;
     // Per module, built on first use; owned here, dropped after dwfl_end.
     std::unordered_map<Dwfl_Module*, ModuleSymbols> symbols;
-    // Fallback for memory_read: /proc/PID/mem also reads pages that are not
-    // readable to process_vm_readv (e.g. PROT_NONE guard pages) because the
-    // kernel uses FOLL_FORCE for it (proc(5), "/proc/pid/mem").
-    UniqueFd mem;
+    // For memory_read (attach/remote_memory.h says why /proc/PID/mem).
+    std::optional<attach::RemoteMemory> mem;
     // The thread being unwound: valid only during unwind().
     pid_t tid = 0;
     const user_regs_struct* regs = nullptr;
@@ -150,13 +148,7 @@ getThread(Dwfl*, pid_t tid, void* dwflArg, void** threadArgp) {
 bool
 memoryRead(Dwfl*, Dwarf_Addr addr, Dwarf_Word* result, void* dwflArg) {
     auto* context = static_cast<Unwinder::Context*>(dwflArg);
-    iovec local{result, sizeof(*result)};
-    iovec remote{reinterpret_cast<void*>(addr), sizeof(*result)};
-    if (::process_vm_readv(context->pid, &local, 1, &remote, 1, 0) == sizeof(*result)) {
-        return true;
-    }
-    return context->mem && ::pread(context->mem.get(), result, sizeof(*result),
-                                   static_cast<off_t>(addr)) == static_cast<ssize_t>(sizeof(*result));
+    return context->mem && context->mem->tryRead(RemotePtr(addr), result, sizeof(*result));
 }
 
 bool
@@ -264,8 +256,7 @@ Unwinder
 Unwinder::createOrThrow(pid_t pid) {
     auto context = std::make_unique<Context>();
     context->pid = pid;
-    std::string memPath = fmt::format("/proc/{}/mem", pid);
-    context->mem.reset(::open(memPath.c_str(), O_RDONLY | O_CLOEXEC)); // optional, see Context::mem
+    context->mem = attach::RemoteMemory::tryOpenForReading(pid);
 
     std::unique_ptr<Dwfl, DwflDeleter> dwfl(::dwfl_begin(&kDwflCallbacks));
     if (!dwfl) {

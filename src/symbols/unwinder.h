@@ -3,7 +3,7 @@
 // The Unwinder never attaches: memtap's attach layer already owns every thread
 // with PTRACE_SEIZE, so libdwfl gets our own thread callbacks
 // (dwfl_attach_state) that hand it the caller's saved registers and read memory
-// with process_vm_readv, instead of dwfl_linux_proc_attach, which would try
+// through /proc/PID/mem (attach/remote_memory.h), instead of dwfl_linux_proc_attach, which would try
 // to PTRACE_ATTACH itself.
 #pragma once
 
