@@ -19,6 +19,7 @@
 #include "report/json.h"
 #include "report/pprof.h"
 #include "report/snapshot.h"
+#include "report/speedscope.h"
 #include "report/text_report.h"
 
 namespace memtap::cli {
@@ -168,7 +169,13 @@ runPeakReset(const ParsedArgs& args) {
     return 0;
 }
 
-enum class DiffFormat { Text, Json, Html, Pprof };
+enum class DiffFormat { Text, Json, Html, Pprof, Speedscope };
+
+// The formats that write a file (a page, a profile) rather than a report.
+bool
+isExport(DiffFormat format) {
+    return format == DiffFormat::Html || format == DiffFormat::Pprof || format == DiffFormat::Speedscope;
+}
 
 DiffFormat
 diffFormatOrThrow(const ParsedArgs& args) {
@@ -192,8 +199,11 @@ diffFormatOrThrow(const ParsedArgs& args) {
     if (*v == "pprof") {
         return DiffFormat::Pprof;
     }
+    if (*v == "speedscope") {
+        return DiffFormat::Speedscope;
+    }
     throw Error(ExitCode::Usage,
-                fmt::format("--format must be text, json, html or pprof, not '{}'", *v));
+                fmt::format("--format must be text, json, html, pprof or speedscope, not '{}'", *v));
 }
 
 // -o FILE, or stdout; a binary profile or a page of HTML is not for a terminal.
@@ -206,10 +216,11 @@ diffOutputOrThrow(const ParsedArgs& args, DiffFormat format) {
     if (path) {
         return OutputFile::createOrThrow(*path);
     }
-    if ((format == DiffFormat::Html || format == DiffFormat::Pprof) && ::isatty(STDOUT_FILENO)) {
-        throw Error(ExitCode::Usage,
-                    fmt::format("--format {} writes a file, not to a terminal",
-                                format == DiffFormat::Html ? "html" : "pprof"),
+    if (isExport(format) && ::isatty(STDOUT_FILENO)) {
+        const char* name = format == DiffFormat::Html    ? "html"
+                           : format == DiffFormat::Pprof ? "pprof"
+                                                         : "speedscope";
+        throw Error(ExitCode::Usage, fmt::format("--format {} writes a file, not to a terminal", name),
                     "add -o FILE, or redirect stdout");
     }
     return std::nullopt;
@@ -262,10 +273,11 @@ runDiff(const ParsedArgs& args) {
     }
     auto older = loadOrTake(*store, pid, oldName);
     auto newer = loadOrTake(*store, pid, newName);
-    if (format == DiffFormat::Html || format == DiffFormat::Pprof) {
+    if (isExport(format)) {
         if (onlyThread) {
-            throw Error(ExitCode::Usage, "--thread does not apply to --format html or pprof yet",
-                        "drop --thread; the page and the profile show every thread");
+            throw Error(ExitCode::Usage,
+                        "--thread does not apply to --format html, pprof or speedscope yet",
+                        "drop --thread; the page and the profiles show every thread");
         }
         std::string data;
         if (format == DiffFormat::Html) {
@@ -275,8 +287,14 @@ runDiff(const ParsedArgs& args) {
             options.oldName = oldName;
             options.newName = newName;
             data = report::renderHtmlFlamegraph(older, newer, options);
-        } else {
+        } else if (format == DiffFormat::Pprof) {
             data = report::renderPprof(older, newer, report::PprofOptions{oldName, newName});
+        } else {
+            data = report::renderSpeedscope(
+                older, newer,
+                report::SpeedscopeOptions{oldName, newName,
+                                          fmt::format("process {}{}: {} -> {}", pid,
+                                                      gone ? " (gone)" : "", oldName, newName)});
         }
         return writeDiffOutputOrThrow(output, data);
     }
@@ -360,7 +378,9 @@ snapshotCommands() {
          "what NEW holds, or its growth; red grew, blue shrank; click to zoom, type to search) beside\n"
          "the table. --format pprof writes a gzip'd pprof profile (sample types inuse_space,\n"
          "inuse_objects, growth_space, growth_objects) for `go tool pprof`, Pyroscope or Parca.\n"
-         "Both group by traceback; OLD and NEW may be the same snapshot to see one alone.\n"
+         "--format speedscope writes a speedscope.app JSON file: two profiles, the bytes NEW holds and\n"
+         "the growth (tracebacks that shrank left out), opened on the growth.\n"
+         "All three group by traceback; OLD and NEW may be the same snapshot to see one alone.\n"
          "The header says where RSS lives and which\n"
          "allocator holds it in one line ('memory:', JSON: memory, the keys of `memtap status\n"
          "--json`'s RSS explained), with status's diagnoses; pymalloc's figures wait 0.5 s at most.\n" +
@@ -372,7 +392,8 @@ snapshotCommands() {
           {"--top", "N", "show the N largest (default 10)"},
           {"--json", "", "print JSON (the same as --format json)"},
           {"--format", "FORMAT",
-           "text (default), json, html (a flamegraph page) or pprof (gzip'd profile.proto)"},
+           "text (default), json, html (a flamegraph page), pprof (gzip'd profile.proto) or "
+           "speedscope (JSON for speedscope.app)"},
           {"--output", "FILE", "write to FILE instead of stdout (whole or not at all)"},
           {"-o", "FILE", "the same as --output"}},
          runDiff},

@@ -1,4 +1,4 @@
-"""Issue 12 items 1-2: `memtap diff --format pprof|html` on a real target.
+"""Issue 12 items 1-2: `memtap diff --format pprof|speedscope|html` on a real target.
 
   - pprof: the file is decoded by an independent decoder (python3-protobuf,
     with profile.proto's schema built here from its field numbers) and its
@@ -143,6 +143,35 @@ def check_html(pid, work, lineno_stats):
           (len(html), SITES, render.group(1) if render else "?", drawn.group(1) if drawn else "?", wall))
 
 
+def check_speedscope(pid, work, stats):
+    path = os.path.join(work, "diff.speedscope.json")
+    r = memtap("diff", pid, "s1", "s2", "--format", "speedscope", "-o", path)
+    if not check(r.returncode == 0, "diff --format speedscope failed", r.stderr):
+        return
+    with open(path) as f:
+        doc = json.load(f)
+    check(doc["$schema"] == "https://www.speedscope.app/file-format-schema.json", "schema", doc.get("$schema"))
+    frames = doc["shared"]["frames"]
+    held, growth = doc["profiles"]
+    for profile in (held, growth):
+        check(profile["type"] == "sampled" and profile["unit"] == "bytes", "profile kind", profile["type"])
+        check(len(profile["samples"]) == len(profile["weights"]), "one weight per sample")
+        check(sum(profile["weights"]) == profile["endValue"], "endValue is the sum of the weights")
+        check(all(0 <= i < len(frames) for sample in profile["samples"] for i in sample), "frame index out of range")
+    check(sum(held["weights"]) == sum(s["size"] for s in stats), "held total differs from diff --json",
+          sum(held["weights"]), sum(s["size"] for s in stats))
+    want_growth = sum(max(0, s["size_diff"]) for s in stats)
+    check(sum(growth["weights"]) == want_growth, "growth total differs from diff --json",
+          sum(growth["weights"]), want_growth)
+    # The largest growth: its stack ends (innermost, last) at diff's top traceback's first frame.
+    top = max(range(len(growth["weights"])), key=lambda i: growth["weights"][i])
+    leaf = frames[growth["samples"][top][-1]]
+    want = stats[0]["traceback"][0]
+    check((leaf["file"], leaf["line"]) == (want["file"], want["line"]), "top sample's leaf frame", leaf, want)
+    print("speedscope: %d frames, %d + %d samples, %d bytes" %
+          (len(frames), len(held["samples"]), len(growth["samples"]), os.path.getsize(path)))
+
+
 def check_bad_input(pid, work):
     r = memtap("diff", pid, "s1", "s2", "--format", "svg")
     check(r.returncode == 2 and "--format must be" in r.stderr, "bad --format", r.returncode, r.stderr)
@@ -177,6 +206,7 @@ def main():
         check(len(stats) >= SITES, "expected at least %d tracebacks, got %d" % (SITES, len(stats)))
         lineno = json.loads(memtap("diff", pid, "s1", "s2", "--json").stdout)["stats"]
         check_pprof(pid, work, stats)
+        check_speedscope(pid, work, stats)
         check_html(pid, work, lineno)
         check_bad_input(pid, work)
         memtap("detach", pid)

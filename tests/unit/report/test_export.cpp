@@ -3,15 +3,20 @@
 // tests/integration/export_test.py; here the structure is checked by hand.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <string>
+
+#include <fmt/format.h>
 
 #include "fixtures.h"
 #include "golden.h"
 #include "report/crc32.h"
+#include "report/diff.h"
 #include "report/flame_tree.h"
 #include "report/gzip_writer.h"
 #include "report/html_flamegraph.h"
 #include "report/pprof.h"
+#include "report/speedscope.h"
 
 using namespace memtap::report;
 
@@ -123,4 +128,26 @@ TEST_CASE("the HTML page embeds the tree safely and the table", "[export]") {
     size_t end = evil.find("</script>", data);
     CHECK(evil.substr(data, end - data).find("\\u003c/script>") != std::string::npos);
     CHECK(evil.find("<b>x.py") == std::string::npos); // escaped in the table too
+}
+
+TEST_CASE("the speedscope file holds what NEW holds and the growth, outermost frame first", "[export]") {
+    auto older = test::olderSnapshot();
+    auto newer = test::newerSnapshot();
+    std::string json = renderSpeedscope(older, newer, SpeedscopeOptions{"s1", "s2", "process 4242"});
+    test::checkGolden("diff.speedscope.json", json);
+    // The two profiles' totals are those of the traceback diff.
+    int64_t held = 0;
+    int64_t grown = 0;
+    for (const StatDiff& stat : compareSnapshots(older, newer, GroupBy::Traceback)) {
+        held += stat.size;
+        grown += std::max<int64_t>(0, stat.sizeDiff);
+    }
+    CHECK(json.find(fmt::format("\"name\":\"s2: bytes held\",\"unit\":\"bytes\",\"startValue\":0,"
+                                "\"endValue\":{}",
+                                held)) != std::string::npos);
+    CHECK(json.find(fmt::format("\"name\":\"s1 -> s2: growth\",\"unit\":\"bytes\",\"startValue\":0,"
+                                "\"endValue\":{}",
+                                grown)) != std::string::npos);
+    CHECK(grown > 0);
+    CHECK(grown < held);
 }
