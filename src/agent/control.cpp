@@ -8,6 +8,7 @@
 #include "agent/snapshot.h"
 #include "agent/status.h"
 #include "agent/text.h"
+#include "agent/tracked_calls.h"
 
 #include <cerrno>
 #include <cstring>
@@ -229,6 +230,11 @@ ControlLoop::run() {
         // already own g_agent.
         if (!detached_ && now >= nextFinalizeCheck_) {
             checkFinalizing();
+            // A module imported since (numpy after the attach) is rewired
+            // within a tick.
+            if (g_recording.load(std::memory_order_relaxed)) {
+                rewireTrackedCalls(g_agent.api);
+            }
             nextFinalizeCheck_ = now + kFinalizeCheckMs;
         }
     }
@@ -256,6 +262,7 @@ ControlLoop::checkFinalizing() {
     if (g_recording.load(std::memory_order_relaxed) && pythonIsFinalizing(g_agent.api)) {
         // Shutting down: stop recording, keep serving until detach so the
         // host gets an answer rather than a vanished socket.
+        restoreTrackedCalls();
         uninstallHooks(g_agent.api);
         engineStop();
     }

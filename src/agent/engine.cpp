@@ -217,13 +217,13 @@ forget(void* ptr) {
 }
 
 void
-remember(void* ptr, size_t size, const RawFrame* raw, int n, uint32_t tid) {
+remember(void* ptr, size_t size, const RawFrame* raw, int n, uint32_t tid, uint32_t domain) {
     // A stale entry for this address (its free fell in the window while the
     // hooks were being swapped in) is replaced, not double counted.
     if (maybeTraced(ptr)) {
         forget(ptr);
     }
-    uint32_t trace = g_traces.value.intern(raw, n, tid);
+    uint32_t trace = g_traces.value.intern(raw, n, tid, domain);
     if (!g_addresses.value.insert(reinterpret_cast<uintptr_t>(ptr), size, trace)) {
         return; // out of memory: this allocation goes untraced
     }
@@ -234,7 +234,7 @@ remember(void* ptr, size_t size, const RawFrame* raw, int n, uint32_t tid) {
 // The slow half of recording, out of line so the hooks keep only the
 // sampling decision (a subtraction and a branch) inline.
 __attribute__((noinline)) void
-captureAndRemember(void* ptr, size_t size) {
+captureAndRemember(void* ptr, size_t size, uint32_t domain) {
     // The thread id is cached on this, the traced path, so the unsampled
     // path stays as it was and each thread pays one syscall.
     ThreadState& t = g_thread;
@@ -247,16 +247,46 @@ captureAndRemember(void* ptr, size_t size) {
     int n = g_capture ? captureFrames(raw, g_frames) : 0;
     pthread_mutex_lock(&g_lock);
     if (g_live) {
-        remember(ptr, size, raw, n, static_cast<uint32_t>(t.tid));
+        remember(ptr, size, raw, n, static_cast<uint32_t>(t.tid), domain);
     }
     pthread_mutex_unlock(&g_lock);
 }
 
 inline void
-record(ThreadState& t, void* ptr, size_t size) {
+record(ThreadState& t, void* ptr, size_t size, uint32_t domain = 0) {
     if (g_exact || shouldSample(t, size)) {
-        captureAndRemember(ptr, size);
+        captureAndRemember(ptr, size, domain);
     }
+}
+
+// Tracked domains: slot i + 1 holds domain value + 1 (0: free), claimed
+// once and kept for the life of the process, read without a lock. A
+// tracked block's key in the tables is its address with the slot in bits
+// 48-51, above every user-space address (x86-64: 47 bits), so the same
+// address in two domains is two blocks, as in tracemalloc.
+constinit std::atomic<uint64_t> g_domainSlots[kTrackedDomains] = {};
+constinit std::atomic<uint64_t> g_untracedDomainCalls{0};
+
+// 0 when the domain has no slot (and add is false, or all are taken).
+uint64_t
+domainSlot(unsigned int domain, bool add) {
+    uint64_t want = uint64_t{domain} + 1;
+    for (uint32_t i = 0; i < kTrackedDomains; ++i) {
+        uint64_t seen = g_domainSlots[i].load(std::memory_order_acquire);
+        if (seen == 0 && add &&
+            g_domainSlots[i].compare_exchange_strong(seen, want, std::memory_order_acq_rel)) {
+            return i + 1;
+        }
+        if (seen == want) {
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+inline void*
+trackedKey(uint64_t slot, uintptr_t ptr) {
+    return reinterpret_cast<void*>(ptr | slot << 48);
 }
 
 __attribute__((noinline)) void
@@ -371,6 +401,33 @@ engineOnRealloc(ThreadState& t, void* oldPtr, void* newPtr, size_t size) noexcep
     record(t, newPtr, size);
 }
 
+void
+engineOnTracked(ThreadState& t, unsigned int domain, uintptr_t ptr, size_t size) noexcept {
+    countCall(t);
+    uint64_t slot = domainSlot(domain, true);
+    if (slot == 0 || ptr >> 48 != 0) {
+        g_untracedDomainCalls.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    // A block tracked again without an untrack first replaces its old entry
+    // (remember), as PyTraceMalloc_Track does.
+    record(t, trackedKey(slot, ptr), size, domain);
+}
+
+void
+engineOnUntracked(ThreadState& t, unsigned int domain, uintptr_t ptr) noexcept {
+    countCall(t);
+    uint64_t slot = domainSlot(domain, false);
+    if (slot != 0 && ptr >> 48 == 0) {
+        release(trackedKey(slot, ptr));
+    }
+}
+
+uint64_t
+engineUntracedDomainCalls() noexcept {
+    return g_untracedDomainCalls.load(std::memory_order_relaxed);
+}
+
 EngineTotals
 engineTotals() noexcept {
     EngineTotals totals{};
@@ -432,7 +489,7 @@ engineCopyTracebacks(SnapshotRow* rows, size_t capacity, EngineTotals* totals,
             int64_t countFp = peak ? t.peakCountFp : t.countFp;
             int64_t records = peak ? t.peakRecords : t.records;
             if (countFp > 0 || bytes > 0) {
-                rows[n++] = SnapshotRow{bytes, countFp, t.frames, t.nframes, t.tid, records};
+                rows[n++] = SnapshotRow{bytes, countFp, t.frames, t.nframes, t.tid, t.domain, records};
             }
         }
     }

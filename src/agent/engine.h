@@ -41,6 +41,14 @@ bool engineRestartTraces() noexcept;
 void engineOnAlloc(ThreadState& t, void* ptr, size_t size) noexcept;
 void engineOnFree(ThreadState& t, void* ptr) noexcept;
 void engineOnRealloc(ThreadState& t, void* oldPtr, void* newPtr, size_t size) noexcept;
+// PyTraceMalloc_Track / _Untrack (tracked_calls.h): a block of another
+// domain, sampled and kept like the PyMem ones, keyed by (domain, ptr) as
+// tracemalloc keys it. Up to kTrackedDomains distinct domains; a block of
+// one more is not traced (engineUntracedDomainCalls counts them).
+inline constexpr uint32_t kTrackedDomains = 15;
+void engineOnTracked(ThreadState& t, unsigned int domain, uintptr_t ptr, size_t size) noexcept;
+void engineOnUntracked(ThreadState& t, unsigned int domain, uintptr_t ptr) noexcept;
+uint64_t engineUntracedDomainCalls() noexcept;
 
 struct EngineTotals {
     uint64_t allocationsSeen;
@@ -73,6 +81,7 @@ struct SnapshotRow {
     const Frame* frames;
     uint32_t nframes;
     uint32_t tid;    // the allocating thread's gettid(); 0: unknown
+    uint32_t domain; // 0: PyMem; else a PyTraceMalloc_Track domain
     int64_t records; // live records (samples, in sampled mode)
 };
 // An upper bound for the rows a copy made now would return (plus new ones).

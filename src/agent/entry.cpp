@@ -12,6 +12,7 @@
 #include "agent/hooks.h"
 #include "agent/pymalloc_read.h"
 #include "agent/status.h"
+#include "agent/tracked_calls.h"
 
 #include <atomic>
 #include <csignal>
@@ -175,6 +176,7 @@ setUp() {
     }
     pymallocReadConfigure(g_agent.api);
     installHooks(g_agent.api);
+    rewireTrackedCalls(g_agent.api);
     recordAttachMoment();
     if (!g_atforkRegistered) {
         // Registered once per process: the agent is never unloaded.
@@ -189,6 +191,7 @@ setUp() {
 void
 tearDown() {
     pymallocReadDisarm();
+    restoreTrackedCalls();
     uninstallHooks(g_agent.api);
     engineStop();
     unlink(g_agent.args.socket_path);

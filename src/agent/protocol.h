@@ -72,7 +72,7 @@ extern "C" {
 /* First word of a snapshot's first line ("Snapshot format" below), and the
  * version the agent writes. */
 #define MEMTAP_SNAPSHOT_MAGIC "memtap-snapshot"
-#define MEMTAP_SNAPSHOT_VERSION 3
+#define MEMTAP_SNAPSHOT_VERSION 4
 
 enum memtap_mode {
     MEMTAP_MODE_SAMPLED = 0,

@@ -90,6 +90,18 @@ resolvePythonApi(const char* module, PythonApi* api, bool* framesOk) noexcept {
     resolve(&api->threadsInitialized, "PyEval_ThreadsInitialized");
     api->debugMallocStats = lookup("_PyObject_DebugMallocStats");
     api->gilStateCheck = lookup("PyGILState_Check");
+    api->traceMallocTrackName = "PyTraceMalloc_Track";
+    api->traceMallocUntrackName = "PyTraceMalloc_Untrack";
+    if (!resolve(&api->traceMallocTrack, api->traceMallocTrackName)) {
+        api->traceMallocTrackName = "_PyTraceMalloc_Track"; // 3.6
+        api->traceMallocUntrackName = "_PyTraceMalloc_Untrack";
+        resolve(&api->traceMallocTrack, api->traceMallocTrackName);
+    }
+    resolve(&api->traceMallocUntrack, api->traceMallocUntrackName);
+    if (api->traceMallocTrack == nullptr || api->traceMallocUntrack == nullptr) {
+        api->traceMallocTrack = nullptr;
+        api->traceMallocUntrack = nullptr;
+    }
     if (!ok) {
         result = ResolveResult::kMissingSymbol;
     } else if (!parseVersion(api->getVersion(), api)) {

@@ -40,6 +40,13 @@ struct PythonApi {
     // PyGILState_Check, exported by 3.6..3.13; null if absent.
     void* debugMallocStats;
     void* gilStateCheck;
+    // Optional (tracked_calls.h): PyTraceMalloc_Track / _Untrack (3.7+;
+    // _PyTraceMalloc_Track / _Untrack in 3.6, Include/pymem.h), the C-API
+    // numpy reports its array buffers through; null if absent.
+    int (*traceMallocTrack)(unsigned int domain, unsigned long ptr, size_t size);
+    int (*traceMallocUntrack)(unsigned int domain, unsigned long ptr);
+    const char* traceMallocTrackName; // the symbol names callers import
+    const char* traceMallocUntrackName;
     int major;
     int minor;
     char version[32]; // first word of Py_GetVersion(), e.g. "3.11.7"

@@ -142,6 +142,8 @@ formatSnapshot(Text& out, SnapshotKind kind) noexcept {
         out.appendU64(row.records > 0 ? static_cast<uint64_t>(row.records) : 0);
         out.append(' ');
         out.appendU64(row.tid);
+        out.append(' ');
+        out.appendU64(row.domain);
         out.append('\n');
         for (uint32_t f = 0; f < row.nframes; ++f) {
             const Frame& frame = row.frames[f];

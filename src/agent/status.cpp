@@ -6,6 +6,7 @@
 #include "agent/malloc_info.h"
 #include "agent/mapping.h"
 #include "agent/python_frames.h"
+#include "agent/tracked_calls.h"
 
 #include <time.h>
 
@@ -132,6 +133,19 @@ formatStatus(Text& out) noexcept {
     out.append("hook_reinstall_domains ");
     appendDomains(out, chain.lastReinstallMask);
     out.append('\n');
+    // Modules loaded since the last tick are rewired before they are counted.
+    if (g_recording.load(std::memory_order_relaxed)) {
+        rewireTrackedCalls(g_agent.api);
+    }
+    TrackedCallsReport tracked = trackedCallsReport();
+    appendKeyValue(out, "tracked_calls", tracked.available ? "rewired" : "unavailable");
+    appendKeyValue(out, "tracked_call_slots", tracked.slots);
+    appendKeyValue(out, "tracked_call_modules", tracked.names[0] != '\0' ? tracked.names : "none");
+    appendKeyValue(out, "tracked_call_skipped", tracked.skipped);
+    if (tracked.skipped > 0) {
+        appendKeyValue(out, "tracked_call_skip_note", tracked.skippedWhy);
+    }
+    appendKeyValue(out, "tracked_untraced_calls", engineUntracedDomainCalls());
     appendKeyValue(out, "frame_capture", g_agent.framesOk ? "yes" : "no");
 #if MEMTAP_AGENT_HAVE_FRAMES
     appendKeyValue(out, "frame_note", framesNote());

@@ -41,7 +41,7 @@ Traces::init() noexcept {
         reset();
         return false;
     }
-    *empty = Traceback{hashBytes(nullptr, 0, 0), 0, 0, nullptr, 0, 0, 0, 0, 0, 0};
+    *empty = Traceback{hashBytes(nullptr, 0, 0), 0, 0, nullptr, 0, 0, 0, 0, 0, 0, 0};
     uint64_t emptyHash = empty->hash;
     tracebackIndex_.insert(emptyHash, 0, [&](uint32_t) { return emptyHash; });
     return true;
@@ -145,7 +145,7 @@ Traces::resolveCode(const void* code, uint32_t* file, uint32_t* func) noexcept {
 }
 
 uint32_t
-Traces::intern(const RawFrame* raw, int n, uint32_t tid) noexcept {
+Traces::intern(const RawFrame* raw, int n, uint32_t tid, uint32_t domain) noexcept {
     Frame frames[MEMTAP_MAX_FRAMES];
     int count = 0;
     for (int i = 0; i < n && i < static_cast<int>(MEMTAP_MAX_FRAMES); ++i) {
@@ -156,11 +156,13 @@ Traces::intern(const RawFrame* raw, int n, uint32_t tid) noexcept {
         ++count;
     }
     size_t bytes = sizeof(Frame) * static_cast<size_t>(count);
-    // The thread is the seed: tid 0 with no frames hashes as id 0 did.
-    uint64_t hash = hashBytes(frames, bytes, tid);
+    // Thread and domain are the seed: tid 0 in domain 0 with no frames
+    // hashes as id 0 did.
+    uint64_t hash = hashBytes(frames, bytes, tid | uint64_t{domain} << 32);
     uint32_t id = tracebackIndex_.find(hash, [&](uint32_t i) {
         const Traceback& t = tracebacks_.at(i);
-        return t.hash == hash && t.tid == tid && t.nframes == static_cast<uint32_t>(count) &&
+        return t.hash == hash && t.tid == tid && t.domain == domain &&
+               t.nframes == static_cast<uint32_t>(count) &&
                (count == 0 || std::memcmp(t.frames, frames, bytes) == 0);
     });
     if (id != UINT32_MAX) {
@@ -177,7 +179,7 @@ Traces::intern(const RawFrame* raw, int n, uint32_t tid) noexcept {
     if (count > 0) {
         std::memcpy(copy, frames, bytes);
     }
-    *t = Traceback{hash, 0, 0, copy, static_cast<uint32_t>(count), tid, 0, 0, 0, 0};
+    *t = Traceback{hash, 0, 0, copy, static_cast<uint32_t>(count), tid, domain, 0, 0, 0, 0};
     id = static_cast<uint32_t>(tracebacks_.size() - 1);
     tracebackIndex_.insert(hash, id, [&](uint32_t i) { return tracebacks_.at(i).hash; });
     return id;

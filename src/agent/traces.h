@@ -33,6 +33,9 @@ struct Traceback {
     // thread has its own aggregates for the same frames; 0 when unknown
     // (id 0, the table-full fallback).
     uint32_t tid;
+    // 0 for the PyMem domains, else the domain a PyTraceMalloc_Track caller
+    // gave (tracked_calls.h): part of the key too.
+    uint32_t domain;
     // The peak table (engine.cpp, "Peak"): bytes and count here at the last
     // capture of the breakdown at the traced high-water mark.
     int64_t peakBytes;
@@ -55,9 +58,9 @@ public:
     void reset() noexcept;
 
     // Interns the traceback of raw frames (most recent first) allocated on
-    // thread tid. Returns its id; 0 (the empty traceback of no thread) if a
-    // table is full. Needs the GIL when n > 0.
-    uint32_t intern(const RawFrame* raw, int n, uint32_t tid) noexcept;
+    // thread tid, in domain (0: PyMem). Returns its id; 0 (the empty
+    // traceback of no thread) if a table is full. Needs the GIL when n > 0.
+    uint32_t intern(const RawFrame* raw, int n, uint32_t tid, uint32_t domain) noexcept;
 
     Traceback& traceback(uint32_t id) noexcept { return tracebacks_.at(id); }
     size_t tracebackCount() const noexcept { return tracebacks_.size(); }

@@ -258,6 +258,27 @@ peakWhen(const std::string& unixMs, uint64_t nowUnixMs) {
 
 } // namespace
 
+// What extensions report through PyTraceMalloc_Track (numpy's array data),
+// from the agent's tracked_call_* keys (protocol.h).
+std::string
+trackedCallsText(const inject::AgentValues& agent) {
+    auto value = [&](const char* key) { return valueOf(agent, key); };
+    if (value("tracked_calls") != "rewired") {
+        return "not traced (this interpreter has no PyTraceMalloc_Track)";
+    }
+    std::string text =
+        value("tracked_call_modules") == "none"
+            ? std::string("no loaded module calls PyTraceMalloc_Track yet (numpy does; modules "
+                          "imported later are covered)")
+            : fmt::format("PyTraceMalloc_Track callers traced (numpy's arrays: [numpy] in diffs): {}",
+                          value("tracked_call_modules"));
+    if (numberOr(agent, "tracked_call_skipped", 0) > 0) {
+        text += fmt::format("; {} call slot(s) left alone, their memory is not seen ({})",
+                            value("tracked_call_skipped"), value("tracked_call_skip_note"));
+    }
+    return text;
+}
+
 std::string
 renderStatusText(const TargetStatus& status) {
     std::string text = fmt::format("pid:              {}\npython:           {}\nattached:         {}\n",
@@ -281,6 +302,9 @@ renderStatusText(const TargetStatus& status) {
                    (note.empty() ? "this interpreter's layout is unknown" : get("frame_note")) + ")";
         }
         text += fmt::format("frames:           {}{}\n", get("frames"), note);
+        if (status.agent.count("tracked_calls") != 0) {
+            text += fmt::format("tracked calls:    {}\n", trackedCallsText(status.agent));
+        }
         if (auto since = tracedSince(status.agent)) {
             text += fmt::format("not seen:         {}\n", *since);
         }

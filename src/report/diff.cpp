@@ -27,7 +27,8 @@ struct Totals {
 
 struct Group {
     std::vector<Frame> key;
-    int64_t tid = 0; // of every trace in it, when grouped by thread
+    int64_t tid = 0;     // of every trace in it, when grouped by thread
+    uint32_t domain = 0; // of every trace in it
     Totals older;
     Totals newer;
 };
@@ -85,11 +86,17 @@ addSnapshot(std::map<GroupId, Group>& groups, const Snapshot& snapshot, GroupBy 
             continue;
         }
         std::vector<Frame> key = keyOf(trace, by);
-        auto [it, inserted] = groups.try_emplace(idOf(key));
+        uint32_t domain = by == GroupBy::Thread ? 0 : trace.domain;
+        GroupId id = idOf(key);
+        if (domain != 0) {
+            id.emplace_back("\x01domain", static_cast<int>(domain)); // no file has that name
+        }
+        auto [it, inserted] = groups.try_emplace(std::move(id));
         Group& group = it->second;
         if (inserted) {
             group.key = std::move(key);
             group.tid = trace.tid;
+            group.domain = domain;
         } else {
             // Same (file, line) sequence under another function name: keep
             // the smallest name so the result does not depend on trace order.
@@ -280,6 +287,7 @@ compareSnapshots(const Snapshot& older, const Snapshot& newer, GroupBy by,
         stat.countDiff = group.newer.count - group.older.count;
         stat.samples = newerKnows ? group.newer.samples : -1;
         stat.oldSamples = olderKnows ? group.older.samples : -1;
+        stat.domain = group.domain;
         if (by == GroupBy::Thread) {
             stat.thread = threadLabelOf(group.tid, older, newer);
         } else if (by == GroupBy::User) {
@@ -298,7 +306,10 @@ compareSnapshots(const Snapshot& older, const Snapshot& newer, GroupBy by,
         if (a.countDiff != b.countDiff) {
             return a.countDiff > b.countDiff;
         }
-        return keyLess(a.key, b.key);
+        if (a.key != b.key) {
+            return keyLess(a.key, b.key);
+        }
+        return a.domain < b.domain;
     });
     return stats;
 }

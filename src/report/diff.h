@@ -69,6 +69,10 @@ struct StatDiff {
     // GroupBy::User: false when no frame of the traceback is in the user's
     // code and the key is its innermost frame.
     bool userFrame = true;
+    // Trace::domain of every trace in it: blocks an extension reported
+    // through PyTraceMalloc_Track are a group of their own at the same key
+    // (except by thread, which totals a thread's allocations).
+    uint32_t domain = 0;
 };
 
 // Below this many samples on both sides, a sampled figure is marked rough.

@@ -183,6 +183,12 @@ writeStatsJson(JsonWriter& json, const std::vector<StatDiff>& stats, GroupBy by,
             json.key("user_frame");
             json.value(stat.userFrame);
         }
+        if (stat.domain != 0) {
+            json.key("domain");
+            json.value(stat.domain);
+            json.key("domain_name");
+            json.value(domainName(stat.domain));
+        }
         json.key("size");
         json.value(stat.size);
         json.key("size_diff");

@@ -225,8 +225,12 @@ parseSnapshotOrThrow(std::string_view text) {
         if (version >= 3) {
             trace.tid = parseNonNegative(reader, takeField(rest), "trace thread id");
         }
+        if (version >= 4) {
+            trace.domain = parseNumber<uint32_t>(reader, takeField(rest), "trace domain");
+        }
         if (!rest.empty()) {
-            reader.fail(version >= 3   ? "trailing fields after 'T SIZE COUNT NFRAMES SAMPLES TID'"
+            reader.fail(version >= 4 ? "trailing fields after 'T SIZE COUNT NFRAMES SAMPLES TID DOMAIN'"
+                        : version == 3 ? "trailing fields after 'T SIZE COUNT NFRAMES SAMPLES TID'"
                         : version == 2 ? "trailing fields after 'T SIZE COUNT NFRAMES SAMPLES'"
                                        : "trailing fields after 'T SIZE COUNT NFRAMES'");
         }
@@ -240,6 +244,14 @@ parseSnapshotOrThrow(std::string_view text) {
         reader.fail("data after 'end'");
     }
     return snapshot;
+}
+
+std::string
+domainName(uint32_t domain) {
+    if (domain == 0) {
+        return "";
+    }
+    return domain == kNumpyDomain ? "numpy" : fmt::format("domain {}", domain);
 }
 
 std::string
@@ -257,8 +269,8 @@ serializeSnapshot(const Snapshot& snapshot) {
         // An unknown count (read from version 1) is written as the count of
         // records: in exact mode they are the same.
         int64_t samples = trace.samples >= 0 ? trace.samples : trace.count;
-        fmt::format_to(std::back_inserter(out), "T {} {} {} {} {}\n", trace.size, trace.count,
-                       trace.frames.size(), samples, trace.tid);
+        fmt::format_to(std::back_inserter(out), "T {} {} {} {} {} {}\n", trace.size, trace.count,
+                       trace.frames.size(), samples, trace.tid, trace.domain);
         for (const Frame& frame : trace.frames) {
             fmt::format_to(std::back_inserter(out), "F {} ", frame.line);
             appendEscapedName(out, frame.file);

@@ -25,7 +25,15 @@ struct Trace {
     int64_t count = 0;
     int64_t samples = -1; // live records behind size/count; -1: unknown (format version 1)
     int64_t tid = 0;      // native id of the allocating thread; 0: unknown (version 1 and 2)
+    // 0: the PyMem allocators; else the domain an extension reported the block
+    // in through PyTraceMalloc_Track (389047: numpy's array data). Version 4.
+    uint32_t domain = 0;
 };
+
+// numpy's tracemalloc domain (NPY_TRACE_DOMAIN, numpy/core/include/numpy/ndarraytypes.h).
+inline constexpr uint32_t kNumpyDomain = 389047;
+// "numpy" for kNumpyDomain, "domain N" for another, "" for 0 (PyMem).
+std::string domainName(uint32_t domain);
 
 // What the agent knew of a thread when it took the snapshot ("thread" lines).
 struct ThreadInfo {

@@ -47,13 +47,15 @@ statLabel(const StatDiff& stat, GroupBy by) {
         return sanitizeText(threadText(*stat.thread));
     }
     const Frame& top = stat.key.front();
+    // Memory an extension reported (numpy's array data) says whose it is.
+    std::string domain = stat.domain != 0 ? fmt::format(" [{}]", domainName(stat.domain)) : "";
     if (by == GroupBy::Filename) {
-        return sanitizeText(top.file);
+        return sanitizeText(top.file) + domain;
     }
     if (!stat.userFrame) {
-        return fmt::format("{}:{} [no frame in your code]", sanitizeText(top.file), top.line);
+        return fmt::format("{}:{}{} [no frame in your code]", sanitizeText(top.file), top.line, domain);
     }
-    return fmt::format("{}:{}", sanitizeText(top.file), top.line);
+    return fmt::format("{}:{}{}", sanitizeText(top.file), top.line, domain);
 }
 
 void

@@ -231,7 +231,7 @@ def parse_snapshot(text):
 def parse_snapshot_threads(text):
     """header dict, [(size, count, frames, tid)], {tid: (state, name)}."""
     lines = text.split("\n")
-    check(lines[0] == "memtap-snapshot 3", "snapshot magic %r" % lines[0])
+    check(lines[0] == "memtap-snapshot 4", "snapshot magic %r" % lines[0])
     header = {}
     traces = []
     threads = {}
@@ -242,8 +242,9 @@ def parse_snapshot_threads(text):
         if line == "end":
             break
         if line.startswith("T "):
-            _, size, count, nframes, samples, tid = line.split(" ")
+            _, size, count, nframes, samples, tid, domain = line.split(" ")
             check(int(samples) >= 0, "sample count %r" % samples)
+            check(int(domain) == 0, "no PyTraceMalloc_Track caller in these tests: domain %r" % domain)
             # In exact mode each live record is one allocation.
             if header.get("mode") == "exact":
                 check(int(samples) == int(count), "exact mode: samples %s != count %s" % (samples, count))

@@ -59,9 +59,9 @@ TEST_CASE("serializeSnapshot writes the protocol.h text format", "[snapshot]") {
     s.attachedAtUnixMs = 1764687731123;
     s.traces = {
         Trace{{Frame{"a.py", 3, "f"}, Frame{"b\\c\td\ne.py", 9, "<mod\tule>"}}, 1048576, 2, 1, 4242},
-        Trace{{}, 0, 0}};
+        Trace{{}, 0, 0}, Trace{{Frame{"a.py", 4, "f"}}, 8000, 1, 1, 4242, kNumpyDomain}};
     s.threads = {{4242, ThreadInfo{"worker 1\t", "running"}}, {4243, ThreadInfo{"", "exited"}}};
-    CHECK(serializeSnapshot(s) == "memtap-snapshot 3\n"
+    CHECK(serializeSnapshot(s) == "memtap-snapshot 4\n"
                                   "mode sampled\n"
                                   "sample_bytes 524288\n"
                                   "attached_at_unix_ms 1764687731123\n"
@@ -69,11 +69,19 @@ TEST_CASE("serializeSnapshot writes the protocol.h text format", "[snapshot]") {
                                   "traced_count 2\n"
                                   "thread 4242 running worker 1\\t\n"
                                   "thread 4243 exited \n"
-                                  "T 1048576 2 2 1 4242\n"
+                                  "T 1048576 2 2 1 4242 0\n"
                                   "F 3 a.py\tf\n"
                                   "F 9 b\\\\c\\td\\ne.py\t<mod\\tule>\n"
-                                  "T 0 0 0 0 0\n"
+                                  "T 0 0 0 0 0 0\n"
+                                  "T 8000 1 1 1 4242 389047\n"
+                                  "F 4 a.py\tf\n"
                                   "end\n");
+    Snapshot back = parseSnapshotOrThrow(serializeSnapshot(s));
+    REQUIRE(back.traces.size() == 3);
+    CHECK(back.traces[0].domain == 0);
+    CHECK(back.traces[2].domain == kNumpyDomain);
+    CHECK(domainName(kNumpyDomain) == "numpy");
+    CHECK(domainName(7) == "domain 7");
 }
 
 TEST_CASE("snapshot text round-trips", "[snapshot]") {
@@ -98,10 +106,10 @@ TEST_CASE("version 2 carries the session and each trace's sample count; version 
     Snapshot old = parseSnapshotOrThrow(kHeader + "T 10 1 0\nend\n");
     CHECK(old.attachedAtUnixMs == 0u);
     CHECK(old.traces[0].samples == -1);
-    // Stored again, a version-1 snapshot is written as version 3 with the
-    // count as its records (the same thing in exact mode) and no thread.
+    // Stored again, a version-1 snapshot is written as version 4 with the
+    // count as its records (the same thing in exact mode), no thread, domain 0.
     CHECK_THAT(serializeSnapshot(old),
-               Catch::StartsWith("memtap-snapshot 3\n") && Catch::Contains("\nT 10 1 0 1 0\n"));
+               Catch::StartsWith("memtap-snapshot 4\n") && Catch::Contains("\nT 10 1 0 1 0 0\n"));
     CHECK(s.traces[0].tid == 0);
     CHECK(s.threads.empty());
 }
@@ -174,7 +182,7 @@ TEST_CASE("malformed snapshots name the offending line", "[snapshot]") {
     };
     const Case cases[] = {
         {"", "line 1", "end of snapshot"},
-        {"memtap-snapshot 4\n", "line 1", "unsupported snapshot version"},
+        {"memtap-snapshot 5\n", "line 1", "unsupported snapshot version"},
         {"memtap-snapshot 0\n", "line 1", "unsupported snapshot version"},
         {"memtap-snapshot 2\nmode exact\nsample_bytes 0\ntraced_bytes 1\n", "line 4",
          "expected 'attached_at_unix_ms"},
