@@ -2,16 +2,11 @@
 // (Include/cpython/tracemalloc.h; numpy's array buffers, domain 389047 =
 // NPY_TRACE_DOMAIN), traced like the PyMem domains while attached.
 //
-// How: the GOT slot (R_X86_64_JUMP_SLOT or GLOB_DAT relocation) through
-// which each loaded module calls those functions is pointed at our hook,
-// which calls the real function first (tracemalloc, if running, still sees
-// the call) and then records it. Slots inside PT_GNU_RELRO are made writable
-// only for the one aligned 8-byte store. The agent thread rescans when
-// dl_iterate_phdr says modules were loaded, and puts every slot back on
-// detach (a slot that no longer holds our hook is left as it is: someone
-// else wrote it). Our hooks stay valid after detach (the agent is never
-// unloaded), so a caller that read the slot just before it was restored
-// still reaches the real function.
+// How: the GOT slot through which each loaded module calls those functions
+// is pointed at our hook (got_rewire.h), which calls the real function first
+// (tracemalloc, if running, still sees the call) and then records it. The
+// agent thread rescans when modules were loaded, and puts every slot back on
+// detach.
 //
 // Agent thread only, except the hooks.
 #ifndef MEMTAP_AGENT_TRACKED_CALLS_H
@@ -32,12 +27,12 @@ void rewireTrackedCalls(const PythonApi& api) noexcept;
 uint32_t restoreTrackedCalls() noexcept;
 
 struct TrackedCallsReport {
-    bool available;       // the interpreter exports PyTraceMalloc_Track/_Untrack
-    uint32_t slots;       // GOT slots pointing at our hooks now
-    uint32_t modules;     // modules those slots belong to
-    uint32_t skipped;     // slots left alone (names[] says which module, first ones)
-    char names[256];      // comma-separated basenames of the rewired modules, truncated
-    char skippedWhy[160]; // "MODULE: reason" of the first slot left alone, or ""
+    bool available;         // the interpreter exports PyTraceMalloc_Track/_Untrack
+    uint32_t slots;         // GOT slots pointing at our hooks now
+    uint32_t modules;       // modules those slots belong to
+    uint32_t skipped;       // slots left alone
+    const char* names;      // comma-separated basenames of the rewired modules
+    const char* skippedWhy; // "MODULE: reason" of the first slot left alone, or ""
 };
 TrackedCallsReport trackedCallsReport() noexcept;
 
