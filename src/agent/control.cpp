@@ -4,6 +4,7 @@
 #include "agent/engine.h"
 #include "agent/hooks.h"
 #include "agent/malloc_info.h"
+#include "agent/native_calls.h"
 #include "agent/pymalloc_read.h"
 #include "agent/snapshot.h"
 #include "agent/status.h"
@@ -234,6 +235,9 @@ ControlLoop::run() {
             // within a tick.
             if (g_recording.load(std::memory_order_relaxed)) {
                 rewireTrackedCalls(g_agent.api);
+                if (nativeCallsReport().enabled) {
+                    rewireNativeCalls(g_agent.api);
+                }
             }
             nextFinalizeCheck_ = now + kFinalizeCheckMs;
         }
@@ -262,6 +266,7 @@ ControlLoop::checkFinalizing() {
     if (g_recording.load(std::memory_order_relaxed) && pythonIsFinalizing(g_agent.api)) {
         // Shutting down: stop recording, keep serving until detach so the
         // host gets an answer rather than a vanished socket.
+        restoreNativeCalls();
         restoreTrackedCalls();
         uninstallHooks(g_agent.api);
         engineStop();

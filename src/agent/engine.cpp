@@ -1,5 +1,7 @@
 #include "agent/engine.h"
 
+#include "agent/native_calls.h"
+
 #include "agent/protocol.h"
 #include "agent/python_frames.h"
 #include "agent/sampler.h"
@@ -259,11 +261,16 @@ record(ThreadState& t, void* ptr, size_t size, uint32_t domain = 0) {
     }
 }
 
-// Tracked domains: slot i + 1 holds domain value + 1 (0: free), claimed
-// once and kept for the life of the process, read without a lock. A
-// tracked block's key in the tables is its address with the slot in bits
-// 48-51, above every user-space address (x86-64: 47 bits), so the same
-// address in two domains is two blocks, as in tracemalloc.
+// Blocks outside PyMem are keyed by their address with a slot number in
+// bits 48-52, above every user-space address (x86-64: 47 bits), so the same
+// address in two domains is two blocks, as in tracemalloc. Slot 1: native
+// heap blocks (--native), 2: native mappings, then the tracked domains:
+// slot kFirstTrackedSlot + i holds domain value + 1 in g_domainSlots[i]
+// (0: free), claimed once and kept for the life of the process, read
+// without a lock.
+constexpr uint64_t kNativeHeapSlot = 1;
+constexpr uint64_t kNativeMapSlot = 2;
+constexpr uint64_t kFirstTrackedSlot = 3;
 constinit std::atomic<uint64_t> g_domainSlots[kTrackedDomains] = {};
 constinit std::atomic<uint64_t> g_untracedDomainCalls{0};
 
@@ -275,10 +282,10 @@ domainSlot(unsigned int domain, bool add) {
         uint64_t seen = g_domainSlots[i].load(std::memory_order_acquire);
         if (seen == 0 && add &&
             g_domainSlots[i].compare_exchange_strong(seen, want, std::memory_order_acq_rel)) {
-            return i + 1;
+            return kFirstTrackedSlot + i;
         }
         if (seen == want) {
-            return i + 1;
+            return kFirstTrackedSlot + i;
         }
     }
     return 0;
@@ -420,6 +427,25 @@ engineOnUntracked(ThreadState& t, unsigned int domain, uintptr_t ptr) noexcept {
     uint64_t slot = domainSlot(domain, false);
     if (slot != 0 && ptr >> 48 == 0) {
         release(trackedKey(slot, ptr));
+    }
+}
+
+void
+engineOnNativeAlloc(ThreadState& t, uint32_t module, void* ptr, size_t size, bool mapped) noexcept {
+    countCall(t);
+    auto address = reinterpret_cast<uintptr_t>(ptr);
+    if (address >> 48 == 0) {
+        record(t, trackedKey(mapped ? kNativeMapSlot : kNativeHeapSlot, address), size,
+               kNativeDomainBase + module);
+    }
+}
+
+void
+engineOnNativeFree(ThreadState& t, void* ptr, bool mapped) noexcept {
+    countCall(t);
+    auto address = reinterpret_cast<uintptr_t>(ptr);
+    if (address >> 48 == 0) {
+        release(trackedKey(mapped ? kNativeMapSlot : kNativeHeapSlot, address));
     }
 }
 

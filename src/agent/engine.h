@@ -49,6 +49,11 @@ inline constexpr uint32_t kTrackedDomains = 15;
 void engineOnTracked(ThreadState& t, unsigned int domain, uintptr_t ptr, size_t size) noexcept;
 void engineOnUntracked(ThreadState& t, unsigned int domain, uintptr_t ptr) noexcept;
 uint64_t engineUntracedDomainCalls() noexcept;
+// --native (native_calls.h): a block native module number `module` took
+// from libc (mapped: an anonymous mmap), in domain kNativeDomainBase +
+// module; a free from any native module finds it.
+void engineOnNativeAlloc(ThreadState& t, uint32_t module, void* ptr, size_t size, bool mapped) noexcept;
+void engineOnNativeFree(ThreadState& t, void* ptr, bool mapped) noexcept;
 
 struct EngineTotals {
     uint64_t allocationsSeen;

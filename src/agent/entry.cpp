@@ -10,6 +10,7 @@
 #include "agent/control.h"
 #include "agent/engine.h"
 #include "agent/hooks.h"
+#include "agent/native_calls.h"
 #include "agent/pymalloc_read.h"
 #include "agent/status.h"
 #include "agent/tracked_calls.h"
@@ -114,7 +115,8 @@ memtap_start_status
 validate(const memtap_start_args& a) {
     bool ok = (a.mode == MEMTAP_MODE_SAMPLED || a.mode == MEMTAP_MODE_EXACT) && a.frames >= 1 &&
               a.frames <= MEMTAP_MAX_FRAMES && (a.mode == MEMTAP_MODE_EXACT || a.sample_bytes > 0) &&
-              (a.peer_flags & ~MEMTAP_PEER_UNMAPPED) == 0 && scratchValid(a) &&
+              (a.peer_flags & ~MEMTAP_PEER_UNMAPPED) == 0 &&
+              (a.features & ~MEMTAP_FEATURE_NATIVE) == 0 && a.reserved == 0 && scratchValid(a) &&
               terminated(a.socket_path, sizeof(a.socket_path)) && a.socket_path[0] != '\0' &&
               terminated(a.python_module, sizeof(a.python_module));
     return ok ? MEMTAP_START_OK : MEMTAP_START_BAD_ARGS;
@@ -177,6 +179,9 @@ setUp() {
     pymallocReadConfigure(g_agent.api);
     installHooks(g_agent.api);
     rewireTrackedCalls(g_agent.api);
+    if ((g_agent.args.features & MEMTAP_FEATURE_NATIVE) != 0) {
+        rewireNativeCalls(g_agent.api);
+    }
     recordAttachMoment();
     if (!g_atforkRegistered) {
         // Registered once per process: the agent is never unloaded.
@@ -191,6 +196,7 @@ setUp() {
 void
 tearDown() {
     pymallocReadDisarm();
+    restoreNativeCalls();
     restoreTrackedCalls();
     uninstallHooks(g_agent.api);
     engineStop();
@@ -204,6 +210,9 @@ tearDown() {
 void*
 agentThread(void*) {
     prctl(PR_SET_NAME, MEMTAP_AGENT_THREAD_NAME, 0, 0, 0);
+    // Nothing this thread allocates is the program's: a hook it reaches
+    // (its malloc may go through a rewired slot, native_calls.h) forwards.
+    g_thread.busy = 1;
     memtap_start_status status = setUp();
     if (status != MEMTAP_START_OK) {
         setState(kDormant, status); // its last touch of shared state

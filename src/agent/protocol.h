@@ -44,7 +44,7 @@
 extern "C" {
 #endif
 
-#define MEMTAP_PROTOCOL_VERSION 2u
+#define MEMTAP_PROTOCOL_VERSION 3u
 
 /* Exported symbol of the agent; its type is memtap_agent_start_fn. */
 #define MEMTAP_AGENT_ENTRY "memtap_agent_start"
@@ -79,6 +79,11 @@ enum memtap_mode {
     MEMTAP_MODE_EXACT = 1,
 };
 
+/* features bits. */
+#define MEMTAP_FEATURE_NATIVE                                                                           \
+    1u /* also trace malloc/calloc/realloc/free/posix_memalign/aligned_alloc/                           \
+          memalign/mmap/munmap called by native modules (src/agent/native_calls.h) */
+
 /* peer_flags bits. */
 #define MEMTAP_PEER_UNMAPPED                                                                            \
     1u /* memtap's euid has no mapping in the target's user                                             \
@@ -109,6 +114,8 @@ struct memtap_start_args {
     /* Path (target's view) of the module exporting the CPython C-API, or ""
      * when it is the main executable (a static libpython). */
     char python_module[4096];
+    uint32_t features; /* MEMTAP_FEATURE_* (protocol version 3) */
+    uint32_t reserved; /* 0 */
 };
 
 #define MEMTAP_MAX_FRAMES 64u

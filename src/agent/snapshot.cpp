@@ -5,6 +5,7 @@
 #include "agent/agent_state.h"
 #include "agent/engine.h"
 #include "agent/hooks.h"
+#include "agent/native_calls.h"
 #include "agent/thread_names.h"
 #include "agent/traces.h"
 
@@ -51,6 +52,24 @@ appendEscaped(Text& out, const InternedString& s) {
 // deduplicated through an open-addressing set on the agent thread's heap
 // (libc malloc, as the rows: never under the engine lock). False if the set
 // could not be allocated.
+// "domain D NAME" for each native module's domain the rows hold (--native).
+void
+appendDomainLines(Text& out, const SnapshotRow* rows, size_t n) {
+    bool named[kNativeModules] = {};
+    for (size_t i = 0; i < n; ++i) {
+        uint32_t module = rows[i].domain - kNativeDomainBase;
+        if (rows[i].domain >= kNativeDomainBase && module < kNativeModules && !named[module]) {
+            named[module] = true;
+            const char* name = nativeModuleName(module);
+            out.append("domain ");
+            out.appendU64(rows[i].domain);
+            out.append(" native ");
+            appendEscaped(out, name, std::strlen(name));
+            out.append('\n');
+        }
+    }
+}
+
 bool
 appendThreadLines(Text& out, const SnapshotRow* rows, size_t n) {
     size_t capacity = 16;
@@ -130,6 +149,7 @@ formatSnapshot(Text& out, SnapshotKind kind) noexcept {
         out.reserve(SIZE_MAX); // marks the text failed: the reply is an error
         return;
     }
+    appendDomainLines(out, rows, n);
     for (size_t i = 0; i < n; ++i) {
         const SnapshotRow& row = rows[i];
         out.append("T ");

@@ -5,6 +5,7 @@
 #include "agent/hooks.h"
 #include "agent/malloc_info.h"
 #include "agent/mapping.h"
+#include "agent/native_calls.h"
 #include "agent/python_frames.h"
 #include "agent/tracked_calls.h"
 
@@ -134,8 +135,23 @@ formatStatus(Text& out) noexcept {
     appendDomains(out, chain.lastReinstallMask);
     out.append('\n');
     // Modules loaded since the last tick are rewired before they are counted.
+    NativeCallsReport native = nativeCallsReport();
     if (g_recording.load(std::memory_order_relaxed)) {
         rewireTrackedCalls(g_agent.api);
+        if (native.enabled) {
+            rewireNativeCalls(g_agent.api);
+            native = nativeCallsReport();
+        }
+    }
+    bool nativeAsked = (g_agent.args.features & MEMTAP_FEATURE_NATIVE) != 0;
+    appendKeyValue(out, "native", native.enabled ? "yes" : nativeAsked ? "unavailable" : "no");
+    if (native.enabled) {
+        appendKeyValue(out, "native_call_slots", native.slots);
+        appendKeyValue(out, "native_call_modules", native.names[0] != '\0' ? native.names : "none");
+        appendKeyValue(out, "native_call_skipped", native.skipped);
+        if (native.skipped > 0) {
+            appendKeyValue(out, "native_call_skip_note", native.skippedWhy);
+        }
     }
     TrackedCallsReport tracked = trackedCallsReport();
     appendKeyValue(out, "tracked_calls", tracked.available ? "rewired" : "unavailable");

@@ -31,6 +31,7 @@ inject::AttachOptions attachOptionsFrom(const ParsedArgs& args);
 struct ModeFlags {
     bool exact = false;
     bool sampleBytes = false;
+    bool native = false;
 };
 ModeFlags modeFlagsFrom(const ParsedArgs& args);
 // For an agent already serving (its status keys): Error(Failure) when the

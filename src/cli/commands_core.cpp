@@ -31,9 +31,13 @@ refuseModeChangeOrContinue(pid_t pid, const ModeFlags& asked, const inject::Atta
     std::string actual = agent.exact
                              ? std::string("exact mode")
                              : fmt::format("sampled mode (--sample-bytes {})", agent.sampleBytes);
+    if (agent.native || asked.native) {
+        actual += agent.native ? " with --native" : " without --native";
+    }
     bool differs = (asked.exact && !agent.exact) ||
                    (asked.sampleBytes &&
-                    (agent.exact || agent.sampleBytes != static_cast<int64_t>(options.sampleBytes)));
+                    (agent.exact || agent.sampleBytes != static_cast<int64_t>(options.sampleBytes))) ||
+                   (asked.native && !agent.native);
     if (differs) {
         throw Error(ExitCode::Failure,
                     fmt::format("memtap is already attached to process {} in {}; detach first to change "
@@ -45,7 +49,7 @@ refuseModeChangeOrContinue(pid_t pid, const ModeFlags& asked, const inject::Atta
 
 ModeFlags
 modeFlagsFrom(const ParsedArgs& args) {
-    return ModeFlags{args.has("--exact"), args.has("--sample-bytes")};
+    return ModeFlags{args.has("--exact"), args.has("--sample-bytes"), args.has("--native")};
 }
 
 std::vector<OptionSpec>
@@ -55,6 +59,8 @@ attachOptionSpecs() {
         {"--sample-bytes", "N",
          "sampled mode: mean bytes between samples (default 512K; K/M/G/T suffixes; 1 to 1T)"},
         {"--frames", "N", "traceback depth, 1-64 (default 16)"},
+        {"--native", "",
+         "also trace what native modules (C extensions, their libraries) take from malloc and mmap"},
         {"--timeout", "S", "give up attaching after S seconds (default 10)"},
     };
 }
@@ -69,6 +75,7 @@ attachOptionsFrom(const ParsedArgs& args) {
     if (args.has("--exact")) {
         options.mode = MEMTAP_MODE_EXACT;
     }
+    options.native = args.has("--native");
     if (auto v = args.value("--sample-bytes")) {
         options.sampleBytes = parseByteSizeOrThrow(*v, "--sample-bytes");
     }
@@ -106,9 +113,10 @@ runAttach(const ParsedArgs& args) {
         }
         return 0;
     }
-    std::printf("attached to process %d (CPython %s), %s mode, hooks live in %.1f ms "
+    std::printf("attached to process %d (CPython %s), %s mode%s, hooks live in %.1f ms "
                 "(longest thread stop %.2f ms)\n",
                 pid, result.python.c_str(), options.mode == MEMTAP_MODE_EXACT ? "exact" : "sampled",
+                options.native ? " with native modules' malloc/mmap" : "",
                 static_cast<double>(result.latency.count()) / 1000.0,
                 static_cast<double>(result.longestThreadStop.count()) / 1000.0);
     // A process whose chain was cut many times may have no spare hooks left.

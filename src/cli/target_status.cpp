@@ -258,6 +258,23 @@ peakWhen(const std::string& unixMs, uint64_t nowUnixMs) {
 
 } // namespace
 
+// --native: which modules' malloc/mmap calls are traced (native_call_* keys).
+std::string
+nativeCallsText(const inject::AgentValues& agent) {
+    std::string modules = valueOf(agent, "native_call_modules");
+    std::string text =
+        modules == "none" || modules.empty()
+            ? std::string("no native module calls malloc or mmap through its GOT yet")
+            : fmt::format("malloc/mmap of native modules traced ([native MODULE] in diffs): {}",
+                          modules);
+    if (numberOr(agent, "native_call_skipped", 0) > 0) {
+        text +=
+            fmt::format("; {} call slot(s) left alone, their memory is not seen ({})",
+                        valueOf(agent, "native_call_skipped"), valueOf(agent, "native_call_skip_note"));
+    }
+    return text;
+}
+
 // What extensions report through PyTraceMalloc_Track (numpy's array data),
 // from the agent's tracked_call_* keys (protocol.h).
 std::string
@@ -302,6 +319,12 @@ renderStatusText(const TargetStatus& status) {
                    (note.empty() ? "this interpreter's layout is unknown" : get("frame_note")) + ")";
         }
         text += fmt::format("frames:           {}{}\n", get("frames"), note);
+        if (valueOf(status.agent, "native") == "yes") {
+            text += fmt::format("native:           {}\n", nativeCallsText(status.agent));
+        } else if (valueOf(status.agent, "native") == "unavailable") {
+            text += "native:           not traced: the agent could not find libc's malloc and mmap "
+                    "definitions, so no native module was rewired\n";
+        }
         if (status.agent.count("tracked_calls") != 0) {
             text += fmt::format("tracked calls:    {}\n", trackedCallsText(status.agent));
         }

@@ -47,6 +47,8 @@ AgentStatus::fromReplyOrThrow(std::string_view payload) {
     status.attachedAtUnixMs = unsignedOr(v, "attached_at_unix_ms");
     status.peakTracedBytes = tryNumber(v, "peak_traced_bytes");
     status.peakUnixMs = unsignedOr(v, "peak_unix_ms");
+    auto native = v.find("native");
+    status.native = native != v.end() && native->second == "yes";
     return status;
 }
 

@@ -29,6 +29,7 @@ struct AgentStatus {
     uint64_t attachedAtUnixMs = 0; // 0: not said
     std::optional<int64_t> peakTracedBytes;
     uint64_t peakUnixMs = 0; // 0: never reached, or not said
+    bool native = false;     // attached with --native
 
     // Error(Failure) naming the key when python, mode, traced_bytes or
     // traced_count is missing or unreadable.

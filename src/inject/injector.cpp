@@ -136,6 +136,7 @@ makeStartArgs(pid_t pid, const AttachOptions& options, const symbols::PythonTarg
     args.mode = options.mode;
     args.frames = options.frames;
     args.sample_bytes = options.sampleBytes;
+    args.features = options.native ? MEMTAP_FEATURE_NATIVE : 0;
     // memtap's euid as the target's user namespace sees it (SO_PEERCRED is
     // translated into the agent's namespace): host root attaching a rootless
     // container is the overflow uid there, flagged so the agent allows it.

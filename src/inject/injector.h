@@ -23,6 +23,7 @@ struct AttachOptions {
     memtap_mode mode = MEMTAP_MODE_SAMPLED;
     uint64_t sampleBytes = 512 * 1024;
     uint32_t frames = 16;
+    bool native = false; // --native: also native modules' malloc/mmap (MEMTAP_FEATURE_NATIVE)
     std::chrono::milliseconds timeout{10000};
     std::function<void(const std::string&)> progress; // one-line notes while waiting
 };

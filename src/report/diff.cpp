@@ -288,6 +288,7 @@ compareSnapshots(const Snapshot& older, const Snapshot& newer, GroupBy by,
         stat.samples = newerKnows ? group.newer.samples : -1;
         stat.oldSamples = olderKnows ? group.older.samples : -1;
         stat.domain = group.domain;
+        stat.domainLabel = group.domain != 0 ? domainLabel(group.domain, older, newer) : "";
         if (by == GroupBy::Thread) {
             stat.thread = threadLabelOf(group.tid, older, newer);
         } else if (by == GroupBy::User) {

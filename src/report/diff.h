@@ -73,6 +73,7 @@ struct StatDiff {
     // through PyTraceMalloc_Track are a group of their own at the same key
     // (except by thread, which totals a thread's allocations).
     uint32_t domain = 0;
+    std::string domainLabel; // domainLabel(domain, ...): "numpy", "native libfoo.so"; "" for 0
 };
 
 // Below this many samples on both sides, a sampled figure is marked rough.

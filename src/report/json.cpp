@@ -187,7 +187,7 @@ writeStatsJson(JsonWriter& json, const std::vector<StatDiff>& stats, GroupBy by,
             json.key("domain");
             json.value(stat.domain);
             json.key("domain_name");
-            json.value(domainName(stat.domain));
+            json.value(stat.domainLabel);
         }
         json.key("size");
         json.value(stat.size);

@@ -210,6 +210,11 @@ parseSnapshotOrThrow(std::string_view text) {
             snapshot.threads[tid] = ThreadInfo{unescapeName(reader, rest), std::string(state)};
             continue;
         }
+        if (tag == "domain" && version >= 4) {
+            auto domain = parseNumber<uint32_t>(reader, takeField(rest), "domain");
+            snapshot.domains[domain] = unescapeName(reader, rest);
+            continue;
+        }
         if (tag != "T") {
             reader.fail(fmt::format("expected 'T SIZE COUNT NFRAMES' or 'end', got '{}'", tag));
         }
@@ -255,6 +260,16 @@ domainName(uint32_t domain) {
 }
 
 std::string
+domainLabel(uint32_t domain, const Snapshot& older, const Snapshot& newer) {
+    for (const Snapshot* s : {&newer, &older}) {
+        if (auto it = s->domains.find(domain); it != s->domains.end()) {
+            return it->second;
+        }
+    }
+    return domainName(domain);
+}
+
+std::string
 serializeSnapshot(const Snapshot& snapshot) {
     std::string out = fmt::format(
         "{} {}\nmode {}\nsample_bytes {}\nattached_at_unix_ms {}\ntraced_bytes {}\ntraced_count {}\n",
@@ -263,6 +278,11 @@ serializeSnapshot(const Snapshot& snapshot) {
     for (const auto& [tid, thread] : snapshot.threads) {
         fmt::format_to(std::back_inserter(out), "thread {} {} ", tid, thread.state);
         appendEscapedName(out, thread.name);
+        out += '\n';
+    }
+    for (const auto& [domain, label] : snapshot.domains) {
+        fmt::format_to(std::back_inserter(out), "domain {} ", domain);
+        appendEscapedName(out, label);
         out += '\n';
     }
     for (const Trace& trace : snapshot.traces) {

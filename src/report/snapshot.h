@@ -50,8 +50,14 @@ struct Snapshot {
     int64_t tracedBytes = 0;       // estimate in sampled mode
     int64_t tracedCount = 0;
     std::map<int64_t, ThreadInfo> threads; // by tid; empty before version 3
+    // "domain" lines (version 4): what a domain's blocks are, e.g. "native
+    // libfoo.so" for a native module's (attach --native).
+    std::map<uint32_t, std::string> domains;
     std::vector<Trace> traces;
 };
+
+// What the snapshots' "domain" lines call it, else domainName.
+std::string domainLabel(uint32_t domain, const Snapshot& older, const Snapshot& newer);
 
 // Parses the protocol.h text format. Throws memtap::Error (ExitCode::Failure)
 // naming the 1-based line on any malformed input; nothing is guessed, because

@@ -48,7 +48,7 @@ statLabel(const StatDiff& stat, GroupBy by) {
     }
     const Frame& top = stat.key.front();
     // Memory an extension reported (numpy's array data) says whose it is.
-    std::string domain = stat.domain != 0 ? fmt::format(" [{}]", domainName(stat.domain)) : "";
+    std::string domain = stat.domain != 0 ? fmt::format(" [{}]", sanitizeText(stat.domainLabel)) : "";
     if (by == GroupBy::Filename) {
         return sanitizeText(top.file) + domain;
     }

@@ -10,7 +10,7 @@ import sysconfig
 import tempfile
 import time
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 MODE_SAMPLED = 0
 MODE_EXACT = 1
 
@@ -47,6 +47,8 @@ class StartArgs(ctypes.Structure):
         ("start_status_addr", ctypes.c_uint64),
         ("socket_path", ctypes.c_char * 108),
         ("python_module", ctypes.c_char * 4096),
+        ("features", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
     ]
 
 
