@@ -14,6 +14,9 @@ Workloads:
   str     format, concatenate, join and split strings
   flask   GET through Flask's test client (no network), JSON response
   live    keep N small objects alive (tuples of one int): peak RSS
+  numpy   numpy arrays of mixed sizes built, combined and dropped (array data
+          reported through PyTraceMalloc_Track), and zlib compression of
+          their bytes (a native library's own malloc): bench/numpy_native.py
 """
 import sys
 import time
@@ -74,11 +77,32 @@ def flask_loop(n, client):
     return total
 
 
+def numpy_loop(n):
+    import numpy
+    import zlib
+    keep = []
+    total = 0.0
+    for i in range(n):
+        a = numpy.arange(64 + i % 4096, dtype=numpy.float64)
+        b = a * 2.0 + 1.0  # temporaries: one Track/Untrack pair each
+        c = numpy.concatenate([a, b])
+        total += float(c.sum())
+        if i % 8 == 0:
+            total += len(zlib.compress(c.tobytes()[:4096]))
+        keep.append(c)
+        if len(keep) > 64:
+            keep = []
+    return total
+
+
 def live(n):
     return [(i,) for i in range(n)]
 
 
 client = make_flask() if WORKLOAD == "flask" else None
+if WORKLOAD == "numpy":
+    import numpy  # noqa: F401  (imported before the attach, as a service has it)
+    import zlib  # noqa: F401
 sys.stdout.write("ready\n")
 sys.stdout.flush()
 sys.stdin.readline()
@@ -93,6 +117,8 @@ elif WORKLOAD == "flask":
     result = flask_loop(N, client)
 elif WORKLOAD == "live":
     result = live(N)
+elif WORKLOAD == "numpy":
+    result = numpy_loop(N)
 else:
     sys.exit("unknown workload " + WORKLOAD)
 elapsed = time.perf_counter() - start

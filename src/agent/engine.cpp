@@ -60,6 +60,10 @@ constinit NoDestroy<Traces> g_traces;
 constinit NoDestroy<AddressTable> g_addresses;
 constinit uint8_t* g_filter = nullptr; // counts then bitmap; mapped once, kept across attaches
 constinit int64_t g_tracedBytes = 0;
+// Traced bytes by where the block came from (the key's slot: 0 PyMem, 1
+// native heap, 2 native mappings, 3 and up tracked domains), for the RSS
+// breakdown.
+constinit int64_t g_kindBytes[4] = {};
 constinit int64_t g_tracedCountFp = 0;
 
 // Peak. g_peakBytes is the high-water mark of g_tracedBytes since the tables
@@ -187,9 +191,16 @@ resetPeakState() {
     g_churnSinceCapture = 0;
 }
 
+inline int
+kindOf(const void* key) {
+    uint64_t slot = reinterpret_cast<uintptr_t>(key) >> 48;
+    return slot < 3 ? static_cast<int>(slot) : 3;
+}
+
 void
-account(uint32_t trace, uint64_t size, int sign) {
+account(const void* key, uint32_t trace, uint64_t size, int sign) {
     Weight w = weightOf(size);
+    g_kindBytes[kindOf(key)] += sign * static_cast<int64_t>(w.bytes);
     Traceback& t = g_traces.value.traceback(trace);
     t.bytes += sign * static_cast<int64_t>(w.bytes);
     t.countFp += sign * w.countFp;
@@ -214,7 +225,7 @@ forget(void* ptr) {
     if (!g_addresses.value.remove(reinterpret_cast<uintptr_t>(ptr), &size, &trace)) {
         return;
     }
-    account(trace, size, -1);
+    account(ptr, trace, size, -1);
     filterRemove(ptr);
 }
 
@@ -229,7 +240,7 @@ remember(void* ptr, size_t size, const RawFrame* raw, int n, uint32_t tid, uint3
     if (!g_addresses.value.insert(reinterpret_cast<uintptr_t>(ptr), size, trace)) {
         return; // out of memory: this allocation goes untraced
     }
-    account(trace, size, +1);
+    account(ptr, trace, size, +1);
     filterAdd(ptr);
 }
 
@@ -319,6 +330,9 @@ freeTables() {
     g_traces.value.reset();
     g_addresses.value.reset();
     g_tracedBytes = 0;
+    for (int64_t& bytes : g_kindBytes) {
+        bytes = 0;
+    }
     g_tracedCountFp = 0;
     resetPeakState();
     if (g_filter != nullptr) {
@@ -461,6 +475,10 @@ engineTotals() noexcept {
     pthread_mutex_lock(&g_lock);
     int64_t bytes = g_tracedBytes;
     int64_t countFp = g_tracedCountFp;
+    auto positive = [](int64_t v) { return v > 0 ? static_cast<uint64_t>(v) : uint64_t{0}; };
+    totals.nativeHeapBytes = positive(g_kindBytes[1]);
+    totals.nativeMappedBytes = positive(g_kindBytes[2]);
+    totals.trackedBytes = positive(g_kindBytes[3]);
     pthread_mutex_unlock(&g_lock);
     totals.tracedBytes = bytes > 0 ? static_cast<uint64_t>(bytes) : 0;
     totals.tracedCount = countFp > 0 ? static_cast<uint64_t>((countFp + kCountOne / 2) / kCountOne) : 0;

@@ -59,6 +59,11 @@ struct EngineTotals {
     uint64_t allocationsSeen;
     uint64_t tracedBytes; // estimate in sampled mode
     uint64_t tracedCount; // estimate in sampled mode
+    // Of tracedBytes (engineTotals only): blocks reported through
+    // PyTraceMalloc_Track, and native modules' malloc blocks and mappings.
+    uint64_t trackedBytes;
+    uint64_t nativeHeapBytes;
+    uint64_t nativeMappedBytes;
 };
 EngineTotals engineTotals() noexcept;
 

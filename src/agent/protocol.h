@@ -216,7 +216,19 @@ typedef int (*memtap_agent_start_fn)(struct memtap_start_args*);
  *                    empty), frame_note (one line: where the frame layout
  *                    came from, e.g. "layout table, confirmed by
  *                    _Py_DebugOffsets", or why frames are off; to the end of
- *                    the line). allocations_seen is batched per thread and may
+ *                    the line), tracked_calls ("rewired", or "unavailable"
+ *                    without PyTraceMalloc_Track), tracked_call_slots (GOT
+ *                    slots of loaded modules' PyTraceMalloc_Track/_Untrack
+ *                    calls pointing at the agent), tracked_call_modules
+ *                    (comma-separated basenames, or "none"),
+ *                    tracked_call_skipped (slots left alone) and, when not
+ *                    0, tracked_call_skip_note ("MODULE: reason"),
+ *                    tracked_untraced_calls (Track calls of a domain past
+ *                    the agent's 15), native ("yes", "no", or "unavailable":
+ *                    asked for but libc's allocator was not found) and with
+ *                    "yes" native_call_slots, native_call_modules,
+ *                    native_call_skipped, native_call_skip_note (the same
+ *                    for the native modules' malloc/mmap slots). allocations_seen is batched per thread and may
  *                    lag by up to 63 calls per thread. Readers must ignore
  *                    keys they do not know.
  *   detach           payload: empty; the agent removes its hooks, closes and
@@ -280,7 +292,7 @@ typedef int (*memtap_agent_start_fn)(struct memtap_start_args*);
  * Snapshot format (one record per line, fields separated by one space, the
  * last field of F lines runs to the end of the line; '\\', '\n' and '\t' in
  * names are written as "\\\\", "\\n" and "\\t"):
- *   memtap-snapshot 3
+ *   memtap-snapshot 4
  *   mode exact|sampled
  *   sample_bytes N
  *   attached_at_unix_ms N   the session (status key of the same name): two
@@ -298,17 +310,26 @@ typedef int (*memtap_agent_start_fn)(struct memtap_start_args*);
  *                           be empty. CPython before 3.14 does not give
  *                           threading.Thread.name to the OS: a Python
  *                           thread's NAME is then the process's name.
- *   T SIZE COUNT NFRAMES SAMPLES TID  one per distinct (thread, traceback);
+ *   domain D LABEL          one per native module's domain the T lines
+ *                           use (attach --native), before them: D is
+ *                           0x4d540000 + the module's number, LABEL "native
+ *                           BASENAME", escaped as F names are.
+ *   T SIZE COUNT NFRAMES SAMPLES TID DOMAIN  one per distinct (thread,
+ *                           traceback, domain);
  *                           SAMPLES: the live records behind SIZE and COUNT
  *                           (in sampled mode the samples the estimate rests
  *                           on); TID: the native id (gettid(), in the
  *                           target's pid namespace) of the thread that made
  *                           the allocations, 0 when unknown (a table was
  *                           full). The same frames on two threads are two T
- *                           records.
+ *                           records. DOMAIN: 0 for the PyMem allocators, else
+ *                           the domain a PyTraceMalloc_Track caller gave
+ *                           (389047: numpy's array data) or a native
+ *                           module's (above).
  *   F LINE FILE\tFUNCTION   NFRAMES lines after each T, most recent call first
  *   end
- * Version 2 (still read by the host) has no thread lines and no TID field;
+ * Version 3 (still read by the host) has no domain lines and no DOMAIN field;
+ * version 2 has no thread lines and no TID field either;
  * version 1 has no attached_at_unix_ms line and no SAMPLES field either.
  * The peak breakdown ("snapshot peak") is kept per (thread, traceback) too.
  */

@@ -112,6 +112,9 @@ formatStatus(Text& out) noexcept {
     appendKeyValue(out, "allocations_seen", totals.allocationsSeen);
     appendKeyValue(out, "traced_bytes", totals.tracedBytes);
     appendKeyValue(out, "traced_count", totals.tracedCount);
+    appendKeyValue(out, "traced_tracked_bytes", totals.trackedBytes);
+    appendKeyValue(out, "traced_native_heap_bytes", totals.nativeHeapBytes);
+    appendKeyValue(out, "traced_native_mmap_bytes", totals.nativeMappedBytes);
     EnginePeak peak = enginePeak();
     appendKeyValue(out, "peak_traced_bytes", peak.peakBytes);
     appendKeyValue(out, "peak_unix_ms", peak.peakUnixMs);

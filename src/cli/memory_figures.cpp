@@ -174,6 +174,9 @@ breakdownInputFor(pid_t pid, bool attached, int64_t rssBytes,
     if (attached) {
         in.malloc = mallocFiguresFrom(agentStatus);
         in.agentBytes = numberOr(agentStatus, "agent_bytes", -1);
+        in.trackedBytes = numberOr(agentStatus, "traced_tracked_bytes", -1);
+        in.nativeHeapBytes = numberOr(agentStatus, "traced_native_heap_bytes", -1);
+        in.nativeMappedBytes = numberOr(agentStatus, "traced_native_mmap_bytes", -1);
     }
     return in;
 }

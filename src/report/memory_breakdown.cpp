@@ -1,6 +1,8 @@
 #include "report/memory_breakdown.h"
 
 #include <algorithm>
+#include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -75,6 +77,10 @@ explainMemory(const BreakdownInput& input) {
         out.mallocResidentFreeBytes = std::min(m.freeBytes, left);
         if (pymallocKnown) {
             out.unexplainedBytes = left - out.mallocResidentFreeBytes;
+            if (input.nativeMappedBytes > 0) {
+                out.nativeMappedBytes = std::min(input.nativeMappedBytes, out.unexplainedBytes);
+                out.unexplainedBytes -= out.nativeMappedBytes;
+            }
         }
     }
 
@@ -104,7 +110,8 @@ explainMemory(const BreakdownInput& input) {
     if (out.unexplainedBytes >= 0 && decides(out.unexplainedBytes, rss)) {
         out.diagnoses.push_back(fmt::format(
             "{} of RSS is outside Python's allocators and glibc malloc: native allocations (an "
-            "extension's own mmaps or allocator); memtap traces only Python's allocators",
+            "extension's own mmaps or allocator); `memtap attach --native` traces native modules' "
+            "malloc and mmap",
             size(out.unexplainedBytes)));
     }
     return out;
@@ -171,10 +178,32 @@ renderBreakdownText(const BreakdownInput& input, const MemoryBreakdown& breakdow
     if (input.agentBytes > 0) {
         text += fmt::format("memtap's agent:   {} mapped for its tables\n", size(input.agentBytes));
     }
+    std::vector<std::string> outside;
+    if (input.trackedBytes > 0) {
+        outside.push_back(fmt::format("{} reported through PyTraceMalloc_Track (numpy's arrays; in "
+                                      "malloc's in-use bytes)",
+                                      size(input.trackedBytes)));
+    }
+    if (input.nativeHeapBytes > 0) {
+        outside.push_back(fmt::format("{} native modules' malloc (in malloc's in-use bytes)",
+                                      size(input.nativeHeapBytes)));
+    }
+    if (breakdown.nativeMappedBytes > 0) {
+        outside.push_back(fmt::format("{} native modules' mmaps", size(breakdown.nativeMappedBytes)));
+    }
+    if (!outside.empty()) {
+        text += "outside PyMem:    ";
+        for (size_t i = 0; i < outside.size(); ++i) {
+            text += (i > 0 ? ", " : "") + outside[i];
+        }
+        text += " (traced since attach)\n";
+    }
     if (breakdown.unexplainedBytes >= 0) {
-        text += fmt::format("unexplained:      {} of anonymous RSS outside stacks, memtap, pymalloc and "
-                            "glibc malloc\n",
-                            size(breakdown.unexplainedBytes));
+        text +=
+            fmt::format("unexplained:      {} of anonymous RSS outside stacks, memtap, pymalloc{}\n",
+                        size(breakdown.unexplainedBytes),
+                        breakdown.nativeMappedBytes > 0 ? ", glibc malloc and the native mmaps traced"
+                                                        : " and glibc malloc");
     }
     for (const auto& diagnosis : breakdown.diagnoses) {
         text += fmt::format("diagnosis:        {}\n", diagnosis);
@@ -264,6 +293,14 @@ writeBreakdownJson(JsonWriter& json, const BreakdownInput& input, const MemoryBr
     if (breakdown.unexplainedBytes >= 0) {
         json.key("unexplained_bytes");
         json.value(breakdown.unexplainedBytes);
+    }
+    for (auto [key, value] : {std::pair{"tracked_bytes", input.trackedBytes},
+                              std::pair{"native_heap_bytes", input.nativeHeapBytes},
+                              std::pair{"native_mmap_bytes", breakdown.nativeMappedBytes}}) {
+        if (value >= 0) {
+            json.key(key);
+            json.value(value);
+        }
     }
     json.key("diagnoses");
     json.beginArray();

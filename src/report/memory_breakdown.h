@@ -98,6 +98,14 @@ struct BreakdownInput {
     PymallocFigures pymalloc;
     int64_t agentBytes = -1; // agent_bytes: the agent's own mappings
     uint64_t nowUnixMs = 0;
+    // Traced blocks from outside PyMem (-1: an agent that does not say):
+    // what PyTraceMalloc_Track callers reported (numpy's arrays: inside
+    // malloc's in-use bytes), and with --native the native modules' malloc
+    // blocks (inside malloc's in-use bytes too) and anonymous mappings
+    // (outside both allocators: taken out of what is unexplained).
+    int64_t trackedBytes = -1;
+    int64_t nativeHeapBytes = -1;
+    int64_t nativeMappedBytes = -1;
 };
 
 // Below kDiagnosisMinBytes nothing is named: a fresh interpreter holds a few
@@ -117,6 +125,7 @@ struct MemoryBreakdown {
     int64_t pymallocFreeBytes = -1;       // available + unused pools (Read only)
     int64_t mallocResidentFreeBytes = -1; // fordblks, bounded by what anonymous RSS can hold
     int64_t unexplainedBytes = -1;        // -1: not computable (old agent, no smaps)
+    int64_t nativeMappedBytes = -1;       // the part of the rest explained by --native's mmaps
     std::vector<std::string> diagnoses;
 };
 

@@ -184,3 +184,26 @@ TEST_CASE("figures the breakdown could not read are said so, never guessed", "[b
         CHECK_THAT(b.diagnoses[0], Catch::StartsWith("503 MiB of RSS is outside Python's allocators"));
     }
 }
+
+TEST_CASE("--native's traced mmaps come out of what is unexplained; numpy's arrays are named",
+          "[breakdown]") {
+    BreakdownInput in = fragmented();
+    int64_t before = explainMemory(in).unexplainedBytes;
+    REQUIRE(before > 8 * MiB);
+    in.trackedBytes = 6 * MiB;
+    in.nativeHeapBytes = 1 * MiB;
+    in.nativeMappedBytes = 8 * MiB;
+    MemoryBreakdown b = explainMemory(in);
+    CHECK(b.nativeMappedBytes == 8 * MiB);
+    CHECK(b.unexplainedBytes == before - 8 * MiB);
+    std::string text = renderBreakdownText(in, b);
+    CHECK_THAT(text,
+               Catch::Contains("outside PyMem:    6144 KiB reported through PyTraceMalloc_Track") &&
+                   Catch::Contains("1024 KiB native modules' malloc") &&
+                   Catch::Contains("8192 KiB native modules' mmaps"));
+    // More traced mappings than is left: never below zero.
+    in.nativeMappedBytes = before + 100 * MiB;
+    b = explainMemory(in);
+    CHECK(b.unexplainedBytes == 0);
+    CHECK(b.nativeMappedBytes == before);
+}
