@@ -24,7 +24,7 @@ import common  # noqa: E402
 from common import Child, log, median  # noqa: E402
 
 PYTHON = "/usr/bin/python3"
-N = 200000
+N = 50000
 CONFIGS = [
     ("baseline", None, {}),
     ("sampled", [], {}),

@@ -228,9 +228,13 @@ typedef int (*memtap_agent_start_fn)(struct memtap_start_args*);
  *                    asked for but libc's allocator was not found) and with
  *                    "yes" native_call_slots, native_call_modules,
  *                    native_call_skipped, native_call_skip_note (the same
- *                    for the native modules' malloc/mmap slots). allocations_seen is batched per thread and may
- *                    lag by up to 63 calls per thread. Readers must ignore
- *                    keys they do not know.
+ *                    for the native modules' malloc/mmap slots),
+ *                    traced_tracked_bytes, traced_native_heap_bytes,
+ *                    traced_native_mmap_bytes (the parts of traced_bytes
+ *                    from PyTraceMalloc_Track callers, native malloc and
+ *                    native anonymous mmaps). allocations_seen is batched
+ *                    per thread and may lag by up to 63 calls per thread.
+ *                    Readers must ignore keys they do not know.
  *   detach           payload: empty; the agent removes its hooks, closes and
  *                    unlinks the socket, and its thread ends. All of that
  *                    happens before the reply is sent: once the host reads
