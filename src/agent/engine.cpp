@@ -430,6 +430,10 @@ engineOnTracked(ThreadState& t, unsigned int domain, uintptr_t ptr, size_t size)
         g_untracedDomainCalls.fetch_add(1, std::memory_order_relaxed);
         return;
     }
+    // With --native the block's malloc by the reporting module (numpy's
+    // own) was recorded as native: the domain names it better, and the
+    // bytes must not count twice.
+    release(trackedKey(kNativeHeapSlot, ptr));
     // A block tracked again without an untrack first replaces its old entry
     // (remember), as PyTraceMalloc_Track does.
     record(t, trackedKey(slot, ptr), size, domain);

@@ -67,13 +67,13 @@ private:
     Slot slots_[kMaxSlots] = {};
     uint32_t slotCount_ = 0;
     uintptr_t moduleBases_[kMaxModules] = {};
-    char moduleNames_[kMaxModules][48] = {};
+    char moduleNames_[kMaxModules][96] = {};
     uint32_t moduleCount_ = 0;
     unsigned long long seenAdds_ = ~0ULL; // dlpi_adds at the last full scan
     // Of the last full scan:
     uint32_t ours_ = 0;
     uint32_t skipped_ = 0;
-    char names_[256] = {};
+    char names_[512] = {};
     char skipNote_[160] = {};
 };
 

@@ -11,7 +11,9 @@ On one target (Debian's python3 with python3-numpy):
      real function), read from inside the target;
   4. attach again with numpy loaded and its slot resolved: after detach the
      slot holds exactly what it held before the attach; status names the
-     module; sampled mode sees the arrays too (an estimate).
+     module; sampled mode sees the arrays too (an estimate);
+  5. with --native the arrays count once, as [numpy], not again as numpy's
+     own malloc.
 
 Usage: numpy_test.py MEMTAP PYTHON TARGETS_DIR. Exit 77 if ptrace is denied
 or numpy does not import in PYTHON.
@@ -133,6 +135,23 @@ def main():
         check(after2 == before, "the slot is not what it was before the attach", hex(after2), hex(before))
         print("GOT slot %#x: %#x during attach, %#x after detach (real PyTraceMalloc_Track %#x)" %
               (slot, during2, after2, real))
+        # 5. With --native the arrays' malloc by numpy is not counted again.
+        target.ask("free")
+        r = memtap("attach", pid, "--exact", "--native")
+        check(r.returncode == 0, "attach --native failed", r.stderr)
+        memtap("snapshot", pid, "u1")
+        target.ask("alloc %d %d" % (N, K))
+        memtap("snapshot", pid, "u2")
+        rows = numpy_rows(pid, "u1", "u2")
+        check(len(rows) == 1 and abs(rows[0]["size_diff"] - ARRAY_BYTES) <= ARRAY_BYTES / 100,
+              "--native: the [numpy] row is not the array bytes", rows)
+        r = memtap("diff", pid, "u1", "u2", "--json", "--top", 100000)
+        native = sum(s["size_diff"] for s in json.loads(r.stdout)["stats"]
+                     if s.get("domain_name", "").startswith("native ") and s["line"] == LINE)
+        check(native < ARRAY_BYTES / 100, "--native counts the arrays a second time", native)
+        print("--native exact: [numpy] %d bytes, native at the same line %d bytes" %
+              (rows[0]["size_diff"] if rows else -1, native))
+        check(memtap("detach", pid).returncode == 0, "third detach failed")
         check(target.proc.poll() is None, "the target died")
     finally:
         target.proc.kill()
