@@ -105,6 +105,9 @@ tableHtml(const std::vector<StatDiff>& stats, size_t rows) {
         const StatDiff& s = stats[i];
         std::string where =
             s.key.empty() ? "<unknown>:0" : fmt::format("{}:{}", s.key[0].file, s.key[0].line);
+        if (s.domain != 0) {
+            where += fmt::format(" [{}]", s.domainLabel); // numpy's arrays, a native module's memory
+        }
         out += fmt::format(
             "<tr><td class=\"where\">{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td>"
             "<td>{:+}</td></tr>\n",
