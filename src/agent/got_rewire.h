@@ -39,7 +39,6 @@ public:
     uint32_t restore() noexcept;
 
     uint32_t slots() const noexcept { return ours_; }
-    uint32_t modules() const noexcept { return moduleCount_; }
     uint32_t skipped() const noexcept { return skipped_; }
     // Comma-separated basenames of the rewired modules (truncated), or "".
     const char* moduleNames() const noexcept { return names_; }

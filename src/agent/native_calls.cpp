@@ -352,8 +352,8 @@ nativeModuleName(uint32_t module) noexcept {
 
 NativeCallsReport
 nativeCallsReport() noexcept {
-    return NativeCallsReport{g_enabled,           g_rewirer.slots(),       g_rewirer.modules(),
-                             g_rewirer.skipped(), g_rewirer.moduleNames(), g_rewirer.skipNote()};
+    return NativeCallsReport{g_enabled, g_rewirer.slots(), g_rewirer.skipped(), g_rewirer.moduleNames(),
+                             g_rewirer.skipNote()};
 }
 
 } // namespace memtap_agent

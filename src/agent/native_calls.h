@@ -42,7 +42,6 @@ const char* nativeModuleName(uint32_t module) noexcept;
 struct NativeCallsReport {
     bool enabled;
     uint32_t slots;
-    uint32_t modules;
     uint32_t skipped;
     const char* names;
     const char* skippedWhy;

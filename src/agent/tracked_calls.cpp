@@ -86,7 +86,6 @@ trackedCallsReport() noexcept {
     TrackedCallsReport report{};
     report.available = g_api != nullptr && g_api->traceMallocTrack != nullptr;
     report.slots = g_rewirer.slots();
-    report.modules = g_rewirer.modules();
     report.skipped = g_rewirer.skipped();
     report.names = g_rewirer.moduleNames();
     report.skippedWhy = g_rewirer.skipNote();

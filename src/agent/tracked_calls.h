@@ -29,7 +29,6 @@ uint32_t restoreTrackedCalls() noexcept;
 struct TrackedCallsReport {
     bool available;         // the interpreter exports PyTraceMalloc_Track/_Untrack
     uint32_t slots;         // GOT slots pointing at our hooks now
-    uint32_t modules;       // modules those slots belong to
     uint32_t skipped;       // slots left alone
     const char* names;      // comma-separated basenames of the rewired modules
     const char* skippedWhy; // "MODULE: reason" of the first slot left alone, or ""

@@ -15,9 +15,10 @@ namespace memtap::report {
 
 namespace {
 
-// A group's identity: the (file, line) of each key frame. Function names are
-// labels only, as tracemalloc's frames are (filename, lineno).
-using GroupId = std::vector<std::pair<std::string, int>>;
+// A group's identity: its domain (0: PyMem) and the (file, line) of each key
+// frame. Function names are labels only, as tracemalloc's frames are
+// (filename, lineno).
+using GroupId = std::pair<uint32_t, std::vector<std::pair<std::string, int>>>;
 
 struct Totals {
     int64_t size = 0;
@@ -69,11 +70,11 @@ keyOf(const Trace& trace, GroupBy by) {
 }
 
 GroupId
-idOf(const std::vector<Frame>& key) {
-    GroupId id;
-    id.reserve(key.size());
+idOf(uint32_t domain, const std::vector<Frame>& key) {
+    GroupId id{domain, {}};
+    id.second.reserve(key.size());
     for (const Frame& frame : key) {
-        id.emplace_back(frame.file, frame.line);
+        id.second.emplace_back(frame.file, frame.line);
     }
     return id;
 }
@@ -87,11 +88,7 @@ addSnapshot(std::map<GroupId, Group>& groups, const Snapshot& snapshot, GroupBy 
         }
         std::vector<Frame> key = keyOf(trace, by);
         uint32_t domain = by == GroupBy::Thread ? 0 : trace.domain;
-        GroupId id = idOf(key);
-        if (domain != 0) {
-            id.emplace_back("\x01domain", static_cast<int>(domain)); // no file has that name
-        }
-        auto [it, inserted] = groups.try_emplace(std::move(id));
+        auto [it, inserted] = groups.try_emplace(idOf(domain, key));
         Group& group = it->second;
         if (inserted) {
             group.key = std::move(key);

@@ -2,7 +2,6 @@
 
 #include <dwarf.h>
 #include <elfutils/libdwfl.h>
-#include <fcntl.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -14,7 +13,6 @@
 #include "attach/remote_memory.h"
 #include "base/error.h"
 #include "base/permission_hint.h"
-#include "base/unique_fd.h"
 
 namespace memtap::symbols {
 
