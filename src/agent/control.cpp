@@ -2,6 +2,7 @@
 
 #include "agent/agent_state.h"
 #include "agent/engine.h"
+#include "agent/heap_request.h"
 #include "agent/hooks.h"
 #include "agent/malloc_info.h"
 #include "agent/native_calls.h"
@@ -380,6 +381,18 @@ ControlLoop::dispatch(Connection& c, int64_t now) {
         replyOk(c, now);
     } else if (std::strcmp(request, MEMTAP_CMD_MALLOC_TRIM) == 0) {
         formatMallocTrim(c.payload);
+        replyOk(c, now);
+    } else if (std::strncmp(request, MEMTAP_CMD_HEAP_WALK " ", sizeof(MEMTAP_CMD_HEAP_WALK)) == 0) {
+        if (const char* error = armHeapWalk(request + sizeof(MEMTAP_CMD_HEAP_WALK), c.payload)) {
+            replyErr(c, error, now);
+        } else {
+            replyOk(c, now);
+        }
+    } else if (std::strcmp(request, MEMTAP_CMD_HEAP_WALK_RESULT) == 0) {
+        formatHeapWalkResult(c.payload);
+        replyOk(c, now);
+    } else if (std::strcmp(request, MEMTAP_CMD_HEAP_WALK_CANCEL) == 0) {
+        cancelHeapWalk();
         replyOk(c, now);
     } else if (std::strcmp(request, MEMTAP_CMD_DETACH) == 0) {
         detach(c, now);

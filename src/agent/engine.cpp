@@ -8,6 +8,7 @@
 #include "agent/tables.h"
 #include "agent/traces.h"
 
+#include <cstring>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -548,6 +549,54 @@ engineCopyTracebacks(SnapshotRow* rows, size_t capacity, EngineTotals* totals,
     totals->tracedBytes = bytes > 0 ? static_cast<uint64_t>(bytes) : 0;
     totals->tracedCount = countFp > 0 ? static_cast<uint64_t>((countFp + kCountOne / 2) / kCountOne) : 0;
     return n;
+}
+
+bool
+engineFindBlock(const void* ptr, uint64_t* size, uint32_t* trace) noexcept {
+    if (!maybeTraced(ptr)) {
+        return false;
+    }
+    pthread_mutex_lock(&g_lock);
+    bool found = g_live && g_addresses.value.find(reinterpret_cast<uintptr_t>(ptr), size, trace);
+    pthread_mutex_unlock(&g_lock);
+    return found;
+}
+
+namespace {
+
+bool
+fileMatches(const InternedString& frameFile, const char* file, size_t n) {
+    if (frameFile.length < n || std::memcmp(frameFile.text + frameFile.length - n, file, n) != 0) {
+        return false;
+    }
+    return frameFile.length == n || frameFile.text[frameFile.length - n - 1] == '/';
+}
+
+} // namespace
+
+size_t
+engineMarkSite(const char* file, int line, uint8_t* marks, size_t cap, int64_t* records,
+               int64_t* bytes) noexcept {
+    size_t n = std::strlen(file);
+    size_t matched = 0;
+    pthread_mutex_lock(&g_lock);
+    if (g_live) {
+        Traces& traces = g_traces.value;
+        size_t count = traces.tracebackCount();
+        for (size_t i = 0; i < count && i < cap; ++i) {
+            const Traceback& t = traces.traceback(static_cast<uint32_t>(i));
+            if (t.nframes == 0 || t.domain != 0 || t.frames[0].line != line ||
+                !fileMatches(traces.string(t.frames[0].file), file, n)) {
+                continue;
+            }
+            marks[i] = 1;
+            *records += t.records;
+            *bytes += t.bytes;
+            ++matched;
+        }
+    }
+    pthread_mutex_unlock(&g_lock);
+    return matched;
 }
 
 const InternedString&

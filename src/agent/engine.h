@@ -103,6 +103,17 @@ size_t engineCopyTracebacks(SnapshotRow* rows, size_t capacity, EngineTotals* to
                             SnapshotKind kind) noexcept;
 const InternedString& engineString(uint32_t id) noexcept;
 
+// The heap walk (heap_walk.h), on a thread holding the GIL inside a hook.
+// The traced PyMem block at ptr: its size and traceback id. False if the
+// block is not traced (in sampled mode: not sampled).
+bool engineFindBlock(const void* ptr, uint64_t* size, uint32_t* trace) noexcept;
+// Sets marks[id] = 1 for each traceback id < cap whose most recent frame is
+// at `line` of `file` (the frame's file equal to it, or ending in "/" file);
+// adds their live records and traced bytes to *records and *bytes. Returns
+// how many tracebacks matched.
+size_t engineMarkSite(const char* file, int line, uint8_t* marks, size_t cap, int64_t* records,
+                      int64_t* bytes) noexcept;
+
 // fork() in the target: the child has no agent thread, so it must not keep
 // recording into tables whose lock another thread may have held at fork.
 void engineForkPrepare() noexcept;

@@ -11,6 +11,7 @@
 #include "agent/engine.h"
 #include "agent/hooks.h"
 #include "agent/native_calls.h"
+#include "agent/heap_request.h"
 #include "agent/pymalloc_read.h"
 #include "agent/status.h"
 #include "agent/tracked_calls.h"
@@ -74,10 +75,12 @@ atforkPrepare() {
     hooksForkPrepare();
     engineForkPrepare();
     pymallocForkPrepare();
+    heapRequestForkPrepare();
 }
 
 void
 atforkParent() {
+    heapRequestForkParent();
     pymallocForkParent();
     engineForkParent();
     hooksForkParent();
@@ -85,6 +88,7 @@ atforkParent() {
 
 void
 atforkChild() {
+    heapRequestForkChild();
     pymallocForkChild();
     engineForkChild();
     hooksForkChild();
@@ -177,6 +181,7 @@ setUp() {
         return MEMTAP_START_THREAD_FAILED;
     }
     pymallocReadConfigure(g_agent.api);
+    heapRequestConfigure(g_agent.api);
     installHooks(g_agent.api);
     rewireTrackedCalls(g_agent.api);
     if ((g_agent.args.features & MEMTAP_FEATURE_NATIVE) != 0) {
@@ -196,6 +201,7 @@ setUp() {
 void
 tearDown() {
     pymallocReadDisarm();
+    cancelHeapWalk();
     restoreNativeCalls();
     restoreTrackedCalls();
     uninstallHooks(g_agent.api);

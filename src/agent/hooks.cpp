@@ -32,7 +32,7 @@
 
 #include "agent/engine.h"
 #include "agent/hook_chain.h"
-#include "agent/pymalloc_read.h"
+#include "agent/gil_work.h"
 
 #include <pthread.h>
 #include <time.h>
@@ -76,13 +76,13 @@ struct ChainLockGuard {
     ChainLockGuard& operator=(const ChainLockGuard&) = delete;
 };
 
-// An armed pymalloc read (pymalloc_read.h) runs in the mem and obj domains
-// only: their callers hold the GIL; raw-domain callers need not.
+// Armed GIL work (gil_work.h) runs in the mem and obj domains only: their
+// callers hold the GIL; raw-domain callers need not.
 template <int D>
 __attribute__((always_inline)) inline void
-runArmedReadIfAny() {
-    if (D != kDomainRaw && g_pymallocWanted.load(std::memory_order_relaxed) != 0) [[unlikely]] {
-        runArmedPymallocRead();
+runArmedWorkIfAny(bool heapWalkAllowed) {
+    if (D != kDomainRaw && g_gilWork.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+        runGilWork(heapWalkAllowed);
     }
 }
 
@@ -101,7 +101,7 @@ forwardMalloc(const PyMemAllocatorEx& o, size_t size) {
     if (ptr != nullptr) {
         engineOnAlloc(t, ptr, size);
     }
-    runArmedReadIfAny<D>();
+    runArmedWorkIfAny<D>(true);
     t.busy = 0;
     return ptr;
 }
@@ -119,7 +119,7 @@ forwardCalloc(const PyMemAllocatorEx& o, size_t nelem, size_t elsize) {
         // The original checked nelem * elsize for overflow before succeeding.
         engineOnAlloc(t, ptr, nelem * elsize);
     }
-    runArmedReadIfAny<D>();
+    runArmedWorkIfAny<D>(true);
     t.busy = 0;
     return ptr;
 }
@@ -137,7 +137,7 @@ forwardRealloc(const PyMemAllocatorEx& o, void* oldPtr, size_t size) {
         // On failure the old block is untouched and stays traced as it was.
         engineOnRealloc(t, oldPtr, ptr, size);
     }
-    runArmedReadIfAny<D>();
+    runArmedWorkIfAny<D>(false);
     t.busy = 0;
     return ptr;
 }

@@ -68,6 +68,9 @@ extern "C" {
 #define MEMTAP_CMD_PYMALLOC "pymalloc"
 #define MEMTAP_CMD_MALLOC_TRIM "malloc-trim"
 #define MEMTAP_CMD_RELEASE_SCRATCH "release-scratch"
+#define MEMTAP_CMD_HEAP_WALK "heap-walk"
+#define MEMTAP_CMD_HEAP_WALK_RESULT "heap-walk-result"
+#define MEMTAP_CMD_HEAP_WALK_CANCEL "heap-walk-cancel"
 
 /* First word of a snapshot's first line ("Snapshot format" below), and the
  * version the agent writes. */
@@ -274,6 +277,49 @@ typedef int (*memtap_agent_start_fn)(struct memtap_start_args*);
  *                    free blocks of pools in use), pymalloc_unused_pool_bytes
  *                    (empty pools inside arenas), pymalloc_overhead_bytes
  *                    (pool headers, quantization, arena alignment).
+ *   heap-walk types MAX | heap-walk refs MAX TOP LINE FILE
+ *                    payload: "heap_walk_requested N". Arms one heap walk
+ *                    (src/agent/heap_walk.h) of at most MAX objects and
+ *                    replies at once; like pymalloc it runs inside the next
+ *                    PyMem/PyObject malloc or calloc of a thread holding the
+ *                    GIL. "refs" reports the TOP largest chains that hold
+ *                    the objects allocated at LINE of FILE (the most recent
+ *                    frame's file equal to FILE or ending in "/" FILE).
+ *                    "err busy..." while another walk is armed or running.
+ *   heap-walk-result payload: heap_walk_requested (the newest request),
+ *                    heap_walk_state ("none", "armed", "running", "done",
+ *                    "cancelled"), heap_walk_armed_unix_ms,
+ *                    heap_walk_started_unix_ms (0 until it runs),
+ *                    heap_walk_thread (gettid of the thread that ran it, 0
+ *                    until then) and, once "done", the walk's lines:
+ *                    walk_result ("complete", "truncated" at MAX objects,
+ *                    "unsupported", "no-memory"), walk_objects,
+ *                    walk_gc_objects (objects whose tp_traverse ran),
+ *                    walk_module_objects (reached from sys.modules),
+ *                    walk_modules, walk_threads, walk_frames,
+ *                    walk_max_objects, walk_graph_ns, walk_ns,
+ *                    walk_mapped_bytes (the walk's own memory, given back
+ *                    when it ended); for types one line per type
+ *                    "type\tCOUNT\tBYTES\tNAME" (BYTES estimated from the
+ *                    type's sizes: object, items, a str's characters, a
+ *                    list's item array); for refs site_tracebacks,
+ *                    site_traced_records, site_traced_bytes (what the engine
+ *                    traces at the site), site_objects, site_object_bytes
+ *                    (of those, the objects the walk reached), chains_total,
+ *                    chains_other_objects, then per chain, largest first,
+ *                    "chain\tOBJECTS\tBYTES\tLINKS\tSHARED" followed by
+ *                    LINKS lines "link\tKIND\tNAME\tTYPE\tOBJECT", root
+ *                    first, the site's object last. KIND: module, local
+ *                    (NAME "VAR in FUNC (FILE:LINE) thread N"), dict (the
+ *                    object's __dict__), attr, key (NAME a str key, or
+ *                    "<TYPE>" in a dict of more than 32 entries), key-of (the
+ *                    object is a key), item, member, cell, ref (any other
+ *                    reference); TYPE is the object's type as
+ *                    "module.Name"; OBJECT names a module or a class. SHARED:
+ *                    how many leading links are the same objects for every
+ *                    object of the chain.
+ *   heap-walk-cancel payload: empty; disarms a walk that has not run and
+ *                    stops a running one at its next check (detach does too).
  *   malloc-trim      payload: "KEY VALUE" lines. The agent thread calls
  *                    malloc_trim(0). trim_result (its return: 1 if memory
  *                    went back to the OS, 0 if not, -1 if glibc has no

@@ -9,7 +9,6 @@
 
 namespace memtap_agent {
 
-constinit std::atomic<uint32_t> g_pymallocWanted{0};
 
 namespace {
 
@@ -32,7 +31,7 @@ constinit Result g_result = Result::kNone;
 constinit PymallocFigures g_figures = {};
 
 // Written only by the thread that claimed the armed read (one at a time:
-// claiming clears g_pymallocWanted). 3.6's output is the largest: 64 size
+// claiming clears its bit of g_gilWork). 3.6's output is the largest: 64 size
 // classes of ~50 bytes each, plus ~1 KiB of totals.
 constinit char g_text[32 * 1024] = {};
 
@@ -174,15 +173,15 @@ pymallocReadConfigure(const PythonApi& api) noexcept {
 
 void
 pymallocReadDisarm() noexcept {
-    g_pymallocWanted.store(0, std::memory_order_release);
+    g_gilWork.fetch_and(~kGilWorkPymalloc, std::memory_order_release);
 }
 
 void
 formatPymalloc(Text& out) noexcept {
     pthread_mutex_lock(&g_resultLock);
-    if (g_debugMallocStats != nullptr && g_pymallocWanted.load(std::memory_order_acquire) == 0) {
+    if (g_debugMallocStats != nullptr && (g_gilWork.load(std::memory_order_acquire) & kGilWorkPymalloc) == 0) {
         ++g_requested;
-        g_pymallocWanted.store(1, std::memory_order_release);
+        g_gilWork.fetch_or(kGilWorkPymalloc, std::memory_order_release);
     }
     uint32_t requested = g_requested;
     uint32_t completed = g_completed;
@@ -218,7 +217,7 @@ pymallocForkParent() noexcept {
 
 void
 pymallocForkChild() noexcept {
-    g_pymallocWanted.store(0, std::memory_order_relaxed);
+    g_gilWork.fetch_and(~kGilWorkPymalloc, std::memory_order_relaxed);
     g_resultLock = PTHREAD_MUTEX_INITIALIZER;
 }
 
@@ -231,14 +230,13 @@ runArmedPymallocRead() noexcept {
     }
     // Claim it: with the GIL held at most one thread is here, but a thread
     // of another interpreter (3.12+, own GIL) could be too.
-    uint32_t armed = 1;
-    if (!g_pymallocWanted.compare_exchange_strong(armed, 0, std::memory_order_acq_rel)) {
+    if (!claimGilWork(kGilWorkPymalloc)) {
         return;
     }
     ReadOutcome outcome{Result::kUnreadable, {}};
     if (!runWithObjectAllocatorUnwrapped(*g_api, readStats, &outcome)) {
         // The agent thread is checking the chains right now: next time.
-        g_pymallocWanted.store(1, std::memory_order_release);
+        g_gilWork.fetch_or(kGilWorkPymalloc, std::memory_order_release);
         return;
     }
     Result result = outcome.result;

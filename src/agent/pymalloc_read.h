@@ -19,6 +19,7 @@
 #define MEMTAP_AGENT_PYMALLOC_READ_H
 
 #include "agent/python_api.h"
+#include "agent/gil_work.h"
 #include "agent/text.h"
 
 #include <atomic>
@@ -26,10 +27,7 @@
 
 namespace memtap_agent {
 
-// 1 while a read is armed; read by the mem/obj hooks on every call.
-extern std::atomic<uint32_t> g_pymallocWanted;
-
-// Agent thread, while no hook can see g_pymallocWanted set (setup).
+// Agent thread, while no hook can see a read armed (setup).
 void pymallocReadConfigure(const PythonApi& api) noexcept;
 // Agent thread: no armed read survives a detach.
 void pymallocReadDisarm() noexcept;

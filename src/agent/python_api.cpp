@@ -54,6 +54,29 @@ parseVersion(const char* text, PythonApi* api) {
     return api->major == 3 && api->minor >= 6;
 }
 
+void
+resolveHeapApi(HeapApi* heap) {
+    bool ok = resolve(&heap->dictNext, "PyDict_Next") &&
+              resolve(&heap->moduleDict, "PyImport_GetModuleDict") &&
+              resolve(&heap->threadHead, "PyInterpreterState_ThreadHead") &&
+              resolve(&heap->threadNext, "PyThreadState_Next");
+    const char* const typeNames[] = {"PyDict_Type",     "PyList_Type",      "PyTuple_Type",
+                                     "PyModule_Type",   "PyType_Type",      "PyCell_Type",
+                                     "PyUnicode_Type",  "PyLong_Type",      "PySet_Type",
+                                     "PyFrozenSet_Type", "PyFrame_Type",    "PyFunction_Type"};
+    const void** types[] = {&heap->dictType,    &heap->listType,    &heap->tupleType,
+                            &heap->moduleType,  &heap->typeType,    &heap->cellType,
+                            &heap->unicodeType, &heap->longType,    &heap->setType,
+                            &heap->frozenSetType, &heap->frameType, &heap->functionType};
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); ++i) {
+        *types[i] = lookup(typeNames[i]);
+        ok = ok && *types[i] != nullptr;
+    }
+    if (!ok) {
+        *heap = HeapApi{};
+    }
+}
+
 } // namespace
 
 ResolveResult
@@ -98,6 +121,7 @@ resolvePythonApi(const char* module, PythonApi* api, bool* framesOk) noexcept {
         resolve(&api->traceMallocTrack, api->traceMallocTrackName);
     }
     resolve(&api->traceMallocUntrack, api->traceMallocUntrackName);
+    resolveHeapApi(&api->heap);
     if (api->traceMallocTrack == nullptr || api->traceMallocUntrack == nullptr) {
         api->traceMallocTrack = nullptr;
         api->traceMallocUntrack = nullptr;

@@ -28,6 +28,30 @@ enum PyMemDomain : int {
 };
 inline constexpr int kDomainCount = 3;
 
+// What the heap walk (heap_walk.h) calls and compares against; all null if
+// any is missing (the walk then refuses). None of these functions allocates:
+// PyDict_Next reads a dict's entries, PyImport_GetModuleDict returns the
+// interpreter's sys.modules, the thread-state ones follow list links
+// (Python/pystate.c).
+struct HeapApi {
+    int (*dictNext)(void* dict, long* pos, void** key, void** value);
+    void* (*moduleDict)();
+    void* (*threadHead)(void* interp);
+    void* (*threadNext)(void* tstate);
+    const void* dictType;
+    const void* listType;
+    const void* tupleType;
+    const void* moduleType;
+    const void* typeType;
+    const void* cellType;
+    const void* unicodeType;
+    const void* longType;
+    const void* setType;
+    const void* frozenSetType;
+    const void* frameType;
+    const void* functionType;
+};
+
 struct PythonApi {
     void (*getAllocator)(int domain, PyMemAllocatorEx* out);
     void (*setAllocator)(int domain, PyMemAllocatorEx* allocator);
@@ -47,6 +71,7 @@ struct PythonApi {
     int (*traceMallocUntrack)(unsigned int domain, unsigned long ptr);
     const char* traceMallocTrackName; // the symbol names callers import
     const char* traceMallocUntrackName;
+    HeapApi heap;
     int major;
     int minor;
     char version[32]; // first word of Py_GetVersion(), e.g. "3.11.7"

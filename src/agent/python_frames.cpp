@@ -237,15 +237,19 @@ lineFor(const void* code, int byteOffset) noexcept {
 // A corrupted or cyclic chain must not hang a hook: visit at most this many
 // frames beyond those returned (shim and incomplete frames are few).
 constexpr int kMaxSkipped = 1024;
+// The heap walk reads locals of at most this many frames per thread.
+constexpr int kMaxLocalFrames = 4096;
 
-int
-walkFrameObjects(const void* tstate, RawFrame* out, int max) noexcept {
+// Calls fn(frame, code, line) for each Python frame of tstate, most recent
+// first, until fn returns false or limit frames were visited.
+template <typename Fn>
+void
+visitFrameObjects(const void* tstate, int limit, Fn fn) noexcept {
     const Layout& l = g_state.layout;
-    int n = 0;
     int visited = 0;
-    for (const void* frame = ptrAt(tstate, l.tstateFrame); frame != nullptr && n < max;
+    for (const void* frame = ptrAt(tstate, l.tstateFrame); frame != nullptr;
          frame = ptrAt(frame, l.fBack)) {
-        if (++visited > max + kMaxSkipped) {
+        if (++visited > limit + kMaxSkipped) {
             break;
         }
         const void* code = ptrAt(frame, l.fCode);
@@ -269,26 +273,27 @@ walkFrameObjects(const void* tstate, RawFrame* out, int max) noexcept {
         } else {
             line = lineFor(code, readAt<int>(frame, l.fLasti));
         }
-        out[n++] = RawFrame{code, line};
+        if (!fn(frame, code, line)) {
+            break;
+        }
     }
-    return n;
 }
 
-int
-walkInterpreterFrames(const void* tstate, RawFrame* out, int max) noexcept {
+template <typename Fn>
+void
+visitInterpreterFrames(const void* tstate, int limit, Fn fn) noexcept {
     const Layout& l = g_state.layout;
     const void* frame = ptrAt(tstate, l.tstateFrame);
     if (l.model != FrameModel::Interp313) {
         // 3.11, 3.12: tstate->cframe->current_frame.
         if (frame == nullptr) {
-            return 0;
+            return;
         }
         frame = ptrAt(frame, l.cframeCurrentFrame);
     }
-    int n = 0;
     int visited = 0;
-    for (; frame != nullptr && n < max; frame = ptrAt(frame, l.ifPrevious)) {
-        if (++visited > max + kMaxSkipped) {
+    for (; frame != nullptr; frame = ptrAt(frame, l.ifPrevious)) {
+        if (++visited > limit + kMaxSkipped) {
             break;
         }
         char owner = readAt<char>(frame, l.ifOwner);
@@ -313,9 +318,25 @@ walkInterpreterFrames(const void* tstate, RawFrame* out, int max) noexcept {
         // PyUnstable_InterpreterFrame_GetLine / tracemalloc pass on; 3.11 and
         // 3.12 count from prev_instr, 3.13 from instr_ptr, both read the same.
         ptrdiff_t offset = instr - codeStart;
-        out[n++] = RawFrame{code, lineFor(code, offset < 0 ? -1 : static_cast<int>(offset))};
+        if (!fn(frame, code, lineFor(code, offset < 0 ? -1 : static_cast<int>(offset)))) {
+            break;
+        }
     }
-    return n;
+}
+
+template <typename Fn>
+void
+visitFrames(const void* tstate, int limit, Fn fn) noexcept {
+    if (g_state.layout.model == FrameModel::FrameObject) {
+        visitFrameObjects(tstate, limit, fn);
+    } else {
+        visitInterpreterFrames(tstate, limit, fn);
+    }
+}
+
+int
+tupleSize(const void* tuple) noexcept {
+    return tuple != nullptr ? static_cast<int>(readAt<int64_t>(tuple, kObSize)) : 0;
 }
 
 // ---- Strings --------------------------------------------------------------
@@ -491,10 +512,78 @@ captureFrames(RawFrame* out, int max) noexcept {
     if (tstate == nullptr) {
         return 0;
     }
-    if (g_state.layout.model == FrameModel::FrameObject) {
-        return walkFrameObjects(tstate, out, max);
+    int n = 0;
+    visitFrames(tstate, max, [&](const void*, const void* code, int line) {
+        out[n++] = RawFrame{code, line};
+        return n < max;
+    });
+    return n;
+}
+
+int
+forEachFrame(const void* tstate, bool (*fn)(const FrameLocals& frame, void* arg), void* arg) noexcept {
+    if (tstate == nullptr || g_state.layout.model == FrameModel::None) {
+        return 0;
     }
-    return walkInterpreterFrames(tstate, out, max);
+    const Layout& l = g_state.layout;
+    int n = 0;
+    visitFrames(tstate, kMaxLocalFrames, [&](const void* frame, const void* code, int line) {
+        FrameLocals f{code, line, nullptr, 0};
+        if (l.model == FrameModel::FrameObject) {
+            // f_localsplus: locals, cells, free variables (Objects/frameobject.c).
+            const void* frameType = ptrAt(frame, kObType);
+            auto basic = readAt<int64_t>(frameType, layouts::kTpBasicSize);
+            f.locals = reinterpret_cast<void* const*>(static_cast<const char*>(frame) + basic - 8);
+            f.count = readAt<int>(code, l.coNLocals) + tupleSize(ptrAt(code, l.coCellvars)) +
+                      tupleSize(ptrAt(code, l.coFreevars));
+        } else {
+            f.locals =
+                reinterpret_cast<void* const*>(static_cast<const char*>(frame) + l.ifLocalsPlus);
+            f.count = readAt<int>(code, l.coNLocalsPlus);
+        }
+        ++n;
+        return fn(f, arg) && n < kMaxLocalFrames;
+    });
+    return n;
+}
+
+const void*
+localName(const void* code, int i) noexcept {
+    if (!isCode(code) || i < 0) {
+        return nullptr;
+    }
+    const Layout& l = g_state.layout;
+    const void* names[3] = {nullptr, nullptr, nullptr};
+    if (l.model == FrameModel::FrameObject) {
+        names[0] = ptrAt(code, l.coVarnames);
+        names[1] = ptrAt(code, l.coCellvars);
+        names[2] = ptrAt(code, l.coFreevars);
+    } else {
+        names[0] = ptrAt(code, l.coLocalsPlusNames);
+    }
+    for (const void* tuple : names) {
+        int size = tupleSize(tuple);
+        if (i < size) {
+            return ptrAt(tuple, layouts::kTupleItems + 8 * static_cast<unsigned>(i));
+        }
+        i -= size;
+    }
+    return nullptr;
+}
+
+bool
+copyStr(const void* str, char* out, int cap) noexcept {
+    return copyOrMark(str, out, cap);
+}
+
+const void*
+threadStateIfGilHeld() noexcept {
+    return g_state.layout.model == FrameModel::None ? nullptr : tstateIfGilHeld();
+}
+
+const layouts::Layout&
+frameLayout() noexcept {
+    return g_state.layout;
 }
 
 bool

@@ -9,6 +9,8 @@
 #ifndef MEMTAP_AGENT_PYTHON_FRAMES_H
 #define MEMTAP_AGENT_PYTHON_FRAMES_H
 
+#include "agent/python_layouts.h"
+
 namespace memtap_agent {
 
 // One Python frame: the code object and the line being executed. The code
@@ -57,6 +59,33 @@ bool codeIdentity(const void* code, CodeIdentity* out) noexcept;
 // traceback module. Requires the GIL. Returns 0 on success, -1 if a string
 // could not be read (that buffer then holds "?").
 int copyCodeNames(const void* code, char* file, int fileCap, char* func, int funcCap) noexcept;
+
+// One Python frame of a thread, for the heap walk (heap_walk.h): its code,
+// the line being executed and its local variables (locals, then cells and
+// free variables; entries may be null). Borrowed: valid while the GIL is held.
+struct FrameLocals {
+    const void* code;
+    int line;
+    void* const* locals;
+    int count;
+};
+
+// Calls fn for each frame of tstate (any thread's), most recent first, until
+// fn returns false. Returns the frames visited. Requires the GIL.
+int forEachFrame(const void* tstate, bool (*fn)(const FrameLocals& frame, void* arg), void* arg) noexcept;
+
+// The name (a borrowed str object) of local i of code, or null.
+const void* localName(const void* code, int i) noexcept;
+
+// Copies a str object as UTF-8, as copyCodeNames does; false (and "?") if
+// it is not one. Requires the GIL.
+bool copyStr(const void* str, char* out, int cap) noexcept;
+
+// The calling thread's PyThreadState if it holds the GIL, else null.
+const void* threadStateIfGilHeld() noexcept;
+
+// The layout framesInit() chose (model None before, or if it failed).
+const layouts::Layout& frameLayout() noexcept;
 
 } // namespace memtap_agent
 

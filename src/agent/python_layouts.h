@@ -19,6 +19,15 @@ enum class FrameModel : unsigned char {
     Interp313,   // 3.13: tstate->current_frame, f_executable may be non-code
 };
 
+// Where an instance keeps attribute values that are in no dict yet (3.11+,
+// Py_TPFLAGS_MANAGED_DICT types).
+enum class ValuesModel : unsigned char {
+    None,       // <= 3.10: attributes always live in the instance's __dict__
+    Pointer311, // Objects/object.c 3.11: PyDictValues* at ((PyObject**)obj)[-4]
+    Tagged312,  // 3.12 PyDictOrValues at [-3]: values pointer + 1 when tagged
+    Inline313,  // 3.13 Py_TPFLAGS_INLINE_VALUES: at obj + tp_basicsize
+};
+
 // Byte offsets of the fields the walker reads; 0 where a model does not use
 // the field. Common to every version (Include/object.h, GIL build without
 // Py_TRACE_REFS): PyObject.ob_type at 8, PyVarObject.ob_size at 16.
@@ -53,6 +62,25 @@ struct Layout {
     unsigned compactSize = 0;
     bool unicodeHasReady = false;  // state.ready bit exists (<= 3.11)
     bool lastiInCodeUnits = false; // PyFrameObject.f_lasti counts code units (3.10)
+    // The heap walk (heap_walk.h) reads a frame's local variables and names.
+    // <= 3.10: PyCodeObject.co_nlocals, co_varnames, co_cellvars, co_freevars
+    // (f_localsplus holds locals, then cells, then free variables; its offset
+    // is PyFrame_Type.tp_basicsize - 8, the struct ending in f_localsplus[1]).
+    unsigned coNLocals = 0;
+    unsigned coVarnames = 0;
+    unsigned coCellvars = 0;
+    unsigned coFreevars = 0;
+    // >= 3.11: _PyInterpreterFrame.localsplus, PyCodeObject.co_nlocalsplus
+    // and co_localsplusnames.
+    unsigned ifLocalsPlus = 0;
+    unsigned coNLocalsPlus = 0;
+    unsigned coLocalsPlusNames = 0;
+    // sizeof(PyGC_Head): what precedes a GC object in its block.
+    unsigned gcHeadSize = 0;
+    // >= 3.11: PyHeapTypeObject.ht_cached_keys, the keys an instance's
+    // attribute values (not yet in a dict) are stored against.
+    unsigned htCachedKeys = 0;
+    ValuesModel values = ValuesModel::None;
 };
 
 constexpr unsigned kObType = 8;  // Include/object.h: PyObject { ob_refcnt; ob_type; }
@@ -97,6 +125,14 @@ constexpr Layout kLayout36 = {
     .asciiSize = 48,
     .compactSize = 72,
     .unicodeHasReady = true,
+    // Include/code.h, as above: co_nlocals is the third int; co_varnames,
+    // co_freevars, co_cellvars follow co_names.
+    .coNLocals = 24,
+    .coVarnames = 64,
+    .coCellvars = 80,
+    .coFreevars = 72,
+    // Include/objimpl.h: PyGC_Head is a union padded by a long double.
+    .gcHeadSize = 32,
 };
 
 // 3.7 moved the generator's exception state out of the frame
@@ -121,6 +157,12 @@ constexpr Layout kLayout38 = [] {
     l.coFilename = 104;
     l.coName = 112;
     l.coLineTable = 120; // co_lnotab
+    l.coNLocals = 28;
+    l.coVarnames = 72;
+    l.coCellvars = 88;
+    l.coFreevars = 80;
+    // Include/internal/pycore_gc.h (3.8: objimpl.h): two words, no padding.
+    l.gcHeadSize = 16;
     return l;
 }();
 
@@ -174,6 +216,18 @@ constexpr Layout kLayout311 = {
     .asciiSize = 48,
     .compactSize = 72,
     .unicodeHasReady = true,
+    // _PyInterpreterFrame.localsplus follows owner, aligned to 8; the code
+    // object's co_nlocalsplus is the sixth int, co_localsplusnames the
+    // first pointer after the ints.
+    .ifLocalsPlus = 72,
+    .coNLocalsPlus = 76,
+    .coLocalsPlusNames = 96,
+    .gcHeadSize = 16,
+    // Include/cpython/object.h: PyHeapTypeObject { ht_type, as_async,
+    // as_number, as_mapping, as_sequence, as_buffer, ht_name, ht_slots,
+    // ht_qualname, ht_cached_keys }.
+    .htCachedKeys = 872,
+    .values = ValuesModel::Pointer311,
 };
 
 // 3.12.
@@ -208,6 +262,14 @@ constexpr Layout kLayout312 = {
     .asciiSize = 40,
     .compactSize = 56,
     .unicodeHasReady = false,
+    // Include/cpython/code.h: co_nlocalsplus is now the fifth int.
+    .ifLocalsPlus = 72,
+    .coNLocalsPlus = 72,
+    .coLocalsPlusNames = 96,
+    .gcHeadSize = 16,
+    // PyTypeObject gained tp_watched (Include/cpython/object.h).
+    .htCachedKeys = 880,
+    .values = ValuesModel::Tagged312,
 };
 
 // 3.13.
@@ -227,8 +289,51 @@ constexpr Layout kLayout313 = [] {
     // _co_firsttraceable.
     l.coFirstTraceable = 184;
     l.coCodeAdaptive = 200;
+    l.values = ValuesModel::Inline313;
     return l;
 }();
+
+// The type object and the few containers the heap walk reads, the same from
+// 3.6 to 3.13 (Include/cpython/object.h, Include/object.h in 3.6/3.7):
+// PyTypeObject { PyObject_VAR_HEAD (24), tp_name, tp_basicsize, tp_itemsize,
+// 16 slot pointers, unsigned long tp_flags (168), tp_doc, tp_traverse, ...,
+// tp_base (256), tp_dict (264), ..., tp_dictoffset (288), ..., tp_is_gc
+// (328) }.
+constexpr unsigned kTpName = 24;
+constexpr unsigned kTpBasicSize = 32;
+constexpr unsigned kTpItemSize = 40;
+constexpr unsigned kTpFlags = 168;
+constexpr unsigned kTpTraverse = 184;
+constexpr unsigned kTpBase = 256;
+constexpr unsigned kTpDict = 264;
+constexpr unsigned kTpDictOffset = 288;
+constexpr unsigned kTpIsGc = 328;
+// Include/object.h tp_flags bits.
+constexpr unsigned long kTpFlagsInlineValues = 1ul << 2;  // 3.13
+constexpr unsigned long kTpFlagsManagedWeakref = 1ul << 3; // 3.12+
+constexpr unsigned long kTpFlagsManagedDict = 1ul << 4;    // 3.11+
+constexpr unsigned long kTpFlagsHeapType = 1ul << 9;
+constexpr unsigned long kTpFlagsHaveGc = 1ul << 14;
+// Include/listobject.h: PyListObject { PyObject_VAR_HEAD, ob_item, allocated }.
+constexpr unsigned kListItems = 24;
+constexpr unsigned kListAllocated = 32;
+// Include/tupleobject.h: PyTupleObject { PyObject_VAR_HEAD, ob_item[] }.
+constexpr unsigned kTupleItems = 24;
+// Objects/moduleobject.c: PyModuleObject { PyObject_HEAD, md_dict, ... }.
+constexpr unsigned kModuleDict = 16;
+// Include/internal/pycore_dict.h (3.11-3.13): PyDictKeysObject {
+// Py_ssize_t dk_refcnt, uint8_t dk_log2_size, dk_log2_index_bytes, dk_kind,
+// uint32_t dk_version, Py_ssize_t dk_usable, dk_nentries, dk_indices[] };
+// the entries follow the indices; split keys hold PyDictUnicodeEntry
+// { me_key, me_value } (16 bytes).
+constexpr unsigned kDkLog2IndexBytes = 9;
+constexpr unsigned kDkNEntries = 24;
+constexpr unsigned kDkIndices = 32;
+constexpr unsigned kDkUnicodeEntrySize = 16;
+// struct _dictvalues: values[] at 0 (3.11, 3.12), after four uint8_t
+// (capacity, size, embedded, valid) padded to 8 in 3.13.
+constexpr unsigned kValues313 = 8;
+constexpr unsigned kValuesValid313 = 3;
 
 // enum _frameowner, Include/internal/pycore_frame.h (3.11 ... 3.13).
 constexpr char kFrameOwnedByGenerator = 1;

@@ -102,6 +102,20 @@ AddressTable::insert(uintptr_t addr, uint64_t size, uint32_t trace) noexcept {
 }
 
 bool
+AddressTable::find(uintptr_t addr, uint64_t* size, uint32_t* trace) const noexcept {
+    for (size_t i = home(addr, mask_);; i = (i + 1) & mask_) {
+        if (entries_[i].addr == addr) {
+            *size = entries_[i].packed >> kTraceBits;
+            *trace = static_cast<uint32_t>(entries_[i].packed & kMaxTrace);
+            return true;
+        }
+        if (entries_[i].addr == 0) {
+            return false;
+        }
+    }
+}
+
+bool
 AddressTable::remove(uintptr_t addr, uint64_t* size, uint32_t* trace) noexcept {
     size_t i = home(addr, mask_);
     while (entries_[i].addr != addr) {

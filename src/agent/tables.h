@@ -153,6 +153,7 @@ public:
     // Replaces an existing entry for addr. False if the table cannot grow.
     bool insert(uintptr_t addr, uint64_t size, uint32_t trace) noexcept;
     bool remove(uintptr_t addr, uint64_t* size, uint32_t* trace) noexcept;
+    bool find(uintptr_t addr, uint64_t* size, uint32_t* trace) const noexcept;
     size_t count() const noexcept { return count_; }
 
 private:
