@@ -309,7 +309,8 @@ reportChains(HeapContext& c, MappedText& out) noexcept {
     auto* marks = static_cast<uint8_t*>(marksMap.get());
     int64_t siteRecords = 0;
     int64_t siteBytes = 0;
-    size_t tracebacks = engineMarkSite(request.file, request.line, marks, traceCap, &siteRecords, &siteBytes);
+    size_t tracebacks =
+        engineMarkSite(request.file, request.line, marks, traceCap, &siteRecords, &siteBytes);
     appendKeyValue(out, "site_tracebacks", tracebacks);
     appendKeyValue(out, "site_traced_records", siteRecords > 0 ? static_cast<uint64_t>(siteRecords) : 0);
     appendKeyValue(out, "site_traced_bytes", siteBytes > 0 ? static_cast<uint64_t>(siteBytes) : 0);
@@ -357,13 +358,15 @@ reportChains(HeapContext& c, MappedText& out) noexcept {
     for (uint32_t g = 0; g < count;) {
         uint32_t end = g;
         uint64_t bytes = 0;
-        while (end < count && targets[end].parent == targets[g].parent && targets[end].type == targets[g].type) {
+        while (end < count && targets[end].parent == targets[g].parent &&
+               targets[end].type == targets[g].type) {
             bytes += targets[end++].bytes;
         }
         // The path from the root down to the group's parent.
         uint32_t up[kMaxLinks];
         uint32_t depth = 0;
-        for (uint32_t n = targets[g].parent; n != kNoNode && depth < kMaxLinks; n = c.graph.at(n).parent) {
+        for (uint32_t n = targets[g].parent; n != kNoNode && depth < kMaxLinks;
+             n = c.graph.at(n).parent) {
             up[depth++] = n;
         }
         text.clear();

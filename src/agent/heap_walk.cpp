@@ -131,7 +131,8 @@ addFrameRoots(HeapContext& c, WalkStats& stats) {
         ++count;
     }
     uint32_t position = 0;
-    for (void* t = c.heap.threadHead(interp); t != nullptr && position < count; t = c.heap.threadNext(t)) {
+    for (void* t = c.heap.threadHead(interp); t != nullptr && position < count;
+         t = c.heap.threadNext(t)) {
         FrameRootArgs args{&c, &stats, count - position};
         forEachFrame(t, addFrameLocals, &args);
         ++position;

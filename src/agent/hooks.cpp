@@ -31,8 +31,8 @@
 #include "agent/hooks.h"
 
 #include "agent/engine.h"
-#include "agent/hook_chain.h"
 #include "agent/gil_work.h"
+#include "agent/hook_chain.h"
 
 #include <pthread.h>
 #include <time.h>

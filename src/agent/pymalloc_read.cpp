@@ -9,7 +9,6 @@
 
 namespace memtap_agent {
 
-
 namespace {
 
 using DebugMallocStatsFn = int (*)(FILE*);
@@ -179,7 +178,8 @@ pymallocReadDisarm() noexcept {
 void
 formatPymalloc(Text& out) noexcept {
     pthread_mutex_lock(&g_resultLock);
-    if (g_debugMallocStats != nullptr && (g_gilWork.load(std::memory_order_acquire) & kGilWorkPymalloc) == 0) {
+    if (g_debugMallocStats != nullptr &&
+        (g_gilWork.load(std::memory_order_acquire) & kGilWorkPymalloc) == 0) {
         ++g_requested;
         g_gilWork.fetch_or(kGilWorkPymalloc, std::memory_order_release);
     }

@@ -18,8 +18,8 @@
 #ifndef MEMTAP_AGENT_PYMALLOC_READ_H
 #define MEMTAP_AGENT_PYMALLOC_READ_H
 
-#include "agent/python_api.h"
 #include "agent/gil_work.h"
+#include "agent/python_api.h"
 #include "agent/text.h"
 
 #include <atomic>

@@ -537,8 +537,7 @@ forEachFrame(const void* tstate, bool (*fn)(const FrameLocals& frame, void* arg)
             f.count = readAt<int>(code, l.coNLocals) + tupleSize(ptrAt(code, l.coCellvars)) +
                       tupleSize(ptrAt(code, l.coFreevars));
         } else {
-            f.locals =
-                reinterpret_cast<void* const*>(static_cast<const char*>(frame) + l.ifLocalsPlus);
+            f.locals = reinterpret_cast<void* const*>(static_cast<const char*>(frame) + l.ifLocalsPlus);
             f.count = readAt<int>(code, l.coNLocalsPlus);
         }
         ++n;

@@ -72,7 +72,8 @@ struct FrameLocals {
 
 // Calls fn for each frame of tstate (any thread's), most recent first, until
 // fn returns false. Returns the frames visited. Requires the GIL.
-int forEachFrame(const void* tstate, bool (*fn)(const FrameLocals& frame, void* arg), void* arg) noexcept;
+int forEachFrame(const void* tstate, bool (*fn)(const FrameLocals& frame, void* arg),
+                 void* arg) noexcept;
 
 // The name (a borrowed str object) of local i of code, or null.
 const void* localName(const void* code, int i) noexcept;

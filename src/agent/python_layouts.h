@@ -309,7 +309,7 @@ constexpr unsigned kTpDict = 264;
 constexpr unsigned kTpDictOffset = 288;
 constexpr unsigned kTpIsGc = 328;
 // Include/object.h tp_flags bits.
-constexpr unsigned long kTpFlagsInlineValues = 1ul << 2;  // 3.13
+constexpr unsigned long kTpFlagsInlineValues = 1ul << 2;   // 3.13
 constexpr unsigned long kTpFlagsManagedWeakref = 1ul << 3; // 3.12+
 constexpr unsigned long kTpFlagsManagedDict = 1ul << 4;    // 3.11+
 constexpr unsigned long kTpFlagsHeapType = 1ul << 9;

@@ -21,6 +21,7 @@ std::vector<CommandSpec> watchCommands();    // watch
 std::vector<CommandSpec> recordCommands();   // record
 std::vector<CommandSpec> reportCommands();   // report
 std::vector<CommandSpec> memoryCommands();   // trim
+std::vector<CommandSpec> heapCommands();     // refs, types
 
 // Shared by the commands that attach (attach, watch): the options and how
 // they become AttachOptions (commands_core.cpp).

@@ -24,7 +24,7 @@ allCommands() {
     auto commands = memtap::cli::coreCommands();
     for (auto more :
          {memtap::cli::snapshotCommands(), memtap::cli::watchCommands(), memtap::cli::recordCommands(),
-          memtap::cli::reportCommands(), memtap::cli::memoryCommands()}) {
+          memtap::cli::reportCommands(), memtap::cli::memoryCommands(), memtap::cli::heapCommands()}) {
         commands.insert(commands.end(), more.begin(), more.end());
     }
     return commands;

@@ -102,6 +102,23 @@ AgentClient::pymallocOrThrow(std::chrono::milliseconds timeout) && {
     return parseKeyValueLines(control_.requestOrThrow(MEMTAP_CMD_PYMALLOC, timeout));
 }
 
+uint64_t
+AgentClient::armHeapWalkOrThrow(const std::string& arguments, std::chrono::milliseconds timeout) && {
+    AgentValues reply =
+        parseKeyValueLines(control_.requestOrThrow(MEMTAP_CMD_HEAP_WALK " " + arguments, timeout));
+    return static_cast<uint64_t>(numberOrThrow(reply, "heap_walk_requested", MEMTAP_CMD_HEAP_WALK));
+}
+
+std::string
+AgentClient::heapWalkResultOrThrow(std::chrono::milliseconds timeout) && {
+    return control_.requestOrThrow(MEMTAP_CMD_HEAP_WALK_RESULT, timeout);
+}
+
+void
+AgentClient::cancelHeapWalkOrThrow(std::chrono::milliseconds timeout) && {
+    control_.requestOrThrow(MEMTAP_CMD_HEAP_WALK_CANCEL, timeout);
+}
+
 MallocTrimReply
 AgentClient::mallocTrimOrThrow(std::chrono::milliseconds timeout) && {
     return MallocTrimReply::fromReplyOrThrow(control_.requestOrThrow(MEMTAP_CMD_MALLOC_TRIM, timeout));

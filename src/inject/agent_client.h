@@ -65,6 +65,13 @@ public:
     MallocTrimReply mallocTrimOrThrow(std::chrono::milliseconds timeout) &&;
     void releaseLeftoverScratchOrThrow(uint64_t address, uint64_t size,
                                        std::chrono::milliseconds timeout) &&;
+    // The heap walk (protocol.h "heap-walk"): arms one and answers at once
+    // with its sequence number; "err busy ..." while another is armed or
+    // running comes back as Error(Failure) with the agent's words.
+    uint64_t armHeapWalkOrThrow(const std::string& arguments, std::chrono::milliseconds timeout) &&;
+    // The "heap-walk-result" payload, raw: report/heap_walk.h reads it.
+    std::string heapWalkResultOrThrow(std::chrono::milliseconds timeout) &&;
+    void cancelHeapWalkOrThrow(std::chrono::milliseconds timeout) &&;
     // Returns once the agent has removed its hooks and closed its socket.
     void detachOrThrow(std::chrono::milliseconds timeout) &&;
 

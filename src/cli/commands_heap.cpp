@@ -1,0 +1,326 @@
+// refs and types: the agent's heap walk (src/agent/heap_walk.h), asked for,
+// waited on without ever holding the target up, and shown.
+#include <poll.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include "attach/proc.h"
+#include "base/error.h"
+#include "cli/commands.h"
+#include "cli/std_output.h"
+#include "cli/terminal.h"
+#include "inject/agent_client.h"
+#include "report/heap_walk.h"
+
+namespace memtap::cli {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr milliseconds kRequestTimeout{2000};
+// A finished walk's reply holds every type: allow for a slow reader.
+constexpr milliseconds kResultTimeout{10000};
+constexpr milliseconds kPollInterval{50};
+constexpr auto kProgressAfter = std::chrono::seconds(1);
+constexpr uint64_t kDefaultMaxObjects = 5'000'000;
+// protocol.h: a request line holds at most 255 bytes; the agent keeps 199 of FILE.
+constexpr size_t kMaxFileBytes = 199;
+
+struct Site {
+    std::string file;
+    int line = 0;
+};
+
+// "app.py:12", "/srv/app/models.py:40 [numpy]", or a line copied from a
+// diff or watch: "app.py:12: size=1.2 MiB (+1.2 MiB), count=...".
+Site
+parseSiteOrThrow(const std::string& text) {
+    std::string s = text;
+    size_t start = s.find_first_not_of(" \t");
+    s = start == std::string::npos ? "" : s.substr(start);
+    if (size_t cut = s.find(": "); cut != std::string::npos) {
+        s = s.substr(0, cut);
+    }
+    if (size_t tag = s.find(" ["); tag != std::string::npos) {
+        s = s.substr(0, tag);
+    }
+    size_t colon = s.rfind(':');
+    auto bad = [&] {
+        return Error(
+            ExitCode::Usage, fmt::format("bad SITE '{}': want FILE:LINE, e.g. app.py:12", text),
+            "copy it from `memtap diff` or `memtap watch` (FILE may be the file's name or a tail "
+            "of its path)");
+    };
+    if (colon == std::string::npos || colon == 0 || colon + 1 == s.size()) {
+        throw bad();
+    }
+    Site site;
+    site.file = s.substr(0, colon);
+    uint64_t line = 0;
+    for (char c : s.substr(colon + 1)) {
+        if (c < '0' || c > '9' || line > 100'000'000) {
+            throw bad();
+        }
+        line = line * 10 + static_cast<uint64_t>(c - '0');
+    }
+    if (line == 0) {
+        throw bad();
+    }
+    site.line = static_cast<int>(line);
+    if (site.file.size() > kMaxFileBytes) {
+        // The agent matches a path tail at a '/': keep the longest tail that fits.
+        size_t slash = site.file.find('/', site.file.size() - kMaxFileBytes);
+        if (slash == std::string::npos) {
+            throw Error(ExitCode::Usage, "SITE's file name is longer than 199 bytes",
+                        "give a shorter tail of its path");
+        }
+        site.file = site.file.substr(slash + 1);
+    }
+    return site;
+}
+
+bool
+interrupted(SignalInbox& signals) {
+    return !signals.drain().empty();
+}
+
+void
+cancelQuietly(pid_t pid) {
+    try {
+        if (auto client = inject::AgentClient::tryConnect(pid)) {
+            std::move(*client).cancelHeapWalkOrThrow(kRequestTimeout);
+        }
+    } catch (const Error&) {
+        // The agent went away (detach, exit): nothing of the walk is left.
+    }
+}
+
+std::string
+attachHint(pid_t pid) {
+    return fmt::format("attach first with `memtap attach {}` (add --exact to see every object)", pid);
+}
+
+// Arms one walk and waits for its result, never holding the target: the
+// walk runs when a thread of the target that holds the GIL allocates.
+report::HeapWalk
+runWalkOrThrow(pid_t pid, const std::string& arguments, Clock::duration timeout, SignalInbox& signals) {
+    uint64_t sequence = 0;
+    try {
+        sequence = inject::AgentClient::connectOrThrow(pid, attachHint(pid))
+                       .armHeapWalkOrThrow(arguments, kRequestTimeout);
+    } catch (const Error& e) {
+        std::string what = e.what();
+        if (what.find("unknown command") != std::string::npos) {
+            throw Error(ExitCode::NotSupported,
+                        fmt::format("the agent in process {} predates heap walks", pid),
+                        fmt::format("`memtap detach {}` and attach again with this memtap", pid));
+        }
+        if (what.find("busy") != std::string::npos) {
+            throw Error(ExitCode::Failure,
+                        fmt::format("another heap walk is armed or running in process {}", pid),
+                        "wait for the other memtap refs/types to finish, then try again");
+        }
+        throw;
+    }
+    auto start = Clock::now();
+    bool toldWaiting = false;
+    bool toldRunning = false;
+    for (;;) {
+        if (interrupted(signals)) {
+            cancelQuietly(pid);
+            throw Error(ExitCode::Failure, "interrupted: the heap walk was cancelled",
+                        "nothing of it is left in the target");
+        }
+        auto client = inject::AgentClient::tryConnect(pid);
+        if (!client) {
+            throw Error(ExitCode::NotAttached,
+                        fmt::format("the agent of process {} went away during the heap walk", pid),
+                        "it was detached, or the process exited");
+        }
+        report::HeapWalk walk =
+            report::HeapWalk::parseOrThrow(std::move(*client).heapWalkResultOrThrow(kResultTimeout));
+        if (static_cast<uint64_t>(walk.number("heap_walk_requested")) != sequence) {
+            throw Error(ExitCode::Failure, "the heap walk was replaced by another memtap's request");
+        }
+        std::string state = walk.state();
+        if (state == "done") {
+            if (walk.result() == "unsupported") {
+                throw Error(
+                    ExitCode::NotSupported,
+                    fmt::format("process {}'s interpreter cannot be walked: memtap reads no frames of "
+                                "this version (see `memtap status`)",
+                                pid));
+            }
+            if (walk.result() == "no-memory") {
+                throw Error(ExitCode::Failure, "the heap walk could not map its tables in the target",
+                            "lower --max-objects");
+            }
+            return walk;
+        }
+        if (state == "cancelled") {
+            throw Error(ExitCode::Failure, "the heap walk was cancelled in the target (a detach?)");
+        }
+        auto now = Clock::now();
+        if (now - start >= timeout) {
+            cancelQuietly(pid);
+            throw Error(
+                ExitCode::Timeout,
+                fmt::format("no thread of process {} holding the GIL allocated within {:.1f} s, so the "
+                            "heap walk did not run; it was disarmed and nothing is left in the target",
+                            pid, std::chrono::duration<double>(timeout).count()),
+                "an idle uWSGI worker (no --enable-threads) holds the GIL while it waits for a "
+                "request: send it one, or raise --timeout");
+        }
+        if (state == "armed" && !toldWaiting && now - start >= kProgressAfter) {
+            toldWaiting = true;
+            std::fprintf(
+                stderr,
+                "memtap: waiting for a thread of process %d holding the GIL to allocate (an idle "
+                "worker runs the walk at its next request); up to %.0f s more, Ctrl-C gives up\n",
+                pid, std::chrono::duration<double>(timeout - (now - start)).count());
+        }
+        if (state == "running" && !toldRunning && now - start >= kProgressAfter) {
+            toldRunning = true;
+            std::fprintf(stderr, "memtap: walking the heap of process %d (thread %lld)...\n", pid,
+                         static_cast<long long>(walk.number("heap_walk_thread")));
+        }
+        pollfd pfd{signals.fd(), POLLIN, 0};
+        ::poll(&pfd, 1, static_cast<int>(kPollInterval.count()));
+    }
+}
+
+struct WalkOptions {
+    uint64_t maxObjects = kDefaultMaxObjects;
+    Clock::duration timeout = std::chrono::seconds(10);
+    size_t top = 0;
+    bool json = false;
+};
+
+WalkOptions
+walkOptionsFrom(const ParsedArgs& args, size_t defaultTop) {
+    WalkOptions o;
+    o.top = defaultTop;
+    if (auto v = args.value("--max-objects")) {
+        o.maxObjects = parseUnsignedOrThrow(*v, "--max-objects", 1000, 1'000'000'000);
+    }
+    if (auto v = args.value("--timeout")) {
+        o.timeout = std::chrono::duration_cast<Clock::duration>(
+            std::chrono::duration<double>(parseSecondsOrThrow(*v, "--timeout")));
+    }
+    if (auto v = args.value("--top")) {
+        o.top = parseUnsignedOrThrow(*v, "--top", 1, 10000);
+    }
+    o.json = args.has("--json");
+    return o;
+}
+
+void
+printOrThrow(const std::string& text) {
+    (void)writeStdoutOrThrow(text);
+}
+
+int
+runRefs(const ParsedArgs& args) {
+    pid_t pid = parsePidOrThrow(args.positional[0]);
+    Site site = parseSiteOrThrow(args.positional[1]);
+    WalkOptions options = walkOptionsFrom(args, 10);
+    attach::readProcessInfoOrThrow(pid);
+    inject::AgentStatus status =
+        inject::AgentClient::connectOrThrow(pid, attachHint(pid)).statusOrThrow(kRequestTimeout);
+    SignalInbox signals(false);
+    std::string request =
+        fmt::format("refs {} {} {} {}", options.maxObjects, options.top, site.line, site.file);
+    report::HeapWalk walk = runWalkOrThrow(pid, request, options.timeout, signals);
+    report::RefsView view{pid, args.positional[1], status.exact, options.top};
+    printOrThrow(options.json ? report::renderRefsJson(walk, view) : report::renderRefsText(walk, view));
+    return 0;
+}
+
+int
+runTypes(const ParsedArgs& args) {
+    pid_t pid = parsePidOrThrow(args.positional[0]);
+    WalkOptions options = walkOptionsFrom(args, 25);
+    double interval = 0;
+    if (auto v = args.value("--interval")) {
+        interval = parseSecondsOrThrow(*v, "--interval");
+    }
+    attach::readProcessInfoOrThrow(pid);
+    inject::AgentClient::connectOrThrow(pid, attachHint(pid)).statusOrThrow(kRequestTimeout);
+    SignalInbox signals(false);
+    std::string request = fmt::format("types {}", options.maxObjects);
+    report::HeapWalk first = runWalkOrThrow(pid, request, options.timeout, signals);
+    report::TypesView view{pid, options.top, interval};
+    if (interval <= 0) {
+        printOrThrow(options.json ? report::renderTypesJson(first, nullptr, view)
+                                  : report::renderTypesText(first, nullptr, view));
+        return 0;
+    }
+    std::fprintf(stderr, "memtap: first walk done (%s); the second in %.1f s\n",
+                 report::walkCostText(first).c_str(), interval);
+    pollfd pfd{signals.fd(), POLLIN, 0};
+    if (::poll(&pfd, 1, static_cast<int>(interval * 1000)) > 0 && interrupted(signals)) {
+        throw Error(ExitCode::Failure, "interrupted before the second walk",
+                    "nothing is left in the target");
+    }
+    report::HeapWalk second = runWalkOrThrow(pid, request, options.timeout, signals);
+    printOrThrow(options.json ? report::renderTypesJson(second, &first, view)
+                              : report::renderTypesText(second, &first, view));
+    return 0;
+}
+
+std::vector<OptionSpec>
+walkOptionSpecs() {
+    return {
+        {"--max-objects", "N",
+         "stop the walk after N objects (default 5,000,000; ~24 bytes of the target's memory each, "
+         "given back when it ends)"},
+        {"--timeout", "S",
+         "wait at most S seconds for a thread holding the GIL to run the walk (default 10)"},
+        {"--json", "", "machine-readable output"},
+    };
+}
+
+const char* kWalkDetails =
+    "The walk runs inside the target, on the next thread holding the GIL that allocates, from\n"
+    "within memtap's allocator hook: it reads objects and calls their tp_traverse as the gc does,\n"
+    "from every module in sys.modules, then every thread's frame locals. It runs no Python code,\n"
+    "creates no object and leaves the gc as it was; its tables are memtap's own mappings, given\n"
+    "back when it ends. No memtap thread waits for the GIL: an idle worker that never releases it\n"
+    "(uWSGI without --enable-threads) runs the walk at its next request, or --timeout disarms it.\n"
+    "Ctrl-C cancels. Objects reachable only from each other (a cycle the gc has not collected\n"
+    "yet) or only from C code are not reached. Exit codes: 2 usage, 3 no such process,\n"
+    "4 interpreter not walkable or agent too old, 6 timeout (walk disarmed), 7 not attached.";
+
+} // namespace
+
+std::vector<CommandSpec>
+heapCommands() {
+    auto refsOptions = walkOptionSpecs();
+    refsOptions.push_back({"--top", "N", "show the N chains that hold the most objects (default 10)"});
+    auto typesOptions = walkOptionSpecs();
+    typesOptions.push_back({"--top", "N", "show N types (default 25)"});
+    typesOptions.push_back({"--interval", "S", "walk twice, S seconds apart, and sort by growth"});
+    return {
+        {"refs", "PID SITE",
+         "What keeps the objects allocated at SITE (FILE:LINE) alive: chains of references from a root.",
+         std::string("For the live objects allocated at SITE that memtap traces (all of them with\n"
+                     "--exact, the sampled ones otherwise), the chains of references that reach them\n"
+                     "from a module global or a frame's local, grouped and largest first, with the\n"
+                     "object that holds them all (\"held by helpers.audit.Audit.entries\"). SITE is a\n"
+                     "FILE:LINE as diff and watch show it; FILE may be a tail of the path.\n\n") +
+             kWalkDetails,
+         2, 2, refsOptions, runRefs},
+        {"types", "PID", "Live objects by type (count and size), or their growth between two walks.",
+         std::string("Every object the walk reaches, counted by type, whether or not memtap traced its\n"
+                     "allocation (objgraph's show_growth with --interval).\n\n") +
+             kWalkDetails,
+         1, 1, typesOptions, runTypes},
+    };
+}
+
+} // namespace memtap::cli
