@@ -24,7 +24,7 @@ enum class FrameModel : unsigned char {
 enum class ValuesModel : unsigned char {
     None,       // <= 3.10: attributes always live in the instance's __dict__
     Pointer311, // Objects/object.c 3.11: PyDictValues* at ((PyObject**)obj)[-4]
-    Tagged312,  // 3.12 PyDictOrValues at [-3]: values pointer + 1 when tagged
+    Tagged312,  // 3.12 PyDictOrValues at [-3]: values pointer - 1 when tagged
     Inline313,  // 3.13 Py_TPFLAGS_INLINE_VALUES: at obj + tp_basicsize
 };
 

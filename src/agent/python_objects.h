@@ -133,7 +133,7 @@ instanceValues(const void* obj, const void* type, const layouts::Layout& l) noex
         break;
     case layouts::ValuesModel::Tagged312: {
         auto word = readAt<uintptr_t>(obj, -24);
-        values = (word & 1) != 0 ? reinterpret_cast<const char*>(word - 1) : nullptr;
+        values = (word & 1) != 0 ? reinterpret_cast<const char*>(word + 1) : nullptr;
         break;
     }
     case layouts::ValuesModel::Inline313:
