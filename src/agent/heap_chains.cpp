@@ -176,92 +176,69 @@ public:
         Edge e = labels_.edge(n);
         out.append("link\t");
         char text[512];
-        text[0] = '\0';
-        const char* kind = "ref";
-        switch (e) {
-        case kRoot:
-            kind = rootText(c_.graph.at(n).root, text, sizeof text);
-            break;
-        case kDict:
-            kind = "dict";
-            break;
-        case kKey:
-            kind = keyText(n, text, sizeof text);
-            break;
-        case kDictKey:
-            kind = "key-of";
-            break;
-        case kItem:
-            kind = "item";
-            break;
-        case kMember:
-            kind = "member";
-            break;
-        case kCell:
-            kind = "cell";
-            break;
-        default:
-            break;
+        if (e == kRoot) {
+            appendRoot(out, c_.roots.at(c_.graph.at(n).root));
+        } else if (e == kKey) {
+            out.append(keyText(n, text, sizeof text));
+            out.append('\t');
+            out.append(text);
+        } else {
+            out.append(kindWord(e));
+            out.append('\t');
         }
-        out.append(kind);
-        out.append('\t');
-        out.append(text);
         out.append('\t');
         out.append(c_.typeNames.nameOf(c_, type));
         out.append('\t');
         if ((flagsOf(type) & kTpFlagsTypeSubclass) != 0) {
             out.append(c_.typeNames.nameOf(c_, obj));
         } else if (type == c_.heap.moduleType && e == kRoot) {
-            strText(c_.roots.at(c_.graph.at(n).root).name, text, sizeof text);
+            copyStr(c_.roots.at(c_.graph.at(n).root).name, text, sizeof text);
             out.append(text);
         }
         out.append('\n');
     }
 
 private:
-    const char* rootText(uint32_t root, char* text, int cap) {
-        const HeapRoot& r = c_.roots.at(root);
-        if (r.kind == HeapRoot::kModule) {
-            strText(r.name, text, cap);
-            return "module";
+    static const char* kindWord(Edge e) {
+        switch (e) {
+        case kDict:
+            return "dict";
+        case kDictKey:
+            return "key-of";
+        case kItem:
+            return "item";
+        case kMember:
+            return "member";
+        case kCell:
+            return "cell";
+        default:
+            return "ref";
         }
-        // "NAME\tFUNC\tFILE\tLINE\tTHREAD" would not fit one field: the
-        // local's name, then " in FUNC (FILE:LINE) thread N".
+    }
+
+    // "module\tNAME", or "local\tVAR in FUNC (FILE:LINE) thread N".
+    static void appendRoot(MappedText& out, const HeapRoot& r) {
+        char text[256];
+        if (r.kind == HeapRoot::kModule) {
+            copyStr(r.name, text, sizeof text);
+            out.append("module\t");
+            out.append(text);
+            return;
+        }
         char file[256];
         char func[128];
         copyCodeNames(r.name, file, sizeof file, func, sizeof func);
-        strText(localName(r.name, r.local), text, cap / 2);
-        size_t used = std::strlen(text);
-        const char* parts[] = {" in ", func, " (", file, ":"};
-        for (const char* p : parts) {
-            for (; *p != '\0' && used + 24 < static_cast<size_t>(cap); ++p) {
-                text[used++] = *p;
-            }
-        }
-        char digits[48];
-        int d = 0;
-        unsigned line = r.line > 0 ? static_cast<unsigned>(r.line) : 0;
-        do {
-            digits[d++] = static_cast<char>('0' + line % 10);
-            line /= 10;
-        } while (line != 0);
-        while (d > 0) {
-            text[used++] = digits[--d];
-        }
-        const char thread[] = ") thread ";
-        for (const char* p = thread; *p != '\0'; ++p) {
-            text[used++] = *p;
-        }
-        unsigned t = r.thread;
-        do {
-            digits[d++] = static_cast<char>('0' + t % 10);
-            t /= 10;
-        } while (t != 0);
-        while (d > 0 && used + 1 < static_cast<size_t>(cap)) {
-            text[used++] = digits[--d];
-        }
-        text[used] = '\0';
-        return "local";
+        copyStr(localName(r.name, r.local), text, sizeof text);
+        out.append("local\t");
+        out.append(text);
+        out.append(" in ");
+        out.append(func);
+        out.append(" (");
+        out.append(file);
+        out.append(':');
+        out.appendU64(r.line > 0 ? static_cast<uint64_t>(r.line) : 0);
+        out.append(") thread ");
+        out.appendU64(r.thread);
     }
 
     // A dict entry: "attr" when the dict is an object's __dict__ (or the
@@ -274,7 +251,7 @@ private:
         bool attribute = !isDict || labels_.edge(node.parent) == kDict;
         if (typeOf(key) == c_.heap.unicodeType &&
             (attribute || readAt<int64_t>(parent, kDictUsed) <= kNamedKeysMax)) {
-            strText(key, text, cap);
+            copyStr(key, text, cap);
         } else {
             const char* name = c_.typeNames.nameOf(c_, typeOf(key));
             text[0] = '<';

@@ -67,8 +67,6 @@ struct HeapContext {
     TypeNames typeNames;
 };
 
-// A str object as UTF-8 into buf (cap bytes with the NUL); false if not a str.
-bool strText(const void* str, char* buf, int cap) noexcept;
 // The value of the str key `name` in dict, or null (a scan with PyDict_Next).
 const void* dictLookup(const HeapContext& c, const void* dict, const char* name) noexcept;
 // "module.Name" of a type: tp_name for static types (which carries the

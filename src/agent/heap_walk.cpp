@@ -256,11 +256,6 @@ HeapRoots::add(const HeapRoot& r) noexcept {
     return true;
 }
 
-bool
-strText(const void* str, char* buf, int cap) noexcept {
-    return copyStr(str, buf, cap);
-}
-
 const void*
 dictLookup(const HeapContext& c, const void* dict, const char* name) noexcept {
     if (dict == nullptr || typeOf(dict) != c.heap.dictType) {
@@ -271,7 +266,7 @@ dictLookup(const HeapContext& c, const void* dict, const char* name) noexcept {
     void* value = nullptr;
     char text[64];
     while (c.heap.dictNext(const_cast<void*>(dict), &pos, &key, &value) != 0) {
-        if (typeOf(key) == c.heap.unicodeType && strText(key, text, sizeof text) &&
+        if (typeOf(key) == c.heap.unicodeType && copyStr(key, text, sizeof text) &&
             std::strcmp(text, name) == 0) {
             return value;
         }
@@ -286,7 +281,7 @@ qualifiedTypeName(const HeapContext& c, const void* type, char* buf, int cap) no
     int used = 0;
     if ((flagsOf(type) & layouts::kTpFlagsHeapType) != 0) {
         const void* module = dictLookup(c, ptrAt(type, layouts::kTpDict), "__module__");
-        if (module != nullptr && strText(module, buf, cap - 1) && std::strcmp(buf, "builtins") != 0) {
+        if (module != nullptr && copyStr(module, buf, cap - 1) && std::strcmp(buf, "builtins") != 0) {
             used = static_cast<int>(std::strlen(buf));
             buf[used++] = '.';
         }

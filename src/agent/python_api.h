@@ -42,14 +42,11 @@ struct HeapApi {
     const void* listType;
     const void* tupleType;
     const void* moduleType;
-    const void* typeType;
     const void* cellType;
     const void* unicodeType;
     const void* longType;
     const void* setType;
     const void* frozenSetType;
-    const void* frameType;
-    const void* functionType;
 };
 
 struct PythonApi {

@@ -19,6 +19,7 @@
 
 #include "agent/python_debug_offsets.h"
 #include "agent/python_layouts.h"
+#include "agent/python_objects.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -110,18 +111,8 @@ confirmWithDebugOffsets(int minor, const Layout& layout, void* (*lookup)(const c
     return false;
 }
 
-template <typename T>
-inline T
-readAt(const void* base, unsigned offset) noexcept {
-    T value;
-    memcpy(&value, static_cast<const char*>(base) + offset, sizeof(T));
-    return value;
-}
-
-inline const void*
-ptrAt(const void* base, unsigned offset) noexcept {
-    return readAt<const void*>(base, offset);
-}
+using pyobj::ptrAt;
+using pyobj::readAt;
 
 inline bool
 isCode(const void* obj) noexcept {
