@@ -21,9 +21,8 @@ def own_rss():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def attach_cycle(agent, module, check_growth):
+def attach_cycle(agent, module, check_growth, threads):
     fds = ac.fd_count()
-    threads = ac.thread_count()
     before = ac.get_allocators()
     started_ms = time.time() * 1000
     rss_before = own_rss()
@@ -97,6 +96,7 @@ def main():
     agent = ac.Agent(sys.argv[1])
     module = ac.libpython_path()
     original = ac.get_allocators()
+    threads = ac.thread_count()
 
     # Bad arguments never touch the interpreter.
     args = agent.make_args()
@@ -113,14 +113,20 @@ def main():
     ac.check(agent.start(args) == ac.START_NO_PYTHON, "unloaded module accepted")
     ac.check(ac.get_allocators() == original, "a failed start changed the allocators")
     ac.check(not os.path.exists(agent.socket_path), "a failed start left a socket")
+    # NO_PYTHON is decided on the agent thread, which writes the status word
+    # and then exits: wait for it, or it counts as the baseline's thread.
+    ac.check(ac.wait_until(lambda: ac.thread_count() == threads),
+             "the failed start's thread did not exit: %d threads, expected %d"
+             % (ac.thread_count(), threads))
 
     # The global scope ("") works for static and shared builds alike; the
     # explicit libpython path is what the host passes for shared builds.
     modules = [""] + ([module] if module else [])
     for m in modules:
-        attach_cycle(agent, m, check_growth=True)
+        attach_cycle(agent, m, check_growth=True, threads=threads)
     for i in range(20):
-        attach_cycle(agent, modules[i % len(modules)], check_growth=(i % 5 == 0))
+        attach_cycle(agent, modules[i % len(modules)], check_growth=(i % 5 == 0),
+                     threads=threads)
 
     refused_as_nobody(agent)
     ac.check(ac.get_allocators() == original, "allocators differ at the end")
