@@ -272,7 +272,11 @@ def idle_connections(agent):
         for _ in range(5):
             st, took = timed(agent.status)
             worst = max(worst, took)
-            ac.check(took < 1.0, "status took %.2f s beside 200 idle connections" % took)
+            # Served behind even one idle client, it would wait out that
+            # client's request deadline: the bound is that deadline, not a
+            # speed target (a loaded CI machine is slow, never that slow).
+            ac.check(took < ac.REQUEST_TIMEOUT_MS / 1000.0,
+                     "status took %.2f s beside 200 idle connections" % took)
         print("200 idle connections opened in %.0f ms; status answered in %.1f ms at worst"
               % (opened * 1000, worst * 1000))
     finally:
