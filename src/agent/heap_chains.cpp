@@ -216,9 +216,27 @@ private:
         }
     }
 
-    // "module\tNAME", or "local\tVAR in FUNC (FILE:LINE) thread N".
+    // "module\tNAME", "local\tVAR in FUNC (FILE:LINE) thread N", "gc\tgarbage",
+    // or for what no root reaches "cycle\t", "external\t", "unreached\t".
     static void appendRoot(MappedText& out, const HeapRoot& r) {
         char text[256];
+        switch (r.kind) {
+        case HeapRoot::kGcGarbage:
+            out.append("gc\tgarbage");
+            return;
+        case HeapRoot::kUnreached:
+            out.append("unreached\t");
+            return;
+        case HeapRoot::kCycle:
+            out.append("cycle\t");
+            return;
+        case HeapRoot::kExternal:
+            out.append("external\t");
+            return;
+        case HeapRoot::kModule:
+        case HeapRoot::kLocal:
+            break;
+        }
         if (r.kind == HeapRoot::kModule) {
             copyStr(r.name, text, sizeof text);
             out.append("module\t");
@@ -303,6 +321,7 @@ reportChains(HeapContext& c, MappedText& out) noexcept {
     auto* targets = static_cast<Target*>(targetMap.get());
     uint32_t count = 0;
     uint64_t targetBytes = 0;
+    uint64_t finalized = 0;
     for (uint32_t i = 0; i < c.graph.size() && count < targetCap; ++i) {
         const HeapNode& node = c.graph.at(i);
         const void* type = typeOf(node.object);
@@ -312,10 +331,12 @@ reportChains(HeapContext& c, MappedText& out) noexcept {
             trace < traceCap && marks[trace] != 0) {
             targets[count++] = Target{i, node.parent, type, size};
             targetBytes += size;
+            finalized += gcFinalized(c, node.object) ? 1 : 0;
         }
     }
     appendKeyValue(out, "site_objects", count);
     appendKeyValue(out, "site_object_bytes", targetBytes);
+    appendKeyValue(out, "site_finalized", finalized);
     std::sort(targets, targets + count, [](const Target& a, const Target& b) {
         return a.parent != b.parent ? a.parent < b.parent : a.type < b.type;
     });

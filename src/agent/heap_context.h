@@ -10,14 +10,17 @@
 #include "agent/python_layouts.h"
 #include "agent/text.h"
 
+#include <atomic>
 #include <cstdint>
 
 namespace memtap_agent {
 
-// Where a chain starts: a module in sys.modules, or a local variable of a
-// thread's frame.
+// Where a chain starts: a module in sys.modules, a local variable of a
+// thread's frame, the gc's garbage list; or, for what none of those reach
+// (heap_gc.cpp), an object on the gc's lists: unreached until classified,
+// then in a cycle reachable only from itself, or held from outside.
 struct HeapRoot {
-    enum Kind : uint8_t { kModule, kLocal } kind;
+    enum Kind : uint8_t { kModule, kLocal, kGcGarbage, kUnreached, kCycle, kExternal } kind;
     const void* name; // kModule: the sys.modules key (a str); kLocal: the code object
     int local;        // kLocal: the local's index (python_frames.h localName)
     int line;         // kLocal: the line the frame is at
@@ -65,7 +68,36 @@ struct HeapContext {
     HeapGraph graph;
     HeapRoots roots;
     TypeNames typeNames;
+    layouts::GcLayout gc;
 };
+
+// heap_gc.cpp: the objects on the gc's lists that no root reached.
+struct UnreachedStats {
+    const char* lists = "unavailable"; // read, collecting, truncated, no-memory
+    uint64_t listed = 0;               // objects on the lists
+    uint64_t finalized = 0;            // of those, finalized (__del__ ran) and alive
+    uint64_t garbage = 0;              // nodes in cycles reachable only from each other
+    uint64_t external = 0;             // nodes held from outside what the walk follows
+    uint32_t first = 0;                // the first unreached node
+    uint32_t unreachedRoot = kNoNode;  // the kUnreached root's index
+    uint32_t cycleRoot = kNoNode;      // the kCycle root's index, once classified
+    bool classified = false;
+    bool cancelled = false;
+};
+
+// Adds the gc's garbage list (3.7+) as a root, if it is readable.
+void addGcGarbageRoot(HeapContext& c, const void* interp) noexcept;
+// Adds every listed object that is not a node yet as a root of its own; with
+// containers false, not dicts, lists and tuples: called first that way and
+// walked, an instance's __dict__ is reached from the instance.
+void addUnreachedRoots(HeapContext& c, const void* interp, const std::atomic<uint32_t>& cancel,
+                       UnreachedStats& s, bool containers) noexcept;
+// After the walk from those roots: which of the nodes from s.first on are
+// garbage and which are held from outside (their roots become kCycle or
+// kExternal).
+void classifyUnreached(HeapContext& c, const std::atomic<uint32_t>& cancel, UnreachedStats& s) noexcept;
+// True if obj is a gc object whose finalizer (__del__) has run.
+bool gcFinalized(const HeapContext& c, const void* obj) noexcept;
 
 // The value of the str key `name` in dict, or null (a scan with PyDict_Next).
 const void* dictLookup(const HeapContext& c, const void* dict, const char* name) noexcept;

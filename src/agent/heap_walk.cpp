@@ -115,12 +115,16 @@ addFrameLocals(const FrameLocals& frame, void* arg) {
     return !c.graph.full();
 }
 
-void
-addFrameRoots(HeapContext& c, WalkStats& stats) {
-    // The walking thread's interpreter (PyThreadState { prev, next, interp },
-    // Include/cpython/pystate.h, every version): the one whose GIL we hold.
+// The walking thread's interpreter (PyThreadState { prev, next, interp },
+// Include/cpython/pystate.h, every version): the one whose GIL we hold.
+void*
+currentInterpreter() {
     const void* tstate = threadStateIfGilHeld();
-    void* interp = tstate != nullptr ? const_cast<void*>(ptrAt(tstate, 16)) : nullptr;
+    return tstate != nullptr ? const_cast<void*>(ptrAt(tstate, 16)) : nullptr;
+}
+
+void
+addFrameRoots(HeapContext& c, void* interp, WalkStats& stats) {
     if (interp == nullptr) {
         return;
     }
@@ -176,8 +180,10 @@ struct TypeCount {
     uint64_t bytes;
 };
 
+// "type" lines for every node (from first on: garbage lines for the nodes
+// under the cycle root only).
 void
-reportTypes(const HeapContext& c, MappedText& out) {
+reportTypes(const HeapContext& c, MappedText& out, const char* tag, uint32_t first, uint32_t root) {
     Mapping map;
     if (!map.allocate(kTypeSlots * sizeof(TypeCount))) {
         appendKeyValue(out, "types_note", "no memory for the type table");
@@ -186,7 +192,10 @@ reportTypes(const HeapContext& c, MappedText& out) {
     auto* slots = static_cast<TypeCount*>(map.get());
     TypeCount other{nullptr, 0, 0};
     size_t used = 0;
-    for (uint32_t i = 0; i < c.graph.size(); ++i) {
+    for (uint32_t i = first; i < c.graph.size(); ++i) {
+        if (root != kNoNode && c.graph.at(i).root != root) {
+            continue;
+        }
         const void* obj = c.graph.at(i).object;
         const void* type = typeOf(obj);
         uint64_t bytes = approximateSize(c, obj, type);
@@ -218,7 +227,8 @@ reportTypes(const HeapContext& c, MappedText& out) {
             continue;
         }
         qualifiedTypeName(c, s.type, name, sizeof name);
-        out.append("type\t");
+        out.append(tag);
+        out.append('\t');
         out.appendU64(s.count);
         out.append('\t');
         out.appendU64(s.bytes);
@@ -227,7 +237,8 @@ reportTypes(const HeapContext& c, MappedText& out) {
         out.append('\n');
     }
     if (other.count != 0) {
-        out.append("type\t");
+        out.append(tag);
+        out.append('\t');
         out.appendU64(other.count);
         out.append('\t');
         out.appendU64(other.bytes);
@@ -326,7 +337,8 @@ void
 runHeapWalk(const PythonApi& api, const HeapWalkRequest& request, const std::atomic<uint32_t>& cancel,
             MappedText& out) noexcept {
     uint64_t started = monotonicNs();
-    HeapContext c{api, api.heap, frameLayout(), request, {}, {}, {}};
+    HeapContext c{
+        api, api.heap, frameLayout(), request, {}, {}, {}, layouts::gcLayoutForMinor(api.minor)};
     if (api.heap.dictNext == nullptr || c.layout.model == layouts::FrameModel::None) {
         appendKeyValue(out, "walk_result", "unsupported");
         return;
@@ -341,12 +353,32 @@ runHeapWalk(const PythonApi& api, const HeapWalkRequest& request, const std::ato
     addModuleRoots(c, stats);
     expand(c, 0, cancel, stats);
     uint32_t moduleNodes = c.graph.size();
+    void* interp = currentInterpreter();
     if (!stats.cancelled) {
-        addFrameRoots(c, stats);
+        addFrameRoots(c, interp, stats);
+        addGcGarbageRoot(c, interp);
         expand(c, moduleNodes, cancel, stats);
     }
+    // What no root reached, from the gc's lists (skipped once the graph is
+    // full: the unreached would be whatever the limit cut off).
+    UnreachedStats unreached;
+    unreached.first = c.graph.size();
+    if (!stats.cancelled && !c.graph.full()) {
+        for (bool containers : {false, true}) {
+            uint32_t from = c.graph.size();
+            addUnreachedRoots(c, interp, cancel, unreached, containers);
+            if (unreached.cancelled || std::strcmp(unreached.lists, "read") != 0) {
+                break;
+            }
+            expand(c, from, cancel, stats);
+        }
+        if (std::strcmp(unreached.lists, "read") == 0 && !unreached.cancelled && !stats.cancelled &&
+            !c.graph.full()) {
+            classifyUnreached(c, cancel, unreached);
+        }
+    }
     uint64_t walkedNs = monotonicNs() - started;
-    if (stats.cancelled) {
+    if (stats.cancelled || unreached.cancelled) {
         appendKeyValue(out, "walk_result", "cancelled");
         return;
     }
@@ -358,8 +390,19 @@ runHeapWalk(const PythonApi& api, const HeapWalkRequest& request, const std::ato
     appendKeyValue(out, "walk_threads", stats.threads);
     appendKeyValue(out, "walk_frames", stats.frames);
     appendKeyValue(out, "walk_max_objects", request.maxObjects);
+    appendKeyValue(out, "gc_lists", c.graph.full() ? "not-read" : unreached.lists);
+    appendKeyValue(out, "gc_listed", unreached.listed);
+    appendKeyValue(out, "gc_finalized", unreached.finalized);
+    appendKeyValue(out, "gc_unreached", c.graph.size() - unreached.first);
+    if (unreached.classified) {
+        appendKeyValue(out, "gc_cycle_objects", unreached.garbage);
+        appendKeyValue(out, "gc_external_objects", unreached.external);
+    }
     if (request.kind == HeapWalkKind::kTypes) {
-        reportTypes(c, out);
+        reportTypes(c, out, "type", 0, kNoNode);
+        if (unreached.classified && unreached.garbage != 0) {
+            reportTypes(c, out, "cycle", unreached.first, unreached.cycleRoot);
+        }
     } else {
         reportChains(c, out);
     }

@@ -73,6 +73,8 @@ resolveHeapApi(HeapApi* heap) {
     if (!ok) {
         *heap = HeapApi{};
     }
+    heap->gcGeneration0 = lookup("_PyGC_generation0");
+    heap->runtime = lookup("_PyRuntime");
 }
 
 } // namespace

@@ -7,6 +7,8 @@
 #ifndef MEMTAP_AGENT_PYTHON_LAYOUTS_H
 #define MEMTAP_AGENT_PYTHON_LAYOUTS_H
 
+#include <cstdint>
+
 namespace memtap_agent {
 namespace layouts {
 
@@ -338,6 +340,79 @@ constexpr unsigned kValuesValid313 = 3;
 // enum _frameowner, Include/internal/pycore_frame.h (3.11 ... 3.13).
 constexpr char kFrameOwnedByGenerator = 1;
 constexpr char kFrameOwnedByCStack = 3; // 3.12+: the C-stack entry shim
+
+// Where the cyclic gc keeps its generation lists (heap_gc.cpp reads them to
+// find objects no root reaches). Every tracked object's PyGC_Head sits just
+// before it and links it into one circular list per generation, headed by a
+// PyGC_Head inside struct gc_generation { PyGC_Head head; int threshold,
+// count; }.
+enum class GcBase : unsigned char {
+    None,
+    Generation0Symbol, // 3.6 Modules/gcmodule.c: PyGC_Head* _PyGC_generation0
+    RuntimeSymbol,     // 3.7, 3.8: _PyRuntime.gc (Include/internal/{mem,pycore_pymem}.h)
+    Interpreter,       // 3.9+: PyInterpreterState.gc (Include/internal/pycore_interp.h)
+};
+
+struct GcLayout {
+    GcBase base = GcBase::None;
+    unsigned state = 0;       // offset of struct _gc_runtime_state in the base
+    unsigned generations = 0; // generations[3] in that state
+    unsigned stride = 0;      // sizeof(struct gc_generation)
+    unsigned permanent = 0;   // permanent_generation (gc.freeze, 3.7+); 0: none
+    unsigned collecting = 0;  // int collecting; 0: not readable (3.6)
+    unsigned garbage = 0;     // PyObject* garbage (gc.garbage); 0: not readable
+    // The word holding the FINALIZED bit (bit 0): gc_refs in the 3.6/3.7
+    // head { gc_next, gc_prev, gc_refs } (_PyGC_REFS_MASK_FINALIZED), _gc_prev
+    // in 3.8+ { _gc_next, _gc_prev } (_PyGC_PREV_MASK_FINALIZED).
+    unsigned finalizedWord = 0;
+    // 3.8+: _gc_next's bit 0 is NEXT_MASK_UNREACHABLE during a collection.
+    uintptr_t nextMask = ~uintptr_t{0};
+};
+
+// Offsets read by offsetof() against each version's own headers
+// (tests/agent/frames/layout_offsets.c checks them): 3.6/3.7 PyGC_Head is a
+// 32-byte union (long double alignment), so a generation is 48 bytes; 3.8+
+// it is two words and a generation 24.
+constexpr GcLayout
+gcLayoutForMinor(int minor) noexcept {
+    GcLayout g;
+    g.generations = 24;
+    g.stride = 24;
+    g.permanent = 104;
+    g.collecting = 200;
+    g.garbage = 208;
+    g.finalizedWord = 8;
+    g.nextMask = ~uintptr_t{1};
+    switch (minor) {
+    case 6:
+        return GcLayout{GcBase::Generation0Symbol, 0, 0, 48, 0, 0, 0, 16, ~uintptr_t{0}};
+    case 7:
+        return GcLayout{GcBase::RuntimeSymbol, 320, 32, 48, 192, 312, 320, 16, ~uintptr_t{0}};
+    case 8:
+        g.base = GcBase::RuntimeSymbol;
+        g.state = 344;
+        return g;
+    case 9:
+    case 10:
+        g.base = GcBase::Interpreter;
+        g.state = 616;
+        return g;
+    case 11:
+        g.base = GcBase::Interpreter;
+        g.state = 648;
+        return g;
+    case 12: // the gc state moved to the front of PyInterpreterState
+        g.base = GcBase::Interpreter;
+        g.state = 112;
+        return g;
+    case 13:
+        g.base = GcBase::Interpreter;
+        g.state = 7400;
+        return g;
+    default:
+        return GcLayout{};
+    }
+}
 
 // The layout of CPython 3.minor, or nullptr if that version is not supported.
 constexpr const Layout*

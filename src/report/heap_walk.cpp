@@ -75,6 +75,18 @@ linkPart(const HeapLink& link) {
     if (link.kind == "local") {
         return "<local " + link.name + ">";
     }
+    if (link.kind == "gc") {
+        return "gc.garbage";
+    }
+    if (link.kind == "cycle") {
+        return "<reference cycle>";
+    }
+    if (link.kind == "external") {
+        return "<held outside Python>";
+    }
+    if (link.kind == "unreached") {
+        return "<unreached>";
+    }
     if (link.kind == "attr") {
         return "." + link.name;
     }
@@ -156,13 +168,14 @@ HeapWalk::parseOrThrow(std::string_view payload) {
             walk.chains.back().links.push_back(
                 HeapLink{std::string(f[1]), std::string(f[2]), std::string(f[3]), std::string(f[4])});
             --pending;
-        } else if (line.starts_with("type\t")) {
+        } else if (line.starts_with("type\t") || line.starts_with("cycle\t")) {
             auto f = splitTabs(line);
             if (f.size() != 4) {
                 fieldNumberOrThrow("x", line);
             }
-            walk.types.push_back(HeapTypeRow{std::string(f[3]), fieldNumberOrThrow(f[1], line),
-                                             fieldNumberOrThrow(f[2], line)});
+            auto& rows = line.starts_with("type\t") ? walk.types : walk.cycles;
+            rows.push_back(HeapTypeRow{std::string(f[3]), fieldNumberOrThrow(f[1], line),
+                                       fieldNumberOrThrow(f[2], line)});
         } else {
             size_t space = line.find(' ');
             if (space != std::string_view::npos) {
@@ -188,6 +201,16 @@ chainPath(const HeapChain& chain) {
 std::string
 chainHolder(const HeapChain& chain) {
     const auto& links = chain.links;
+    // What no root reaches: each object is held by its own (a cycle's
+    // nodes, say), so name the kind of root and the last reference.
+    if (links.size() >= 2 &&
+        (links[0].kind == "cycle" || links[0].kind == "external" || links[0].kind == "unreached")) {
+        size_t owner = links.size() - 2;
+        while (owner > 0 && links[owner].kind == "dict") {
+            --owner;
+        }
+        return linkPart(links[0]) + " " + links[owner].type + linkPart(links.back());
+    }
     size_t deepest = std::min(chain.shared, links.size());
     if (deepest == 0) {
         return "";
@@ -215,12 +238,38 @@ chainHolder(const HeapChain& chain) {
 
 std::string
 walkCostText(const HeapWalk& walk) {
+    auto counted = [](int64_t n, const char* one, const char* many) {
+        return fmt::format("{} {}", count(n), n == 1 ? one : many);
+    };
     return fmt::format(
-        "{} objects ({} modules, {} threads, {} frames) walked in {:.0f} ms, {} of memtap's "
-        "memory in the target, given back",
-        count(walk.number("walk_objects")), walk.number("walk_modules"), walk.number("walk_threads"),
-        walk.number("walk_frames"), static_cast<double>(walk.number("walk_ns")) / 1e6,
+        "{} objects ({}, {}, {}) walked in {:.0f} ms, {} of memtap's memory in the target, given "
+        "back",
+        count(walk.number("walk_objects")), counted(walk.number("walk_modules"), "module", "modules"),
+        counted(walk.number("walk_threads"), "thread", "threads"),
+        counted(walk.number("walk_frames"), "frame", "frames"),
+        static_cast<double>(walk.number("walk_ns")) / 1e6,
         formatSize(static_cast<double>(walk.number("walk_mapped_bytes")), false));
+}
+
+std::string
+gcListsText(const HeapWalk& walk) {
+    std::string lists = walk.values.count("gc_lists") != 0 ? walk.values.at("gc_lists") : "";
+    if (lists == "read") {
+        return fmt::format(
+            "{} objects on the gc's lists; not reached from a module or a frame: {} in reference "
+            "cycles reachable only from each other (garbage the gc has not collected yet), {} held "
+            "from outside (C code, an extension, the interpreter's own state); {} finalized "
+            "(__del__ ran) and alive",
+            count(walk.number("gc_listed")), count(walk.number("gc_cycle_objects")),
+            count(walk.number("gc_external_objects")), count(walk.number("gc_finalized")));
+    }
+    if (lists == "collecting") {
+        return "the gc's lists were not read: a collection was running";
+    }
+    if (lists == "not-read" || lists == "truncated") {
+        return "the gc's lists were not read to the end: the walk reached --max-objects";
+    }
+    return "the gc's lists were not read: memtap cannot find them on this interpreter build";
 }
 
 std::string
@@ -233,6 +282,12 @@ renderRefsText(const HeapWalk& walk, const RefsView& view) {
                        formatSize(static_cast<double>(walk.number("site_object_bytes")), false),
                        view.exact ? "" : ", of those the sampled mode traced");
     out += "walk: " + walkCostText(walk) + "\n";
+    out += "gc: " + gcListsText(walk) + "\n";
+    if (int64_t finalized = walk.number("site_finalized"); finalized > 0) {
+        out += fmt::format(
+            "resurrected: {} of them had their finalizer (__del__) run and were kept alive after\n",
+            count(finalized));
+    }
     if (walk.result() == "truncated") {
         out += fmt::format(
             "note: the walk stopped at {} objects (--max-objects): objects past them are not "
@@ -262,7 +317,13 @@ renderRefsText(const HeapWalk& walk, const RefsView& view) {
         out += fmt::format("\n({} more chains; --top shows more)\n", walk.chains.size() - shown);
     }
     int64_t unreached = traced - objects;
-    if (unreached > 0) {
+    bool listsRead = walk.values.count("gc_lists") != 0 && walk.values.at("gc_lists") == "read";
+    if (unreached > 0 && listsRead) {
+        out += fmt::format(
+            "\nnot objects: {} of the {} blocks traced at that line are item arrays and buffers of "
+            "objects, or objects the gc does not track that nothing walked reaches\n",
+            count(unreached), count(traced));
+    } else if (unreached > 0) {
         out += fmt::format(
             "\nnot reached: {} of the {} blocks traced at that line: item arrays and buffers of "
             "objects, or objects held only by each other (a cycle awaiting the gc) or by C code\n",
@@ -287,12 +348,15 @@ renderRefsJson(const HeapWalk& walk, const RefsView& view) {
     j.value(view.exact ? "exact" : "sampled");
     for (const char* key :
          {"site_objects", "site_object_bytes", "site_traced_records", "site_traced_bytes",
-          "walk_objects", "walk_gc_objects", "walk_ns", "walk_mapped_bytes"}) {
+          "site_finalized", "walk_objects", "walk_gc_objects", "walk_ns", "walk_mapped_bytes",
+          "gc_listed", "gc_finalized", "gc_cycle_objects", "gc_external_objects"}) {
         j.key(key);
         j.value(walk.number(key));
     }
     j.key("walk_result");
     j.value(walk.result());
+    j.key("gc_lists");
+    j.value(walk.values.count("gc_lists") != 0 ? walk.values.at("gc_lists") : "");
     j.key("chains");
     j.beginArray();
     for (size_t i = 0; i < walk.chains.size() && i < view.top; ++i) {
@@ -339,15 +403,15 @@ struct TypeGrowth {
 };
 
 std::vector<TypeGrowth>
-typeGrowth(const HeapWalk& newer, const HeapWalk* older) {
+typeGrowth(const std::vector<HeapTypeRow>& newer, const std::vector<HeapTypeRow>* older) {
     std::map<std::string, HeapTypeRow> before;
     if (older != nullptr) {
-        for (const HeapTypeRow& r : older->types) {
+        for (const HeapTypeRow& r : *older) {
             before[r.name] = r;
         }
     }
     std::vector<TypeGrowth> rows;
-    for (const HeapTypeRow& r : newer.types) {
+    for (const HeapTypeRow& r : newer) {
         auto it = before.find(r.name);
         int64_t c = it == before.end() ? 0 : it->second.count;
         int64_t b = it == before.end() ? 0 : it->second.bytes;
@@ -375,7 +439,7 @@ renderTypesText(const HeapWalk& newer, const HeapWalk* older, const TypesView& v
     out +=
         "sizes: each object's own block (header, fixed part, items; a str's characters, a list's item "
         "array; not dict or set tables)\n\n";
-    auto rows = typeGrowth(newer, older);
+    auto rows = typeGrowth(newer.types, older != nullptr ? &older->types : nullptr);
     if (older != nullptr) {
         out +=
             fmt::format("{:>12} {:>11} {:>10} {:>11}  {}\n", "count", "+count", "size", "+size", "type");
@@ -398,6 +462,16 @@ renderTypesText(const HeapWalk& newer, const HeapWalk* older, const TypesView& v
         out += fmt::format("note: the walk stopped at {} objects (--max-objects)\n",
                            count(newer.number("walk_max_objects")));
     }
+    out += "\ngc: " + gcListsText(newer) + "\n";
+    if (!newer.cycles.empty()) {
+        out += "in reference cycles reachable only from each other (the gc has not collected them):\n";
+        auto rows = typeGrowth(newer.cycles, nullptr);
+        for (size_t i = 0; i < rows.size() && (view.top == 0 || i < view.top); ++i) {
+            out +=
+                fmt::format("{:>12} {:>10}  {}\n", count(rows[i].now.count),
+                            formatSize(static_cast<double>(rows[i].now.bytes), false), rows[i].now.name);
+        }
+    }
     return out;
 }
 
@@ -407,19 +481,35 @@ renderTypesJson(const HeapWalk& newer, const HeapWalk* older, const TypesView& v
     j.beginObject();
     j.key("pid");
     j.value(view.pid);
-    for (const char* key : {"walk_objects", "walk_gc_objects", "walk_ns", "walk_mapped_bytes"}) {
+    for (const char* key : {"walk_objects", "walk_gc_objects", "walk_ns", "walk_mapped_bytes",
+                            "gc_listed", "gc_finalized", "gc_cycle_objects", "gc_external_objects"}) {
         j.key(key);
         j.value(newer.number(key));
     }
     j.key("walk_result");
     j.value(newer.result());
+    j.key("gc_lists");
+    j.value(newer.values.count("gc_lists") != 0 ? newer.values.at("gc_lists") : "");
+    j.key("cycles");
+    j.beginArray();
+    for (const TypeGrowth& r : typeGrowth(newer.cycles, nullptr)) {
+        j.beginObject();
+        j.key("type");
+        j.value(r.now.name);
+        j.key("count");
+        j.value(r.now.count);
+        j.key("size");
+        j.value(r.now.bytes);
+        j.endObject();
+    }
+    j.endArray();
     if (older != nullptr) {
         j.key("interval_seconds");
         j.value(view.intervalSeconds);
     }
     j.key("types");
     j.beginArray();
-    auto rows = typeGrowth(newer, older);
+    auto rows = typeGrowth(newer.types, older != nullptr ? &older->types : nullptr);
     for (size_t i = 0; i < rows.size() && (view.top == 0 || i < view.top); ++i) {
         j.beginObject();
         j.key("type");

@@ -12,7 +12,11 @@ namespace memtap::report {
 
 // One reference of a chain, root first (protocol.h "link" lines).
 struct HeapLink {
-    std::string kind;   // module, local, dict, attr, key, key-of, item, member, cell, ref
+    // Roots: module, local, gc (the gc's garbage list), and for what no root
+    // reaches: cycle (only reachable from each other), external (held from
+    // outside what the walk follows), unreached (not classified). Then:
+    // dict, attr, key, key-of, item, member, cell, ref.
+    std::string kind;
     std::string name;   // module name, local description, attribute or key
     std::string type;   // the reached object's type, "module.Name"
     std::string object; // a module's or a class's own name, else empty
@@ -34,6 +38,7 @@ struct HeapTypeRow {
 struct HeapWalk {
     std::map<std::string, std::string> values; // every "KEY VALUE" line
     std::vector<HeapTypeRow> types;
+    std::vector<HeapTypeRow> cycles; // types of the objects in unreachable cycles
     std::vector<HeapChain> chains;
 
     std::string state() const;                    // heap_walk_state, "none" when absent
@@ -45,7 +50,7 @@ struct HeapWalk {
     static HeapWalk parseOrThrow(std::string_view payload);
 };
 
-// "helpers.audit.Audit.entries[]" : the chain as a person would write it,
+// "helpers.audit.Audit.entries": the chain as a person would write it,
 // up to but not including the site's object.
 std::string chainPath(const HeapChain& chain);
 // What holds all of the chain's objects: the deepest link they share, named
@@ -72,6 +77,10 @@ struct TypesView {
 // with two walks.
 std::string renderTypesText(const HeapWalk& newer, const HeapWalk* older, const TypesView& view);
 std::string renderTypesJson(const HeapWalk& newer, const HeapWalk* older, const TypesView& view);
+
+// What the walk found on the gc's lists beyond the roots, one line; or why
+// the lists were not read.
+std::string gcListsText(const HeapWalk& walk);
 
 // "2,041,234 objects in 412 ms, 48.0 MiB of memtap's memory in the target,
 // given back": the walk's own cost, for the summary line and the notes.

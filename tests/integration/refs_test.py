@@ -30,7 +30,7 @@ def main():
                               stdout=subprocess.PIPE, universal_newlines=True)
     try:
         sites = {}
-        for _ in range(4):
+        for _ in range(7):
             _, tag, line = target.stdout.readline().split()
             sites[tag] = int(line)
         r = memtap("attach", "--exact", str(target.pid))
@@ -62,12 +62,43 @@ def main():
             holders = set(c["holder"] for c in dicts)
             check(holders == {holder}, "%s: holders %s, want %s" % (tag, holders, holder), r.stdout)
             print("ok: %s held by %s, %d objects, walk %.1f ms" % (tag, holder, total, out["walk_ns"] / 1e6))
+        # Lazarus: its own __del__ ran and put it back; every one is finalized.
+        r = memtap("refs", str(target.pid), "holders_target.py:%d" % sites["lazarus"], "--json")
+        check(r.returncode == 0, "refs lazarus failed", r.stdout, r.stderr)
+        out = json.loads(r.stdout)
+        ours = [c for c in out["chains"] if c["links"][-1]["type"] == "__main__.Lazarus"]
+        total = sum(c["objects"] for c in ours)
+        check(total == COUNT and set(c["holder"] for c in ours) == {"__main__.LAZARUS"},
+              "lazarus: %d objects held by %s" % (total, set(c["holder"] for c in ours)), r.stdout)
+        check(out["site_finalized"] == COUNT, "lazarus: site_finalized %d, want %d"
+              % (out["site_finalized"], COUNT), r.stdout)
+        print("ok: lazarus %d resurrected, held by __main__.LAZARUS" % total)
+        # What the gc kept (gc.garbage) and what it has not collected yet.
+        for tag, root_kind, holder in (("garbage", "module", "gc.garbage"),
+                                       ("cycle", "cycle", "<reference cycle> __main__.Node.payload")):
+            r = memtap("refs", str(target.pid), "holders_target.py:%d" % sites[tag], "--json")
+            check(r.returncode == 0, "refs %s failed" % tag, r.stdout, r.stderr)
+            out = json.loads(r.stdout)
+            check(out["gc_lists"] == "read", "%s: gc lists %r" % (tag, out["gc_lists"]), r.stdout)
+            dicts = [c for c in out["chains"] if c["links"][-1]["type"] == "dict"]
+            total = sum(c["objects"] for c in dicts)
+            check(COUNT - 80 <= total <= COUNT, "%s: %d dicts, want %d" % (tag, total, COUNT), r.stdout)
+            kinds = set(c["links"][0]["kind"] for c in dicts)
+            holders = set(c["holder"] for c in dicts)
+            check(kinds == {root_kind} and holders == {holder},
+                  "%s: roots %s held by %s, want %s / %s" % (tag, kinds, holders, root_kind, holder),
+                  r.stdout)
+            print("ok: %s %d dicts held by %s" % (tag, total, holder))
         r = memtap("types", str(target.pid), "--json", "--top", "10000")
         check(r.returncode == 0, "types failed", r.stderr)
         types = {t["type"]: t["count"] for t in json.loads(r.stdout)["types"]}
         check(types.get("dict", 0) >= 4 * COUNT, "types: %s dicts, want >= %d" % (types.get("dict"), 4 * COUNT))
         check(types.get("__main__.Handler") == 1, "types: Handler count %s" % types.get("__main__.Handler"))
         print("ok: types counts %d dicts, 1 Handler" % types["dict"])
+        cycles = {t["type"]: t["count"] for t in json.loads(r.stdout)["cycles"]}
+        check(cycles.get("__main__.Node") == 2 * COUNT, "types: %s Nodes in cycles, want %d"
+              % (cycles.get("__main__.Node"), 2 * COUNT), r.stdout)
+        print("ok: types counts %d Nodes in unreachable cycles" % cycles["__main__.Node"])
         r = memtap("refs", str(target.pid), "nowhere.py:1")
         check(r.returncode == 0 and "nothing traced" in r.stdout, "refs on an empty site", r.stdout, r.stderr)
         r = memtap("refs", str(target.pid), "no-line")
