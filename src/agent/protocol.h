@@ -299,18 +299,32 @@ typedef int (*memtap_agent_start_fn)(struct memtap_start_args*);
  *                    walk_modules, walk_threads, walk_frames,
  *                    walk_max_objects, walk_graph_ns, walk_ns,
  *                    walk_mapped_bytes (the walk's own memory, given back
- *                    when it ended); for types one line per type
- *                    "type\tCOUNT\tBYTES\tNAME" (BYTES estimated from the
- *                    type's sizes: object, items, a str's characters, a
- *                    list's item array); for refs site_tracebacks,
+ *                    when it ended); gc_lists ("read", "unavailable" when
+ *                    this build's gc lists cannot be found, "collecting",
+ *                    "truncated"/"not-read" at MAX objects, "no-memory"),
+ *                    gc_listed (objects on the gc's lists), gc_finalized (of
+ *                    those, finalized: their __del__ ran), gc_unreached
+ *                    (nodes no module, frame or gc.garbage reaches) and,
+ *                    once classified, gc_cycle_objects (in cycles reachable
+ *                    only from each other) and gc_external_objects (held
+ *                    from outside what the walk follows); for types one
+ *                    line per type "type\tCOUNT\tBYTES\tNAME" (BYTES
+ *                    estimated from the type's sizes: object, items, a str's
+ *                    characters, a list's item array) and the same per type
+ *                    of the cycle objects as "cycle\tCOUNT\tBYTES\tNAME";
+ *                    for refs site_tracebacks,
  *                    site_traced_records, site_traced_bytes (what the engine
  *                    traces at the site), site_objects, site_object_bytes
- *                    (of those, the objects the walk reached), chains_total,
+ *                    (of those, the objects the walk reached), site_finalized
+ *                    (of those, finalized and alive: resurrected), chains_total,
  *                    chains_other_objects, then per chain, largest first,
  *                    "chain\tOBJECTS\tBYTES\tLINKS\tSHARED" followed by
  *                    LINKS lines "link\tKIND\tNAME\tTYPE\tOBJECT", root
  *                    first, the site's object last. KIND: module, local
- *                    (NAME "VAR in FUNC (FILE:LINE) thread N"), dict (the
+ *                    (NAME "VAR in FUNC (FILE:LINE) thread N"), gc (NAME
+ *                    "garbage": the gc's garbage list), and for roots on the
+ *                    gc's lists that nothing else reaches cycle, external or
+ *                    unreached (not classified); then dict (the
  *                    object's __dict__), attr, key (NAME a str key, or
  *                    "<TYPE>" in a dict of more than 32 entries), key-of (the
  *                    object is a key), item, member, cell, ref (any other
