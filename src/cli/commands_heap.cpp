@@ -288,13 +288,15 @@ walkOptionSpecs() {
 const char* kWalkDetails =
     "The walk runs inside the target, on the next thread holding the GIL that allocates, from\n"
     "within memtap's allocator hook: it reads objects and calls their tp_traverse as the gc does,\n"
-    "from every module in sys.modules, then every thread's frame locals. It runs no Python code,\n"
-    "creates no object and leaves the gc as it was; its tables are memtap's own mappings, given\n"
-    "back when it ends. No memtap thread waits for the GIL: an idle worker that never releases it\n"
-    "(uWSGI without --enable-threads) runs the walk at its next request, or --timeout disarms it.\n"
-    "Ctrl-C cancels. Objects reachable only from each other (a cycle the gc has not collected\n"
-    "yet) or only from C code are not reached. Exit codes: 2 usage, 3 no such process,\n"
-    "4 interpreter not walkable or agent too old, 6 timeout (walk disarmed), 7 not attached.";
+    "from every module in sys.modules, then every thread's frame locals, then the objects on the\n"
+    "gc's lists that neither reaches: those are told apart as reference cycles reachable only from\n"
+    "each other (garbage the gc has not collected yet) or held from outside (C code, an extension,\n"
+    "the interpreter). It runs no Python code, creates no object and leaves the gc as it was; its\n"
+    "tables are memtap's own mappings, given back when it ends. No memtap thread waits for the\n"
+    "GIL: an idle worker that never releases it (uWSGI without --enable-threads) runs the walk at\n"
+    "its next request, or --timeout disarms it. Ctrl-C cancels. Exit codes: 2 usage, 3 no such\n"
+    "process, 4 interpreter not walkable or agent too old, 6 timeout (walk disarmed), 7 not\n"
+    "attached.";
 
 } // namespace
 
@@ -310,7 +312,8 @@ heapCommands() {
          "What keeps the objects allocated at SITE (FILE:LINE) alive: chains of references from a root.",
          std::string("For the live objects allocated at SITE that memtap traces (all of them with\n"
                      "--exact, the sampled ones otherwise), the chains of references that reach them\n"
-                     "from a module global or a frame's local, grouped and largest first, with the\n"
+                     "from a module global, a frame's local, gc.garbage or a reference cycle nothing\n"
+                     "else reaches, grouped and largest first, with the\n"
                      "object that holds them all (\"held by helpers.audit.Audit.entries\"). SITE is a\n"
                      "FILE:LINE as diff and watch show it; FILE may be a tail of the path.\n\n") +
              kWalkDetails,
