@@ -1,7 +1,11 @@
 // "refs": the chains of references that keep a site's objects alive.
 //
 // The site's objects are the walk's nodes whose own block the engine traces
-// at the site (all of them in exact mode, the sampled ones in sampled mode).
+// at the site (all of them in exact mode, the sampled ones in sampled mode),
+// or, for a dict or a list, whose keys table or item array it traces there:
+// CPython hands out freed dicts and lists again from free lists without
+// calling the allocator, so such an object's own block keeps the line that
+// first allocated it, while its table is allocated where it is filled.
 // Each is reached through its parent, and so on up to a root: that chain,
 // written link by link (kind, name, type), is what a person reads. Objects
 // whose chains read the same are counted together; a chain also says how
@@ -34,8 +38,10 @@ constexpr size_t kChainSlots = size_t{1} << 14;
 // entries; a bigger one is a table (a cache, a registry) and its links read
 // "<KEYTYPE>" so that its values' chains count together.
 constexpr int64_t kNamedKeysMax = 32;
-// PyDictObject { PyObject_HEAD, Py_ssize_t ma_used, ... } (every version).
+// PyDictObject { PyObject_HEAD, Py_ssize_t ma_used, uint64_t ma_version_tag
+// (_ma_watcher_tag in 3.13), PyDictKeysObject* ma_keys, ... } (3.6 to 3.13).
 constexpr unsigned kDictUsed = 16;
+constexpr unsigned kDictKeys = 32;
 // Include/object.h: Py_TPFLAGS_TYPE_SUBCLASS.
 constexpr unsigned long kTpFlagsTypeSubclass = 1ul << 31;
 
@@ -327,8 +333,17 @@ reportChains(HeapContext& c, MappedText& out) noexcept {
         const void* type = typeOf(node.object);
         uint64_t size = 0;
         uint32_t trace = 0;
-        if (engineFindBlock(pyobj::blockOf(node.object, type, c.layout), &size, &trace) &&
-            trace < traceCap && marks[trace] != 0) {
+        auto atSite = [&](const void* block) {
+            return block != nullptr && engineFindBlock(block, &size, &trace) && trace < traceCap &&
+                   marks[trace] != 0;
+        };
+        bool found = atSite(pyobj::blockOf(node.object, type, c.layout));
+        if (!found && type == c.heap.dictType) {
+            found = atSite(ptrAt(node.object, kDictKeys));
+        } else if (!found && type == c.heap.listType) {
+            found = atSite(ptrAt(node.object, layouts::kListItems));
+        }
+        if (found) {
             targets[count++] = Target{i, node.parent, type, size};
             targetBytes += size;
             finalized += gcFinalized(c, node.object) ? 1 : 0;

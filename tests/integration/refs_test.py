@@ -48,12 +48,16 @@ def main():
             r = memtap("refs", str(target.pid), "holders_target.py:%d" % sites[tag], "--json")
             check(r.returncode == 0, "refs %s failed" % tag, r.stdout, r.stderr)
             out = json.loads(r.stdout)
-            dicts = [c for c in out["chains"] if c["links"][-1]["type"] == "dict"]
+            # The holder's own container counts too when its table grew at
+            # the line (Registry.cache's keys, a list's item array): one
+            # object, not the site's dicts.
+            dicts = [c for c in out["chains"] if c["links"][-1]["type"] == "dict" and c["objects"] > 1]
             check(dicts, "no dict chain for %s" % tag, r.stdout)
             total = sum(c["objects"] for c in dicts)
-            # A dict taken from the interpreter's free list never reaches the
-            # allocator, so neither memtap nor tracemalloc sees it: a few
-            # (at most the free list's 80) may be missing, none may be extra.
+            # A dict taken from the interpreter's free list keeps the block
+            # (and line) of its first life; it counts when its keys table
+            # was allocated at the site, which a free-listed table was not:
+            # a few (at most the free lists' 80) may be missing, none extra.
             # Phoenix's payloads reuse the free-listed __dict__s of the
             # Phoenixes the gc already collected: only half is guaranteed.
             low = COUNT // 2 if tag == "resurrect" else COUNT - 80
