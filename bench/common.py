@@ -19,7 +19,7 @@ REPO = os.path.dirname(HERE)
 TARGETS = os.path.join(HERE, "targets")
 MEMTAP = os.environ.get("MEMTAP", "/work/build-bench/src/cli/memtap")
 
-# name -> interpreter. "3.11" and "3.13" are pyenv builds (libpython shared
+# name -> interpreter. "3.6", "3.11", "3.12" and "3.13" are pyenv builds (libpython shared
 # or not, as pyenv built them); "debian-3.11" is /usr/bin/python3, statically
 # linked, the only one with Flask installed.
 
@@ -33,7 +33,9 @@ def _exit_on_sigterm(signum, frame):
 signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
 INTERPRETERS = {
+    "3.6": "/root/.pyenv/versions/3.6.15/bin/python3",
     "3.11": "/root/.pyenv/versions/3.11.7/bin/python3",
+    "3.12": "/root/.pyenv/versions/3.12.1/bin/python3",
     "3.13": "/root/.pyenv/versions/3.13.0/bin/python3",
     "debian-3.11": "/usr/bin/python3",
 }

@@ -165,8 +165,10 @@ runWalkOrThrow(pid_t pid, const std::string& arguments, Clock::duration timeout,
         if (state == "cancelled") {
             throw Error(ExitCode::Failure, "the heap walk was cancelled in the target (a detach?)");
         }
+        // --timeout bounds the wait for a thread to start the walk; once it
+        // runs it ends by itself (--max-objects bounds it) or by Ctrl-C.
         auto now = Clock::now();
-        if (now - start >= timeout) {
+        if (state == "armed" && now - start >= timeout) {
             cancelQuietly(pid);
             throw Error(
                 ExitCode::Timeout,
@@ -186,8 +188,10 @@ runWalkOrThrow(pid_t pid, const std::string& arguments, Clock::duration timeout,
         }
         if (state == "running" && !toldRunning && now - start >= kProgressAfter) {
             toldRunning = true;
-            std::fprintf(stderr, "memtap: walking the heap of process %d (thread %lld)...\n", pid,
-                         static_cast<long long>(walk.number("heap_walk_thread")));
+            std::fprintf(stderr,
+                         "memtap: walking the heap of process %d (thread %lld; its Python threads "
+                         "wait meanwhile, ~0.3 s per million objects); Ctrl-C stops it\n",
+                         pid, static_cast<long long>(walk.number("heap_walk_thread")));
         }
         pollfd pfd{signals.fd(), POLLIN, 0};
         ::poll(&pfd, 1, static_cast<int>(kPollInterval.count()));
@@ -277,10 +281,10 @@ std::vector<OptionSpec>
 walkOptionSpecs() {
     return {
         {"--max-objects", "N",
-         "stop the walk after N objects (default 5,000,000; ~24 bytes of the target's memory each, "
-         "given back when it ends)"},
+         "stop the walk after N objects (default 5,000,000; 25-50 bytes of the target's memory "
+         "each, given back when it ends)"},
         {"--timeout", "S",
-         "wait at most S seconds for a thread holding the GIL to run the walk (default 10)"},
+         "wait at most S seconds for a thread holding the GIL to start the walk (default 10)"},
         {"--json", "", "machine-readable output"},
     };
 }
