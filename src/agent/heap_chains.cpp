@@ -5,7 +5,9 @@
 // or, for a dict or a list, whose keys table or item array it traces there:
 // CPython hands out freed dicts and lists again from free lists without
 // calling the allocator, so such an object's own block keeps the line that
-// first allocated it, while its table is allocated where it is filled.
+// first allocated it, while its table is allocated where it is filled. A
+// bytearray counts by its buffer too: in sampled mode the big buffer is
+// what gets sampled, rarely the small object.
 // Each is reached through its parent, and so on up to a root: that chain,
 // written link by link (kind, name, type), is what a person reads. Objects
 // whose chains read the same are counted together; a chain also says how
@@ -42,6 +44,9 @@ constexpr int64_t kNamedKeysMax = 32;
 // (_ma_watcher_tag in 3.13), PyDictKeysObject* ma_keys, ... } (3.6 to 3.13).
 constexpr unsigned kDictUsed = 16;
 constexpr unsigned kDictKeys = 32;
+// PyByteArrayObject { PyObject_VAR_HEAD, Py_ssize_t ob_alloc, char* ob_bytes,
+// ... } (Include/cpython/bytearrayobject.h, 3.6 to 3.13).
+constexpr unsigned kByteArrayBytes = 32;
 // Include/object.h: Py_TPFLAGS_TYPE_SUBCLASS.
 constexpr unsigned long kTpFlagsTypeSubclass = 1ul << 31;
 
@@ -342,6 +347,8 @@ reportChains(HeapContext& c, MappedText& out) noexcept {
             found = atSite(ptrAt(node.object, kDictKeys));
         } else if (!found && type == c.heap.listType) {
             found = atSite(ptrAt(node.object, layouts::kListItems));
+        } else if (!found && type == c.heap.byteArrayType) {
+            found = atSite(ptrAt(node.object, kByteArrayBytes)); // a big buffer, sampled first
         }
         if (found) {
             targets[count++] = Target{i, node.parent, type, size};

@@ -60,12 +60,13 @@ resolveHeapApi(HeapApi* heap) {
               resolve(&heap->moduleDict, "PyImport_GetModuleDict") &&
               resolve(&heap->threadHead, "PyInterpreterState_ThreadHead") &&
               resolve(&heap->threadNext, "PyThreadState_Next");
-    const char* const typeNames[] = {"PyDict_Type",   "PyList_Type", "PyTuple_Type",
-                                     "PyModule_Type", "PyCell_Type", "PyUnicode_Type",
-                                     "PyLong_Type",   "PySet_Type",  "PyFrozenSet_Type"};
-    const void** types[] = {&heap->dictType,   &heap->listType, &heap->tupleType,
-                            &heap->moduleType, &heap->cellType, &heap->unicodeType,
-                            &heap->longType,   &heap->setType,  &heap->frozenSetType};
+    const char* const typeNames[] = {
+        "PyDict_Type",    "PyList_Type", "PyTuple_Type", "PyModule_Type",    "PyCell_Type",
+        "PyUnicode_Type", "PyLong_Type", "PySet_Type",   "PyFrozenSet_Type", "PyByteArray_Type"};
+    const void** types[] = {&heap->dictType,     &heap->listType, &heap->tupleType,
+                            &heap->moduleType,   &heap->cellType, &heap->unicodeType,
+                            &heap->longType,     &heap->setType,  &heap->frozenSetType,
+                            &heap->byteArrayType};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); ++i) {
         *types[i] = lookup(typeNames[i]);
         ok = ok && *types[i] != nullptr;

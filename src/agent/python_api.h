@@ -47,6 +47,7 @@ struct HeapApi {
     const void* longType;
     const void* setType;
     const void* frozenSetType;
+    const void* byteArrayType;
     // Optional (heap_gc.cpp): the data symbols the gc lists hang off in
     // 3.6 (_PyGC_generation0) and 3.7/3.8 (_PyRuntime); null if absent.
     const void* gcGeneration0;

@@ -10,6 +10,7 @@
 #include "attach/proc.h"
 #include "base/error.h"
 #include "cli/commands.h"
+#include "cli/heap_walk_client.h"
 #include "cli/std_output.h"
 #include "cli/terminal.h"
 #include "inject/agent_client.h"
@@ -23,153 +24,38 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr milliseconds kRequestTimeout{2000};
-// A finished walk's reply holds every type: allow for a slow reader.
-constexpr milliseconds kResultTimeout{10000};
 constexpr milliseconds kPollInterval{50};
 constexpr auto kProgressAfter = std::chrono::seconds(1);
-constexpr uint64_t kDefaultMaxObjects = 5'000'000;
-// protocol.h: a request line holds at most 255 bytes; the agent keeps 199 of FILE.
-constexpr size_t kMaxFileBytes = 199;
-
-struct Site {
-    std::string file;
-    int line = 0;
-};
-
-// "app.py:12", "/srv/app/models.py:40 [numpy]", or a line copied from a
-// diff or watch: "app.py:12: size=1.2 MiB (+1.2 MiB), count=...".
-Site
-parseSiteOrThrow(const std::string& text) {
-    std::string s = text;
-    size_t start = s.find_first_not_of(" \t");
-    s = start == std::string::npos ? "" : s.substr(start);
-    if (size_t cut = s.find(": "); cut != std::string::npos) {
-        s = s.substr(0, cut);
-    }
-    if (size_t tag = s.find(" ["); tag != std::string::npos) {
-        s = s.substr(0, tag);
-    }
-    size_t colon = s.rfind(':');
-    auto bad = [&] {
-        return Error(
-            ExitCode::Usage, fmt::format("bad SITE '{}': want FILE:LINE, e.g. app.py:12", text),
-            "copy it from `memtap diff` or `memtap watch` (FILE may be the file's name or a tail "
-            "of its path)");
-    };
-    if (colon == std::string::npos || colon == 0 || colon + 1 == s.size()) {
-        throw bad();
-    }
-    Site site;
-    site.file = s.substr(0, colon);
-    uint64_t line = 0;
-    for (char c : s.substr(colon + 1)) {
-        if (c < '0' || c > '9' || line > 100'000'000) {
-            throw bad();
-        }
-        line = line * 10 + static_cast<uint64_t>(c - '0');
-    }
-    if (line == 0) {
-        throw bad();
-    }
-    site.line = static_cast<int>(line);
-    if (site.file.size() > kMaxFileBytes) {
-        // The agent matches a path tail at a '/': keep the longest tail that fits.
-        size_t slash = site.file.find('/', site.file.size() - kMaxFileBytes);
-        if (slash == std::string::npos) {
-            throw Error(ExitCode::Usage, "SITE's file name is longer than 199 bytes",
-                        "give a shorter tail of its path");
-        }
-        site.file = site.file.substr(slash + 1);
-    }
-    return site;
-}
 
 bool
 interrupted(SignalInbox& signals) {
     return !signals.drain().empty();
 }
 
-void
-cancelQuietly(pid_t pid) {
-    try {
-        if (auto client = inject::AgentClient::tryConnect(pid)) {
-            std::move(*client).cancelHeapWalkOrThrow(kRequestTimeout);
-        }
-    } catch (const Error&) {
-        // The agent went away (detach, exit): nothing of the walk is left.
-    }
-}
-
-std::string
-attachHint(pid_t pid) {
-    return fmt::format("attach first with `memtap attach {}` (add --exact to see every object)", pid);
-}
-
 // Arms one walk and waits for its result, never holding the target: the
 // walk runs when a thread of the target that holds the GIL allocates.
 report::HeapWalk
-runWalkOrThrow(pid_t pid, const std::string& arguments, Clock::duration timeout, SignalInbox& signals) {
-    uint64_t sequence = 0;
-    try {
-        sequence = inject::AgentClient::connectOrThrow(pid, attachHint(pid))
-                       .armHeapWalkOrThrow(arguments, kRequestTimeout);
-    } catch (const Error& e) {
-        std::string what = e.what();
-        if (what.find("unknown command") != std::string::npos) {
-            throw Error(ExitCode::NotSupported,
-                        fmt::format("the agent in process {} predates heap walks", pid),
-                        fmt::format("`memtap detach {}` and attach again with this memtap", pid));
-        }
-        if (what.find("busy") != std::string::npos) {
-            throw Error(ExitCode::Failure,
-                        fmt::format("another heap walk is armed or running in process {}", pid),
-                        "wait for the other memtap refs/types to finish, then try again");
-        }
-        throw;
-    }
+runWalkOrThrow(pid_t pid, const std::string& request, Clock::duration timeout, SignalInbox& signals) {
+    uint64_t sequence = armHeapWalkOrThrow(pid, request);
     auto start = Clock::now();
     bool toldWaiting = false;
     bool toldRunning = false;
     for (;;) {
         if (interrupted(signals)) {
-            cancelQuietly(pid);
+            cancelHeapWalkQuietly(pid);
             throw Error(ExitCode::Failure, "interrupted: the heap walk was cancelled",
                         "nothing of it is left in the target");
         }
-        auto client = inject::AgentClient::tryConnect(pid);
-        if (!client) {
-            throw Error(ExitCode::NotAttached,
-                        fmt::format("the agent of process {} went away during the heap walk", pid),
-                        "it was detached, or the process exited");
-        }
-        report::HeapWalk walk =
-            report::HeapWalk::parseOrThrow(std::move(*client).heapWalkResultOrThrow(kResultTimeout));
-        if (static_cast<uint64_t>(walk.number("heap_walk_requested")) != sequence) {
-            throw Error(ExitCode::Failure, "the heap walk was replaced by another memtap's request");
-        }
+        report::HeapWalk walk = pollHeapWalkOrThrow(pid, sequence);
         std::string state = walk.state();
         if (state == "done") {
-            if (walk.result() == "unsupported") {
-                throw Error(
-                    ExitCode::NotSupported,
-                    fmt::format("process {}'s interpreter cannot be walked: memtap reads no frames of "
-                                "this version (see `memtap status`)",
-                                pid));
-            }
-            if (walk.result() == "no-memory") {
-                throw Error(ExitCode::Failure, "the heap walk could not map its tables in the target",
-                            "lower --max-objects");
-            }
             return walk;
-        }
-        if (state == "cancelled") {
-            throw Error(ExitCode::Failure, "the heap walk was cancelled in the target (a detach?)");
         }
         // --timeout bounds the wait for a thread to start the walk; once it
         // runs it ends by itself (--max-objects bounds it) or by Ctrl-C.
         auto now = Clock::now();
         if (state == "armed" && now - start >= timeout) {
-            cancelQuietly(pid);
+            cancelHeapWalkQuietly(pid);
             throw Error(
                 ExitCode::Timeout,
                 fmt::format("no thread of process {} holding the GIL allocated within {:.1f} s, so the "
@@ -237,8 +123,7 @@ runRefs(const ParsedArgs& args) {
     inject::AgentStatus status =
         inject::AgentClient::connectOrThrow(pid, attachHint(pid)).statusOrThrow(kRequestTimeout);
     SignalInbox signals(false);
-    std::string request =
-        fmt::format("refs {} {} {} {}", options.maxObjects, options.top, site.line, site.file);
+    std::string request = refsRequest(site, options.maxObjects, options.top);
     report::HeapWalk walk = runWalkOrThrow(pid, request, options.timeout, signals);
     report::RefsView view{pid, args.positional[1], status.exact, options.top};
     printOrThrow(options.json ? report::renderRefsJson(walk, view) : report::renderRefsText(walk, view));
@@ -256,7 +141,7 @@ runTypes(const ParsedArgs& args) {
     attach::readProcessInfoOrThrow(pid);
     inject::AgentClient::connectOrThrow(pid, attachHint(pid)).statusOrThrow(kRequestTimeout);
     SignalInbox signals(false);
-    std::string request = fmt::format("types {}", options.maxObjects);
+    std::string request = typesRequest(options.maxObjects);
     report::HeapWalk first = runWalkOrThrow(pid, request, options.timeout, signals);
     report::TypesView view{pid, options.top, interval};
     if (interval <= 0) {

@@ -26,6 +26,7 @@
 #include "cli/terminal.h"
 #include "cli/uwsgi.h"
 #include "cli/watch_loop.h"
+#include "cli/watch_refs.h"
 #include "cli/watch_target.h"
 #include "report/diff.h"
 #include "report/text_report.h"
@@ -156,6 +157,7 @@ private:
     std::string statusLine_;
     std::string selectedSite_; // siteKeyOf the selected row; empty: row 1
     bool showTraceback_ = false;
+    WatchRefs refs_; // key r: its walk and, once done, its answer in place of the table
     report::WatchSort sort_ = report::WatchSort::Growth;
     report::WatchTrend trend_ = report::WatchTrend::Size;
     std::deque<int64_t> rssHistory_;
@@ -181,6 +183,9 @@ WatchLoop::runOrThrow() {
     auto next = Clock::now() + settings_.interval;
     while (!stop_) {
         auto left = std::chrono::ceil<std::chrono::milliseconds>(next - Clock::now());
+        if (refs_.pending()) {
+            left = std::min(left, std::chrono::milliseconds(100)); // look at the walk soon
+        }
         // stdout with no events: poll reports only POLLERR (a pipe whose
         // reader has gone) or POLLHUP (a terminal that hung up) for it.
         pollfd fds[3] = {{inbox_.fd(), POLLIN, 0}, {STDOUT_FILENO, 0, 0}, {STDIN_FILENO, POLLIN, 0}};
@@ -213,6 +218,7 @@ WatchLoop::runOrThrow() {
         if (stop_) {
             break;
         }
+        dirty = refs_.poll(&statusLine_) || dirty;
         if (Clock::now() >= next) {
             tickOrThrow();
             ++reports;
@@ -265,6 +271,13 @@ WatchLoop::recordHistory() {
 
 void
 WatchLoop::handleKey(const Key& key) {
+    if (!refs_.panel().empty()) {
+        if (key.kind == KeyKind::Enter || key.kind == KeyKind::Escape ||
+            (key.kind == KeyKind::Char && (key.ch == 'q' || key.ch == 'Q'))) {
+            refs_.closePanel();
+        }
+        return;
+    }
     if (showTraceback_) {
         if (key.kind == KeyKind::Enter || key.kind == KeyKind::Escape ||
             (key.kind == KeyKind::Char && (key.ch == 'q' || key.ch == 'Q'))) {
@@ -337,6 +350,14 @@ WatchLoop::handleKey(const Key& key) {
         statusLine_ = trend_ == report::WatchTrend::Size
                           ? "TREND: each site's size over the last intervals"
                           : "DELTAS: each site's growth in each of the last intervals";
+        break;
+    case 'r':
+        if (targets_.size() != 1) {
+            statusLine_ = "r works on one process: watch the worker's PID";
+        } else if (selected >= 0) {
+            statusLine_ = refs_.start(targets_.front().pid(), rows[static_cast<size_t>(selected)], by_,
+                                      targets_.front().status.exact);
+        }
         break;
     case 't':
         by_ = nextGrouping(by_);
@@ -493,6 +514,7 @@ WatchLoop::redraw() {
     options.trend = trend_;
     options.selected = selectedIndexIn(screen.rows);
     options.showTraceback = showTraceback_ && options.selected >= 0;
+    options.panel = refs_.panel();
     if (options.showTraceback) {
         auto& row = screen.rows[static_cast<size_t>(options.selected)];
         row.key = fullTracebackOf(row);

@@ -362,9 +362,14 @@ footer(int width, bool traceback) {
         return "Enter/Esc back to the table  q back";
     }
     std::string full =
-        "q quit  s snapshot  b baseline  t group-by  o sort  g trend  ↑/↓ select  Enter traceback";
+        "q quit  s snapshot  b baseline  t group-by  o sort  g trend  ↑/↓ select  Enter traceback  "
+        "r refs";
     if (displayWidth(full) <= width) {
         return full;
+    }
+    std::string compact = "q quit s snap b base t group o sort g trend ↑↓ Enter trace r refs";
+    if (displayWidth(compact) <= width) {
+        return compact;
     }
     return "q quit s snap b base t group o sort g trend ↑↓ Enter trace";
 }
@@ -391,7 +396,16 @@ renderWatchScreen(const WatchScreen& screen, const ScreenOptions& options) {
     bool selectedValid =
         options.selected >= 0 && options.selected < static_cast<int>(screen.rows.size());
     bool traceback = options.showTraceback && selectedValid;
-    if (traceback) {
+    if (!options.panel.empty()) {
+        traceback = true; // the same way back to the table
+        size_t start = 0;
+        while (start < options.panel.size()) {
+            size_t end = options.panel.find('\n', start);
+            end = end == std::string::npos ? options.panel.size() : end;
+            lines.push_back(sanitizeText(options.panel.substr(start, end - start)));
+            start = end + 1;
+        }
+    } else if (traceback) {
         appendTraceback(lines, screen, options);
     } else {
         appendTable(lines, screen, options);

@@ -74,6 +74,7 @@ struct ScreenOptions {
     bool color = false;
     int selected = -1;          // highlighted row, -1 for none
     bool showTraceback = false; // the selected row's traceback in place of the table
+    std::string panel;          // not empty: these lines in place of the table (watch's `r`)
     WatchTrend trend = WatchTrend::Size;
     WatchSort sort = WatchSort::Growth; // named in the header; the rows come sorted
 };

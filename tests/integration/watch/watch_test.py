@@ -214,6 +214,25 @@ def test_screen(target):
         tmux.keys("Escape")
         tmux.wait_for("GROWTH ")
 
+        # r: what holds the selected line's objects (the growing bytearrays,
+        # sampled by their 64 KiB buffers), in place of the table.
+        tmux.wait_for(">  1")
+        tmux.keys("r")
+        screen = tmux.wait_for("held by __main__.HELD")
+        check("live objects allocated at" in screen and "GROWTH " not in screen,
+              "refs panel not shown in place of the table", screen)
+        check("#1 " in screen and "bytearray" in screen, "refs chain incomplete", screen)
+        tmux.keys("Escape")
+        tmux.wait_for("GROWTH ")
+        # A row without a line: the status line says what r needs.
+        tmux.keys("t")
+        tmux.wait_for("by filename")
+        tmux.keys("r")
+        tmux.wait_for("group by line (t)")
+        for _ in range(4):
+            tmux.keys("t")
+        tmux.wait_for("by lineno")
+
         # SIGWINCH: the table is laid out again for the new width.
         tmux.run("resize-window", "-x", "70", "-y", "20")
         screen = tmux.wait_for("↑↓ Enter trace")  # the footer's short form

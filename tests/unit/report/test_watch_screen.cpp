@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include "fixtures.h"
 #include "golden.h"
 #include "report/watch_columns.h"
@@ -112,8 +114,21 @@ TEST_CASE("watch screen has a sparkline of eight cells and the key footer", "[wa
     std::vector<std::string> deltas = splitLines(renderWatchScreen(test::fixtureWatchScreen(), growth));
     CHECK_THAT(deltas[4], Catch::Contains("DELTAS"));
     CHECK_THAT(deltas[5], Catch::Contains("▄▆██▇███"));
-    CHECK(lines.back() ==
-          "q quit  s snapshot  b baseline  t group-by  o sort  g trend  ↑/↓ select  Enter traceback");
+    CHECK(lines.back() == "q quit  s snapshot  b baseline  t group-by  o sort  g trend  ↑/↓ select  "
+                          "Enter traceback  r refs");
+}
+
+TEST_CASE("a panel (watch's r) stands in place of the table until Enter or Esc", "[watch]") {
+    ScreenOptions options = optionsFor(120, 30);
+    options.panel = "process 4242: 2,000 live objects allocated at app/cache.py:42 were reached\n"
+                    "\n#1 2,000 objects, 125 KiB, held by app.cache.Cache.entries";
+    std::vector<std::string> lines = splitLines(renderWatchScreen(test::fixtureWatchScreen(), options));
+    CHECK(std::find(lines.begin(), lines.end(),
+                    "#1 2,000 objects, 125 KiB, held by app.cache.Cache.entries") != lines.end());
+    for (const std::string& line : lines) {
+        CHECK_THAT(line, !Catch::Contains("GROWTH")); // no table
+    }
+    CHECK(lines.back() == "Enter/Esc back to the table  q back");
 }
 
 TEST_CASE("a site that stopped growing reads flat at the top of its trend", "[watch]") {
