@@ -271,17 +271,12 @@ WatchLoop::recordHistory() {
 
 void
 WatchLoop::handleKey(const Key& key) {
-    if (!refs_.panel().empty()) {
-        if (key.kind == KeyKind::Enter || key.kind == KeyKind::Escape ||
-            (key.kind == KeyKind::Char && (key.ch == 'q' || key.ch == 'Q'))) {
-            refs_.closePanel();
-        }
-        return;
-    }
-    if (showTraceback_) {
+    // A traceback or refs panel in place of the table: these keys go back.
+    if (showTraceback_ || !refs_.panel().empty()) {
         if (key.kind == KeyKind::Enter || key.kind == KeyKind::Escape ||
             (key.kind == KeyKind::Char && (key.ch == 'q' || key.ch == 'Q'))) {
             showTraceback_ = false;
+            refs_.closePanel();
         }
         return;
     }
@@ -675,7 +670,8 @@ watchCommands() {
          "      t cycle lineno/filename/traceback/thread/user; o sort by growth/last/count/peak;\n"
          "      g TREND as each site's size (default) or DELTAS, its growth per interval;\n"
          "      up/down select a site (row 1 at first); Enter its traceback (Enter, Esc or q\n"
-         "      back); f on a thread's row (by thread): only that thread's lines, f again: all.\n"
+         "      back); f on a thread's row (by thread): only that thread's lines, f again: all;\n"
+         "      r what holds the selected line's objects, as `memtap refs` (Enter or Esc back).\n"
          "With --all-workers the table is the same, with a column of growth per worker that\n"
          "fits, and a row's traceback comes from the worker where it grew most.\n"
          "When stdout is not a terminal, or is one whose TERM is unset, empty or 'dumb', plain\n"
