@@ -599,6 +599,25 @@ engineMarkSite(const char* file, int line, uint8_t* marks, size_t cap, int64_t* 
     return matched;
 }
 
+bool
+engineTopFrame(uint32_t trace, char* file, size_t cap, int* line) noexcept {
+    bool found = false;
+    pthread_mutex_lock(&g_lock);
+    if (g_live && trace < g_traces.value.tracebackCount() && cap > 0) {
+        const Traceback& t = g_traces.value.traceback(trace);
+        if (t.nframes != 0) {
+            const InternedString& name = g_traces.value.string(t.frames[0].file);
+            size_t n = name.length < cap - 1 ? name.length : cap - 1;
+            std::memcpy(file, name.text, n);
+            file[n] = '\0';
+            *line = t.frames[0].line;
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&g_lock);
+    return found;
+}
+
 const InternedString&
 engineString(uint32_t id) noexcept {
     return g_traces.value.string(id);

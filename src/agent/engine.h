@@ -114,6 +114,10 @@ bool engineFindBlock(const void* ptr, uint64_t* size, uint32_t* trace) noexcept;
 size_t engineMarkSite(const char* file, int line, uint8_t* marks, size_t cap, int64_t* records,
                       int64_t* bytes) noexcept;
 
+// The most recent frame of traceback `trace`: its file (NUL-terminated,
+// cut to cap - 1 bytes) and line. False for an unknown id or no frame.
+bool engineTopFrame(uint32_t trace, char* file, size_t cap, int* line) noexcept;
+
 // fork() in the target: the child has no agent thread, so it must not keep
 // recording into tables whose lock another thread may have held at fork.
 void engineForkPrepare() noexcept;

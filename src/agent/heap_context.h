@@ -96,6 +96,10 @@ void addUnreachedRoots(HeapContext& c, const void* interp, const std::atomic<uin
 // garbage and which are held from outside (their roots become kCycle or
 // kExternal).
 void classifyUnreached(HeapContext& c, const std::atomic<uint32_t>& cancel, UnreachedStats& s) noexcept;
+// "cyclesite\tOBJECTS\tBYTES\tFILE:LINE" lines: where the traced cycle
+// objects were allocated, the most objects first; gc_cycle_untraced counts
+// the others (allocated before attach, or not sampled).
+void reportCycleSites(const HeapContext& c, const UnreachedStats& s, MappedText& out) noexcept;
 // True if obj is a gc object whose finalizer (__del__) has run.
 bool gcFinalized(const HeapContext& c, const void* obj) noexcept;
 

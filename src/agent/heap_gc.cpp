@@ -15,8 +15,11 @@
 // The lists are read only when their address can be trusted: sys.modules'
 // dict, a tracked object, must be on one of the circles whose heads the
 // layout table gives; otherwise the walk says the lists are unavailable.
+#include "agent/engine.h"
 #include "agent/heap_context.h"
 #include "agent/python_objects.h"
+
+#include <algorithm>
 
 namespace memtap_agent {
 
@@ -24,6 +27,9 @@ using pyobj::readAt;
 using pyobj::typeOf;
 
 namespace {
+
+// Allocation sites of the cycle objects reported, the most objects first.
+constexpr size_t kCycleSites = 10;
 
 // How often (in nodes) the loops here look at the cancel word.
 constexpr uint32_t kCancelCheckEvery = 4096;
@@ -294,6 +300,67 @@ classifyUnreached(HeapContext& c, const std::atomic<uint32_t>& cancel, Unreached
     }
     s.cycleRoot = cycleRoot;
     s.classified = true;
+}
+
+void
+reportCycleSites(const HeapContext& c, const UnreachedStats& s, MappedText& out) noexcept {
+    struct SiteCount {
+        uint64_t objects;
+        uint64_t bytes;
+    };
+    size_t cap = engineTracebackCount() + 4096;
+    Mapping countsMap;
+    Mapping orderMap;
+    if (!countsMap.allocate(cap * sizeof(SiteCount)) || !orderMap.allocate(cap * sizeof(uint32_t))) {
+        return;
+    }
+    auto* counts = static_cast<SiteCount*>(countsMap.get());
+    uint64_t untraced = 0;
+    for (uint32_t i = s.first; i < c.graph.size(); ++i) {
+        const HeapNode& node = c.graph.at(i);
+        if (node.root != s.cycleRoot) {
+            continue;
+        }
+        uint64_t size = 0;
+        uint32_t trace = 0;
+        if (engineFindBlock(pyobj::blockOf(node.object, typeOf(node.object), c.layout), &size, &trace) &&
+            trace < cap) {
+            ++counts[trace].objects;
+            counts[trace].bytes += size;
+        } else {
+            ++untraced;
+        }
+    }
+    auto* order = static_cast<uint32_t*>(orderMap.get());
+    uint32_t n = 0;
+    for (size_t i = 0; i < cap; ++i) {
+        if (counts[i].objects != 0) {
+            order[n++] = static_cast<uint32_t>(i);
+        }
+    }
+    size_t shown = std::min<size_t>(n, kCycleSites);
+    std::partial_sort(order, order + shown, order + n,
+                      [&](uint32_t a, uint32_t b) { return counts[a].objects > counts[b].objects; });
+    appendKeyValue(out, "gc_cycle_untraced", untraced);
+    char file[256];
+    for (size_t k = 0; k < shown; ++k) {
+        int line = 0;
+        if (!engineTopFrame(order[k], file, sizeof file, &line)) {
+            continue;
+        }
+        for (char* p = file; *p != '\0'; ++p) {
+            *p = *p == '\t' || *p == '\n' ? ' ' : *p;
+        }
+        out.append("cyclesite\t");
+        out.appendU64(counts[order[k]].objects);
+        out.append('\t');
+        out.appendU64(counts[order[k]].bytes);
+        out.append('\t');
+        out.append(file);
+        out.append(':');
+        out.appendU64(line > 0 ? static_cast<uint64_t>(line) : 0);
+        out.append('\n');
+    }
 }
 
 } // namespace memtap_agent

@@ -402,6 +402,7 @@ runHeapWalk(const PythonApi& api, const HeapWalkRequest& request, const std::ato
         reportTypes(c, out, "type", 0, kNoNode);
         if (unreached.classified && unreached.garbage != 0) {
             reportTypes(c, out, "cycle", unreached.first, unreached.cycleRoot);
+            reportCycleSites(c, unreached, out);
         }
     } else {
         reportChains(c, out);

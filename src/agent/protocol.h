@@ -311,7 +311,11 @@ typedef int (*memtap_agent_start_fn)(struct memtap_start_args*);
  *                    line per type "type\tCOUNT\tBYTES\tNAME" (BYTES
  *                    estimated from the type's sizes: object, items, a str's
  *                    characters, a list's item array) and the same per type
- *                    of the cycle objects as "cycle\tCOUNT\tBYTES\tNAME";
+ *                    of the cycle objects as "cycle\tCOUNT\tBYTES\tNAME",
+ *                    then gc_cycle_untraced (cycle objects the engine does
+ *                    not trace) and up to 10 allocation sites of the traced
+ *                    ones, the most objects first, "cyclesite\tCOUNT\tBYTES\t
+ *                    FILE:LINE" (the traceback's most recent frame);
  *                    for refs site_tracebacks,
  *                    site_traced_records, site_traced_bytes (what the engine
  *                    traces at the site), site_objects, site_object_bytes

@@ -168,12 +168,15 @@ HeapWalk::parseOrThrow(std::string_view payload) {
             walk.chains.back().links.push_back(
                 HeapLink{std::string(f[1]), std::string(f[2]), std::string(f[3]), std::string(f[4])});
             --pending;
-        } else if (line.starts_with("type\t") || line.starts_with("cycle\t")) {
+        } else if (line.starts_with("type\t") || line.starts_with("cycle\t") ||
+                   line.starts_with("cyclesite\t")) {
             auto f = splitTabs(line);
             if (f.size() != 4) {
                 fieldNumberOrThrow("x", line);
             }
-            auto& rows = line.starts_with("type\t") ? walk.types : walk.cycles;
+            auto& rows = line.starts_with("type\t")    ? walk.types
+                         : line.starts_with("cycle\t") ? walk.cycles
+                                                       : walk.cycleSites;
             rows.push_back(HeapTypeRow{std::string(f[3]), fieldNumberOrThrow(f[1], line),
                                        fieldNumberOrThrow(f[2], line)});
         } else {
@@ -471,6 +474,16 @@ renderTypesText(const HeapWalk& newer, const HeapWalk* older, const TypesView& v
                 fmt::format("{:>12} {:>10}  {}\n", count(rows[i].now.count),
                             formatSize(static_cast<double>(rows[i].now.bytes), false), rows[i].now.name);
         }
+        if (!newer.cycleSites.empty()) {
+            out +=
+                fmt::format("allocated at (traced blocks; {} more objects untraced: from before attach, "
+                            "or not sampled):\n",
+                            count(newer.number("gc_cycle_untraced")));
+            for (const HeapTypeRow& r : newer.cycleSites) {
+                out += fmt::format("{:>12} {:>10}  {}\n", count(r.count),
+                                   formatSize(static_cast<double>(r.bytes), false), r.name);
+            }
+        }
     }
     return out;
 }
@@ -503,6 +516,21 @@ renderTypesJson(const HeapWalk& newer, const HeapWalk* older, const TypesView& v
         j.endObject();
     }
     j.endArray();
+    j.key("cycle_sites");
+    j.beginArray();
+    for (const HeapTypeRow& r : newer.cycleSites) {
+        j.beginObject();
+        j.key("site");
+        j.value(r.name);
+        j.key("count");
+        j.value(r.count);
+        j.key("size");
+        j.value(r.bytes);
+        j.endObject();
+    }
+    j.endArray();
+    j.key("gc_cycle_untraced");
+    j.value(newer.number("gc_cycle_untraced"));
     if (older != nullptr) {
         j.key("interval_seconds");
         j.value(view.intervalSeconds);

@@ -38,7 +38,8 @@ struct HeapTypeRow {
 struct HeapWalk {
     std::map<std::string, std::string> values; // every "KEY VALUE" line
     std::vector<HeapTypeRow> types;
-    std::vector<HeapTypeRow> cycles; // types of the objects in unreachable cycles
+    std::vector<HeapTypeRow> cycles;     // types of the objects in unreachable cycles
+    std::vector<HeapTypeRow> cycleSites; // their allocation sites (name: FILE:LINE)
     std::vector<HeapChain> chains;
 
     std::string state() const;                    // heap_walk_state, "none" when absent

@@ -103,6 +103,12 @@ def main():
         check(cycles.get("__main__.Node") == 2 * COUNT, "types: %s Nodes in cycles, want %d"
               % (cycles.get("__main__.Node"), 2 * COUNT), r.stdout)
         print("ok: types counts %d Nodes in unreachable cycles" % cycles["__main__.Node"])
+        sites_seen = {c["site"]: c["count"] for c in json.loads(r.stdout)["cycle_sites"]}
+        at_site = sites_seen.get("%s:%d" % (os.path.abspath(os.path.join(TARGETS, "holders_target.py")),
+                                            sites["cycle"]), 0)
+        check(COUNT - 80 <= at_site <= COUNT, "types: %d cycle objects allocated at the cycle site, want %d"
+              % (at_site, COUNT), r.stdout)
+        print("ok: types names the cycle site with %d objects" % at_site)
         r = memtap("refs", str(target.pid), "nowhere.py:1")
         check(r.returncode == 0 and "nothing traced" in r.stdout, "refs on an empty site", r.stdout, r.stderr)
         r = memtap("refs", str(target.pid), "no-line")

@@ -37,6 +37,7 @@ const char* const kRefsPayload = "heap_walk_state done\n"
                                  "link\tdict\t\tdict\t\n"
                                  "link\tattr\tpayload\tdict\t\n"
                                  "cycle\t4000\t219000\t__main__.Node\n"
+                                 "cyclesite\t2000\t128000\t/srv/app/graph.py:12\n"
                                  "type\t12651\t791000\tdict\n";
 
 } // namespace
@@ -53,6 +54,9 @@ TEST_CASE("a refs payload reads into chains, links, types and cycle rows", "[hea
     REQUIRE(w.chains[1].shared == 0);
     REQUIRE(w.cycles.size() == 1);
     REQUIRE(w.cycles[0].name == "__main__.Node");
+    REQUIRE(w.cycleSites.size() == 1);
+    REQUIRE(w.cycleSites[0].name == "/srv/app/graph.py:12");
+    REQUIRE(w.cycleSites[0].count == 2000);
     REQUIRE(w.types.size() == 1);
     REQUIRE(w.types[0].count == 12651);
 }
