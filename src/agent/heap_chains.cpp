@@ -40,13 +40,6 @@ constexpr size_t kChainSlots = size_t{1} << 14;
 // entries; a bigger one is a table (a cache, a registry) and its links read
 // "<KEYTYPE>" so that its values' chains count together.
 constexpr int64_t kNamedKeysMax = 32;
-// PyDictObject { PyObject_HEAD, Py_ssize_t ma_used, uint64_t ma_version_tag
-// (_ma_watcher_tag in 3.13), PyDictKeysObject* ma_keys, ... } (3.6 to 3.13).
-constexpr unsigned kDictUsed = 16;
-constexpr unsigned kDictKeys = 32;
-// PyByteArrayObject { PyObject_VAR_HEAD, Py_ssize_t ob_alloc, char* ob_bytes,
-// ... } (Include/cpython/bytearrayobject.h, 3.6 to 3.13).
-constexpr unsigned kByteArrayBytes = 32;
 // Include/object.h: Py_TPFLAGS_TYPE_SUBCLASS.
 constexpr unsigned long kTpFlagsTypeSubclass = 1ul << 31;
 
@@ -279,7 +272,7 @@ private:
         bool isDict = typeOf(parent) == c_.heap.dictType;
         bool attribute = !isDict || labels_.edge(node.parent) == kDict;
         if (typeOf(key) == c_.heap.unicodeType &&
-            (attribute || readAt<int64_t>(parent, kDictUsed) <= kNamedKeysMax)) {
+            (attribute || readAt<int64_t>(parent, layouts::kDictUsed) <= kNamedKeysMax)) {
             copyStr(key, text, cap);
         } else {
             const char* name = c_.typeNames.nameOf(c_, typeOf(key));
@@ -344,11 +337,11 @@ reportChains(HeapContext& c, MappedText& out) noexcept {
         };
         bool found = atSite(pyobj::blockOf(node.object, type, c.layout));
         if (!found && type == c.heap.dictType) {
-            found = atSite(ptrAt(node.object, kDictKeys));
+            found = atSite(ptrAt(node.object, layouts::kDictKeys));
         } else if (!found && type == c.heap.listType) {
             found = atSite(ptrAt(node.object, layouts::kListItems));
         } else if (!found && type == c.heap.byteArrayType) {
-            found = atSite(ptrAt(node.object, kByteArrayBytes)); // a big buffer, sampled first
+            found = atSite(ptrAt(node.object, layouts::kByteArrayBytes)); // a big buffer, sampled first
         }
         if (found) {
             targets[count++] = Target{i, node.parent, type, size};

@@ -321,6 +321,14 @@ constexpr unsigned kListItems = 24;
 constexpr unsigned kListAllocated = 32;
 // Include/tupleobject.h: PyTupleObject { PyObject_VAR_HEAD, ob_item[] }.
 constexpr unsigned kTupleItems = 24;
+// Include/{cpython/,}dictobject.h: PyDictObject { PyObject_HEAD, Py_ssize_t
+// ma_used, uint64_t ma_version_tag (_ma_watcher_tag in 3.13), PyDictKeysObject*
+// ma_keys, ... }.
+constexpr unsigned kDictUsed = 16;
+constexpr unsigned kDictKeys = 32;
+// Include/{cpython/,}bytearrayobject.h: PyByteArrayObject { PyObject_VAR_HEAD,
+// Py_ssize_t ob_alloc, char* ob_bytes, ... }.
+constexpr unsigned kByteArrayBytes = 32;
 // Objects/moduleobject.c: PyModuleObject { PyObject_HEAD, md_dict, ... }.
 constexpr unsigned kModuleDict = 16;
 // Include/internal/pycore_dict.h (3.11-3.13): PyDictKeysObject {

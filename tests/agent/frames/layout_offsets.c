@@ -11,6 +11,27 @@
 #if PY_VERSION_HEX >= 0x030B0000
 #include "internal/pycore_frame.h"
 #endif
+/* The gc's state: _PyRuntime.gc (3.7, 3.8), PyInterpreterState.gc (3.9+). */
+#if PY_VERSION_HEX >= 0x03090000
+#include "internal/pycore_interp.h"
+#elif PY_VERSION_HEX >= 0x03080000
+#include "internal/pycore_pystate.h"
+#elif PY_VERSION_HEX >= 0x03070000
+#include "internal/pystate.h"
+#endif
+#if PY_VERSION_HEX >= 0x030B0000
+#include "internal/pycore_dict.h"
+#endif
+
+#if PY_VERSION_HEX < 0x03070000
+/* 3.6 keeps it in Modules/gcmodule.c, not in a header: the same declaration,
+ * so the compiler lays it out. */
+struct gc_generation {
+    PyGC_Head head;
+    int threshold;
+    int count;
+};
+#endif
 
 #define SHOW(name, value) printf("%s %u\n", name, (unsigned)(value))
 
@@ -90,6 +111,64 @@ main(void) {
     SHOW("co_linetable", offsetof(PyCodeObject, co_lnotab));
 #else
     SHOW("co_linetable", offsetof(PyCodeObject, co_linetable));
+#endif
+
+    /* The heap walk: locals and their names. */
+#if PY_VERSION_HEX < 0x030B0000
+    SHOW("co_nlocals", offsetof(PyCodeObject, co_nlocals));
+    SHOW("co_varnames", offsetof(PyCodeObject, co_varnames));
+    SHOW("co_cellvars", offsetof(PyCodeObject, co_cellvars));
+    SHOW("co_freevars", offsetof(PyCodeObject, co_freevars));
+#else
+    SHOW("if_localsplus", offsetof(_PyInterpreterFrame, localsplus));
+    SHOW("co_nlocalsplus", offsetof(PyCodeObject, co_nlocalsplus));
+    SHOW("co_localsplusnames", offsetof(PyCodeObject, co_localsplusnames));
+    SHOW("ht_cached_keys", offsetof(PyHeapTypeObject, ht_cached_keys));
+    SHOW("dk_log2_index_bytes", offsetof(PyDictKeysObject, dk_log2_index_bytes));
+    SHOW("dk_nentries", offsetof(PyDictKeysObject, dk_nentries));
+    SHOW("dk_indices", offsetof(PyDictKeysObject, dk_indices));
+    SHOW("dk_unicode_entry_size", sizeof(PyDictUnicodeEntry));
+#endif
+    /* Type objects and containers (python_layouts.h kTp..., kList...). */
+    SHOW("tp_name", offsetof(PyTypeObject, tp_name));
+    SHOW("tp_basicsize", offsetof(PyTypeObject, tp_basicsize));
+    SHOW("tp_itemsize", offsetof(PyTypeObject, tp_itemsize));
+    SHOW("tp_flags", offsetof(PyTypeObject, tp_flags));
+    SHOW("tp_traverse", offsetof(PyTypeObject, tp_traverse));
+    SHOW("tp_base", offsetof(PyTypeObject, tp_base));
+    SHOW("tp_dict", offsetof(PyTypeObject, tp_dict));
+    SHOW("tp_dictoffset", offsetof(PyTypeObject, tp_dictoffset));
+    SHOW("tp_is_gc", offsetof(PyTypeObject, tp_is_gc));
+    SHOW("flag_heaptype", Py_TPFLAGS_HEAPTYPE);
+    SHOW("flag_have_gc", Py_TPFLAGS_HAVE_GC);
+#ifdef Py_TPFLAGS_MANAGED_DICT
+    SHOW("flag_managed_dict", Py_TPFLAGS_MANAGED_DICT);
+#endif
+#ifdef Py_TPFLAGS_MANAGED_WEAKREF
+    SHOW("flag_managed_weakref", Py_TPFLAGS_MANAGED_WEAKREF);
+#endif
+#ifdef Py_TPFLAGS_INLINE_VALUES
+    SHOW("flag_inline_values", Py_TPFLAGS_INLINE_VALUES);
+#endif
+    SHOW("list_items", offsetof(PyListObject, ob_item));
+    SHOW("list_allocated", offsetof(PyListObject, allocated));
+    SHOW("tuple_items", offsetof(PyTupleObject, ob_item));
+    SHOW("dict_keys", offsetof(PyDictObject, ma_keys));
+    SHOW("bytearray_bytes", offsetof(PyByteArrayObject, ob_bytes));
+
+    /* The gc's lists (python_layouts.h GcLayout). */
+    SHOW("gc_head_size", sizeof(PyGC_Head));
+    SHOW("gc_stride", sizeof(struct gc_generation));
+#if PY_VERSION_HEX >= 0x03070000
+#if PY_VERSION_HEX >= 0x03090000
+    SHOW("gc_state", offsetof(PyInterpreterState, gc));
+#else
+    SHOW("gc_state", offsetof(_PyRuntimeState, gc));
+#endif
+    SHOW("gc_generations", offsetof(struct _gc_runtime_state, generations));
+    SHOW("gc_permanent", offsetof(struct _gc_runtime_state, permanent_generation));
+    SHOW("gc_collecting", offsetof(struct _gc_runtime_state, collecting));
+    SHOW("gc_garbage", offsetof(struct _gc_runtime_state, garbage));
 #endif
     return 0;
 }

@@ -132,6 +132,7 @@ probe_layout(int minor, char* buf, int cap) {
         return 0;
     }
     bool interp = l->model != L::FrameModel::FrameObject;
+    const L::GcLayout gc = L::gcLayoutForMinor(minor);
     struct Field {
         const char* name;
         unsigned value;
@@ -171,6 +172,46 @@ probe_layout(int minor, char* buf, int cap) {
         {"co_linetable", l->coLineTable, true},
         {"co_firsttraceable", l->coFirstTraceable, interp},
         {"co_code_adaptive", l->coCodeAdaptive, interp},
+        // The heap walk (heap_walk.cpp, python_objects.h, heap_chains.cpp).
+        {"co_nlocals", l->coNLocals, !interp},
+        {"co_varnames", l->coVarnames, !interp},
+        {"co_cellvars", l->coCellvars, !interp},
+        {"co_freevars", l->coFreevars, !interp},
+        {"if_localsplus", l->ifLocalsPlus, interp},
+        {"co_nlocalsplus", l->coNLocalsPlus, interp},
+        {"co_localsplusnames", l->coLocalsPlusNames, interp},
+        {"ht_cached_keys", l->htCachedKeys, interp},
+        {"dk_log2_index_bytes", L::kDkLog2IndexBytes, interp},
+        {"dk_nentries", L::kDkNEntries, interp},
+        {"dk_indices", L::kDkIndices, interp},
+        {"dk_unicode_entry_size", L::kDkUnicodeEntrySize, interp},
+        {"tp_name", L::kTpName, true},
+        {"tp_basicsize", L::kTpBasicSize, true},
+        {"tp_itemsize", L::kTpItemSize, true},
+        {"tp_flags", L::kTpFlags, true},
+        {"tp_traverse", L::kTpTraverse, true},
+        {"tp_base", L::kTpBase, true},
+        {"tp_dict", L::kTpDict, true},
+        {"tp_dictoffset", L::kTpDictOffset, true},
+        {"tp_is_gc", L::kTpIsGc, true},
+        {"flag_heaptype", static_cast<unsigned>(L::kTpFlagsHeapType), true},
+        {"flag_have_gc", static_cast<unsigned>(L::kTpFlagsHaveGc), true},
+        {"flag_managed_dict", static_cast<unsigned>(L::kTpFlagsManagedDict), minor >= 11},
+        {"flag_managed_weakref", static_cast<unsigned>(L::kTpFlagsManagedWeakref), minor >= 12},
+        {"flag_inline_values", static_cast<unsigned>(L::kTpFlagsInlineValues), minor >= 13},
+        {"list_items", L::kListItems, true},
+        {"list_allocated", L::kListAllocated, true},
+        {"tuple_items", L::kTupleItems, true},
+        {"dict_keys", L::kDictKeys, true},
+        {"bytearray_bytes", L::kByteArrayBytes, true},
+        // The gc's lists (heap_gc.cpp); 3.6 keeps its state in gcmodule.c.
+        {"gc_head_size", l->gcHeadSize, true},
+        {"gc_stride", gc.stride, true},
+        {"gc_state", gc.state, minor >= 7},
+        {"gc_generations", gc.generations, minor >= 7},
+        {"gc_permanent", gc.permanent, minor >= 7},
+        {"gc_collecting", gc.collecting, minor >= 7},
+        {"gc_garbage", gc.garbage, minor >= 7},
     };
     int used = 0;
     for (const Field& f : fields) {
