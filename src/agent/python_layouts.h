@@ -1,5 +1,6 @@
-// Per-version byte offsets of the CPython structures the frame walker reads
-// (python_frames.cpp), without Python.h: one agent binary serves every
+// Per-version byte offsets of the CPython structures the frame walker
+// (python_frames.cpp) and the heap walk (heap_walk.h) read, and where the gc
+// keeps its lists (heap_gc.cpp), without Python.h: one agent binary serves every
 // version. Each table cites the header of that version's tag it was read from.
 // tests/agent/frames/test_layouts.py compiles an offsetof() probe against every
 // installed interpreter's own headers (internal ones with Py_BUILD_CORE) and
