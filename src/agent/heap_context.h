@@ -85,12 +85,22 @@ struct UnreachedStats {
     bool cancelled = false;
 };
 
+// The gc's generation lists of the interpreter (and the permanent one),
+// found through the layout table and confirmed: status "read" only when
+// sys.modules' dict, a tracked object, is on a circle through one of them.
+struct GcLists {
+    const char* status = "unavailable"; // read, collecting, unavailable
+    const char* state = nullptr;        // struct _gc_runtime_state
+    const char* heads[4] = {};
+    int count = 0;
+};
+GcLists findGcLists(const HeapContext& c, const void* interp) noexcept;
 // Adds the gc's garbage list (3.7+) as a root, if it is readable.
-void addGcGarbageRoot(HeapContext& c, const void* interp) noexcept;
+void addGcGarbageRoot(HeapContext& c, const GcLists& lists) noexcept;
 // Adds every listed object that is not a node yet as a root of its own; with
 // containers false, not dicts, lists and tuples: called first that way and
 // walked, an instance's __dict__ is reached from the instance.
-void addUnreachedRoots(HeapContext& c, const void* interp, const std::atomic<uint32_t>& cancel,
+void addUnreachedRoots(HeapContext& c, const GcLists& lists, const std::atomic<uint32_t>& cancel,
                        UnreachedStats& s, bool containers) noexcept;
 // After the walk from those roots: which of the nodes from s.first on are
 // garbage and which are held from outside (their roots become kCycle or

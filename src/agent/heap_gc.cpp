@@ -20,6 +20,7 @@
 #include "agent/python_objects.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace memtap_agent {
 
@@ -35,64 +36,24 @@ constexpr size_t kCycleSites = 10;
 constexpr uint32_t kCancelCheckEvery = 4096;
 // Longest circle followed: beyond it a list is taken as damaged.
 constexpr uint64_t kMaxListed = uint64_t{1} << 30;
-constexpr int kMaxHeads = 4;
-
-struct Heads {
-    const char* at[kMaxHeads] = {};
-    int count = 0;
-    bool contains(const char* p) const {
-        for (int i = 0; i < count; ++i) {
-            if (at[i] == p) {
-                return true;
-            }
+bool
+isHead(const GcLists& lists, const char* p) {
+    for (int i = 0; i < lists.count; ++i) {
+        if (lists.heads[i] == p) {
+            return true;
         }
-        return false;
     }
-};
+    return false;
+}
 
 const char*
 nextOf(const HeapContext& c, const char* head) {
     return reinterpret_cast<const char*>(readAt<uintptr_t>(head, 0) & c.gc.nextMask);
 }
 
-// The generation heads (and the permanent one), or none if the base symbol
-// or interpreter is missing.
-Heads
-findHeads(const HeapContext& c, const void* interp, const char** state) {
-    Heads h;
-    const layouts::GcLayout& g = c.gc;
-    const char* base = nullptr;
-    switch (g.base) {
-    case layouts::GcBase::Generation0Symbol:
-        base = c.heap.gcGeneration0 != nullptr
-                   ? static_cast<const char*>(pyobj::ptrAt(c.heap.gcGeneration0, 0))
-                   : nullptr;
-        break;
-    case layouts::GcBase::RuntimeSymbol:
-        base = static_cast<const char*>(c.heap.runtime);
-        break;
-    case layouts::GcBase::Interpreter:
-        base = static_cast<const char*>(interp);
-        break;
-    case layouts::GcBase::None:
-        break;
-    }
-    if (base == nullptr) {
-        return h;
-    }
-    *state = base + g.state;
-    for (int i = 0; i < 3; ++i) {
-        h.at[h.count++] = *state + g.generations + i * g.stride;
-    }
-    if (g.permanent != 0) {
-        h.at[h.count++] = *state + g.permanent;
-    }
-    return h;
-}
-
 // True if following _gc_next from sys.modules' dict comes to one of the heads.
 bool
-headsConfirmed(const HeapContext& c, const Heads& heads) {
+headsConfirmed(const HeapContext& c, const GcLists& lists) {
     const void* modules = c.heap.moduleDict();
     if (modules == nullptr || !pyobj::isGc(modules, typeOf(modules))) {
         return false;
@@ -100,7 +61,7 @@ headsConfirmed(const HeapContext& c, const Heads& heads) {
     const char* start = static_cast<const char*>(modules) - c.layout.gcHeadSize;
     const char* n = nextOf(c, start);
     for (uint64_t steps = 0; n != nullptr && n != start && steps < kMaxListed; ++steps) {
-        if (heads.contains(n)) {
+        if (isHead(lists, n)) {
             return true;
         }
         n = nextOf(c, n);
@@ -154,6 +115,44 @@ traverseNode(const HeapContext& c, uint32_t i, int (*visit)(void*, void*), Regio
 
 } // namespace
 
+GcLists
+findGcLists(const HeapContext& c, const void* interp) noexcept {
+    GcLists lists;
+    const layouts::GcLayout& g = c.gc;
+    const char* base = nullptr;
+    switch (g.base) {
+    case layouts::GcBase::Generation0Symbol:
+        base = c.heap.gcGeneration0 != nullptr
+                   ? static_cast<const char*>(pyobj::ptrAt(c.heap.gcGeneration0, 0))
+                   : nullptr;
+        break;
+    case layouts::GcBase::RuntimeSymbol:
+        base = static_cast<const char*>(c.heap.runtime);
+        break;
+    case layouts::GcBase::Interpreter:
+        base = static_cast<const char*>(interp);
+        break;
+    case layouts::GcBase::None:
+        break;
+    }
+    if (base == nullptr) {
+        return lists;
+    }
+    lists.state = base + g.state;
+    for (int i = 0; i < 3; ++i) {
+        lists.heads[lists.count++] = lists.state + g.generations + i * g.stride;
+    }
+    if (g.permanent != 0) {
+        lists.heads[lists.count++] = lists.state + g.permanent;
+    }
+    if (g.collecting != 0 && readAt<int>(lists.state, g.collecting) != 0) {
+        lists.status = "collecting"; // the lists are being rearranged under us
+    } else if (headsConfirmed(c, lists)) {
+        lists.status = "read";
+    }
+    return lists;
+}
+
 bool
 gcFinalized(const HeapContext& c, const void* obj) noexcept {
     const void* type = typeOf(obj);
@@ -165,13 +164,11 @@ gcFinalized(const HeapContext& c, const void* obj) noexcept {
 }
 
 void
-addGcGarbageRoot(HeapContext& c, const void* interp) noexcept {
-    const char* state = nullptr;
-    Heads heads = findHeads(c, interp, &state);
-    if (heads.count == 0 || c.gc.garbage == 0 || !headsConfirmed(c, heads)) {
+addGcGarbageRoot(HeapContext& c, const GcLists& lists) noexcept {
+    if (std::strcmp(lists.status, "read") != 0 || c.gc.garbage == 0) {
         return;
     }
-    const void* garbage = pyobj::ptrAt(state, c.gc.garbage);
+    const void* garbage = pyobj::ptrAt(lists.state, c.gc.garbage);
     if (garbage != nullptr && typeOf(garbage) == c.heap.listType &&
         c.graph.add(garbage, kNoNode, c.roots.size()) != kNoNode) {
         c.roots.add(HeapRoot{HeapRoot::kGcGarbage, nullptr, 0, 0, 0});
@@ -179,20 +176,10 @@ addGcGarbageRoot(HeapContext& c, const void* interp) noexcept {
 }
 
 void
-addUnreachedRoots(HeapContext& c, const void* interp, const std::atomic<uint32_t>& cancel,
+addUnreachedRoots(HeapContext& c, const GcLists& lists, const std::atomic<uint32_t>& cancel,
                   UnreachedStats& s, bool containers) noexcept {
-    const char* state = nullptr;
-    Heads heads = findHeads(c, interp, &state);
-    if (heads.count == 0) {
-        s.lists = "unavailable";
-        return;
-    }
-    if (c.gc.collecting != 0 && readAt<int>(state, c.gc.collecting) != 0) {
-        s.lists = "collecting"; // the lists are being rearranged under us
-        return;
-    }
-    if (!headsConfirmed(c, heads)) {
-        s.lists = "unavailable";
+    if (std::strcmp(lists.status, "read") != 0) {
+        s.lists = lists.status;
         return;
     }
     if (s.unreachedRoot == kNoNode) {
@@ -205,8 +192,8 @@ addUnreachedRoots(HeapContext& c, const void* interp, const std::atomic<uint32_t
     s.lists = "read";
     const HeapApi& api = c.heap;
     uint64_t listed = 0;
-    for (int h = 0; h < heads.count; ++h) {
-        const char* head = heads.at[h];
+    for (int h = 0; h < lists.count; ++h) {
+        const char* head = lists.heads[h];
         const char* n = nextOf(c, head);
         for (uint64_t steps = 0; n != nullptr && n != head && steps < kMaxListed; ++steps) {
             if (++listed % kCancelCheckEvery == 0 && cancel.load(std::memory_order_relaxed) != 0) {

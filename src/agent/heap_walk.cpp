@@ -354,9 +354,10 @@ runHeapWalk(const PythonApi& api, const HeapWalkRequest& request, const std::ato
     expand(c, 0, cancel, stats);
     uint32_t moduleNodes = c.graph.size();
     void* interp = currentInterpreter();
+    GcLists gcLists = findGcLists(c, interp);
     if (!stats.cancelled) {
         addFrameRoots(c, interp, stats);
-        addGcGarbageRoot(c, interp);
+        addGcGarbageRoot(c, gcLists);
         expand(c, moduleNodes, cancel, stats);
     }
     // What no root reached, from the gc's lists (skipped once the graph is
@@ -366,7 +367,7 @@ runHeapWalk(const PythonApi& api, const HeapWalkRequest& request, const std::ato
     if (!stats.cancelled && !c.graph.full()) {
         for (bool containers : {false, true}) {
             uint32_t from = c.graph.size();
-            addUnreachedRoots(c, interp, cancel, unreached, containers);
+            addUnreachedRoots(c, gcLists, cancel, unreached, containers);
             if (unreached.cancelled || std::strcmp(unreached.lists, "read") != 0) {
                 break;
             }

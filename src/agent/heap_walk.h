@@ -12,8 +12,9 @@
 // Breadth-first from the roots a person recognises: first every module in
 // sys.modules (so a module global is named by its module), then the local
 // variables of every thread's frames. Following a node's parent gives a
-// shortest chain of references from a root. Objects reachable from neither
-// (cycles waiting for the gc, or held only by C code) are not reached.
+// shortest chain of references from a root. Then the objects on the gc's
+// lists that neither reaches, told apart as cycles reachable only from each
+// other or held from outside (heap_gc.cpp).
 #ifndef MEMTAP_AGENT_HEAP_WALK_H
 #define MEMTAP_AGENT_HEAP_WALK_H
 
