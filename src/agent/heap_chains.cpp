@@ -40,8 +40,6 @@ constexpr size_t kChainSlots = size_t{1} << 14;
 // entries; a bigger one is a table (a cache, a registry) and its links read
 // "<KEYTYPE>" so that its values' chains count together.
 constexpr int64_t kNamedKeysMax = 32;
-// Include/object.h: Py_TPFLAGS_TYPE_SUBCLASS.
-constexpr unsigned long kTpFlagsTypeSubclass = 1ul << 31;
 
 enum Edge : uint8_t { kUnknown, kRoot, kDict, kKey, kDictKey, kItem, kMember, kCell, kRef };
 constexpr uint8_t kScanned = 0x80;
@@ -142,7 +140,7 @@ private:
             set(n, kMember);
         } else if (type == h.cellType) {
             set(n, kCell);
-        } else if ((flagsOf(type) & kTpFlagsTypeSubclass) != 0) {
+        } else if ((flagsOf(type) & layouts::kTpFlagsTypeSubclass) != 0) {
             set(n, ptrAt(parent, layouts::kTpDict) == child ? kDict : kRef);
         } else if (pyobj::instanceDict(parent, type, c_.layout) == child) {
             set(n, kDict);
@@ -193,7 +191,7 @@ public:
         out.append('\t');
         out.append(c_.typeNames.nameOf(c_, type));
         out.append('\t');
-        if ((flagsOf(type) & kTpFlagsTypeSubclass) != 0) {
+        if ((flagsOf(type) & layouts::kTpFlagsTypeSubclass) != 0) {
             out.append(c_.typeNames.nameOf(c_, obj));
         } else if (type == c_.heap.moduleType && e == kRoot) {
             copyStr(c_.roots.at(c_.graph.at(n).root).name, text, sizeof text);

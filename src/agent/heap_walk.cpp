@@ -120,7 +120,7 @@ addFrameLocals(const FrameLocals& frame, void* arg) {
 void*
 currentInterpreter() {
     const void* tstate = threadStateIfGilHeld();
-    return tstate != nullptr ? const_cast<void*>(ptrAt(tstate, 16)) : nullptr;
+    return tstate != nullptr ? const_cast<void*>(ptrAt(tstate, layouts::kTstateInterp)) : nullptr;
 }
 
 void

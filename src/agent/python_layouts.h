@@ -317,6 +317,9 @@ constexpr unsigned long kTpFlagsManagedWeakref = 1ul << 3; // 3.12+
 constexpr unsigned long kTpFlagsManagedDict = 1ul << 4;    // 3.11+
 constexpr unsigned long kTpFlagsHeapType = 1ul << 9;
 constexpr unsigned long kTpFlagsHaveGc = 1ul << 14;
+constexpr unsigned long kTpFlagsTypeSubclass = 1ul << 31;
+// Include/cpython/pystate.h, every version: PyThreadState { prev, next, interp, ... }.
+constexpr unsigned kTstateInterp = 16;
 // Include/listobject.h: PyListObject { PyObject_VAR_HEAD, ob_item, allocated }.
 constexpr unsigned kListItems = 24;
 constexpr unsigned kListAllocated = 32;

@@ -4,9 +4,11 @@
 #include "agent/python_debug_offsets.h"
 #include "agent/python_frames.h"
 #include "agent/python_layouts.h"
+#include "agent/python_objects.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -27,6 +29,56 @@ countOnFreshThread(void* result) {
     memtap_agent::RawFrame frames[8];
     *static_cast<int*>(result) = memtap_agent::captureFrames(frames, 8);
     return nullptr;
+}
+
+// A fake instance for the agent's python_objects.h, built as
+// layout_offsets.c builds one for the interpreter's own inline functions:
+// every word holds its own address (minus 1 when tagged: how 3.12 marks a
+// values pointer), so an address the agent derives, as an offset from the
+// object, says which word it read.
+constexpr int kWordsBefore = 6;
+constexpr int kWords = 16;
+constexpr long kNotFound = 999999; // a null answer: shows as a mismatch
+
+struct FakeInstance {
+    alignas(16) unsigned char type[2048]; // a PyHeapTypeObject (under 1 KiB on every version)
+    uintptr_t words[kWords];              // the object is words[kWordsBefore]
+};
+
+template <typename T>
+void
+putAt(void* base, unsigned offset, T value) {
+    memcpy(static_cast<char*>(base) + offset, &value, sizeof value);
+}
+
+const char*
+fakeInstance(FakeInstance* f, const memtap_agent::layouts::Layout& l, unsigned long flags, bool tagged) {
+    namespace L = memtap_agent::layouts;
+    memset(f, 0, sizeof *f);
+    putAt(f->type, L::kTpFlags, flags);
+    putAt(f->type, L::kTpBasicSize, int64_t{16}); // sizeof(PyObject), as 3.13's inline values need
+    // instanceValues() only needs the type's cached keys to be non-null.
+    putAt(f->type, l.htCachedKeys, static_cast<const void*>(f));
+    for (int i = 0; i < kWords; ++i) {
+        f->words[i] = reinterpret_cast<uintptr_t>(&f->words[i]) - (tagged ? 1 : 0);
+    }
+    char* obj = reinterpret_cast<char*>(&f->words[kWordsBefore]);
+    putAt(obj, L::kObType, static_cast<const void*>(f->type));
+    memset(obj + 16, 1, 4); // 3.13's inline values: capacity, size, embedded, valid
+    return obj;
+}
+
+long
+offsetFrom(const char* obj, const void* p) {
+    return p != nullptr ? static_cast<const char*>(p) - obj : kNotFound;
+}
+
+// The bytes pyobj::blockOf() steps back over for an object of these flags.
+long
+preHeader(const memtap_agent::layouts::Layout& l, unsigned long flags) {
+    FakeInstance fake;
+    const char* obj = fakeInstance(&fake, l, flags, false);
+    return -offsetFrom(obj, memtap_agent::pyobj::blockOf(obj, fake.type, l));
 }
 
 long long
@@ -133,9 +185,33 @@ probe_layout(int minor, char* buf, int cap) {
     }
     bool interp = l->model != L::FrameModel::FrameObject;
     const L::GcLayout gc = L::gcLayoutForMinor(minor);
+
+    // <= 3.10: forEachFrame (python_frames.cpp) takes f_localsplus as the
+    // frame type's tp_basicsize - 8; that formula on this interpreter.
+    const void* frameType = lookupGlobal("PyFrame_Type");
+    long fLocalsPlus = frameType != nullptr
+                           ? memtap_agent::pyobj::readAt<int64_t>(frameType, L::kTpBasicSize) - 8
+                           : kNotFound;
+
+    // 3.11+: the managed dict and attribute values python_objects.h finds on
+    // a fake instance (see fakeInstance).
+    bool managed = l->values != L::ValuesModel::None;
+    bool tagged = l->values == L::ValuesModel::Tagged312;
+    unsigned long flags = L::kTpFlagsHeapType | L::kTpFlagsManagedDict;
+    if (l->values == L::ValuesModel::Inline313) {
+        flags |= L::kTpFlagsInlineValues;
+    }
+    FakeInstance fake;
+    const char* obj = fakeInstance(&fake, *l, flags, false);
+    long managedDict = offsetFrom(obj, memtap_agent::pyobj::instanceDict(obj, fake.type, *l));
+    obj = fakeInstance(&fake, *l, flags, tagged);
+    long taggedIsValues = memtap_agent::pyobj::instanceDict(obj, fake.type, *l) == nullptr ? 1 : 0;
+    long instanceValues =
+        offsetFrom(obj, memtap_agent::pyobj::instanceValues(obj, fake.type, *l).values);
+
     struct Field {
         const char* name;
-        unsigned value;
+        long value;
         bool used;
     } fields[] = {
         {"ob_type", L::kObType, true},
@@ -177,6 +253,7 @@ probe_layout(int minor, char* buf, int cap) {
         {"co_varnames", l->coVarnames, !interp},
         {"co_cellvars", l->coCellvars, !interp},
         {"co_freevars", l->coFreevars, !interp},
+        {"f_localsplus", fLocalsPlus, !interp},
         {"if_localsplus", l->ifLocalsPlus, interp},
         {"co_nlocalsplus", l->coNLocalsPlus, interp},
         {"co_localsplusnames", l->coLocalsPlusNames, interp},
@@ -185,6 +262,16 @@ probe_layout(int minor, char* buf, int cap) {
         {"dk_nentries", L::kDkNEntries, interp},
         {"dk_indices", L::kDkIndices, interp},
         {"dk_unicode_entry_size", L::kDkUnicodeEntrySize, interp},
+        {"dictvalues_valid", L::kValuesValid313, minor >= 13},
+        {"dictvalues_values", L::kValues313, minor >= 13},
+        // python_objects.h on the fake instance.
+        {"managed_dict", managedDict, managed},
+        {"tagged_is_values", taggedIsValues, tagged},
+        {"instance_values", instanceValues, managed},
+        {"preheader_gc", preHeader(*l, L::kTpFlagsHaveGc), true},
+        {"preheader_dict", preHeader(*l, L::kTpFlagsManagedDict), managed},
+        {"preheader_gc_dict", preHeader(*l, L::kTpFlagsHaveGc | L::kTpFlagsManagedDict), managed},
+        {"preheader_weakref", preHeader(*l, L::kTpFlagsManagedWeakref), minor >= 12},
         {"tp_name", L::kTpName, true},
         {"tp_basicsize", L::kTpBasicSize, true},
         {"tp_itemsize", L::kTpItemSize, true},
@@ -202,23 +289,37 @@ probe_layout(int minor, char* buf, int cap) {
         {"list_items", L::kListItems, true},
         {"list_allocated", L::kListAllocated, true},
         {"tuple_items", L::kTupleItems, true},
+        {"dict_used", L::kDictUsed, true},
         {"dict_keys", L::kDictKeys, true},
+        {"module_dict", L::kModuleDict, true},
         {"bytearray_bytes", L::kByteArrayBytes, true},
         // The gc's lists (heap_gc.cpp); 3.6 keeps its state in gcmodule.c.
         {"gc_head_size", l->gcHeadSize, true},
         {"gc_stride", gc.stride, true},
+        {"gc_finalized_word", gc.finalizedWord, true},
         {"gc_state", gc.state, minor >= 7},
         {"gc_generations", gc.generations, minor >= 7},
         {"gc_permanent", gc.permanent, minor >= 7},
         {"gc_collecting", gc.collecting, minor >= 7},
         {"gc_garbage", gc.garbage, minor >= 7},
+        // Numbers the heap-walk code writes as literals rather than taking
+        // from python_layouts.h: restated here, with where, so the headers
+        // check them too (keep them in step).
+        {"ob_refcnt", 0, true}, // heap_gc.cpp classifyUnreached
+        {"tstate_interp", L::kTstateInterp, true},
+        {"flag_type_subclass", static_cast<long>(L::kTpFlagsTypeSubclass), true},
+        {"long_lv_tag", L::kObSize, minor >= 12}, // heap_walk.cpp approximateSize: sizeField() >> 3
+        {"long_non_size_bits", 3, minor >= 12},
+        {"gc_generation_head", 0, true}, // heap_gc.cpp findGcLists: a generation starts with its head
+        {"gc_next", 0, true},            // heap_gc.cpp nextOf
+        {"gc_finalized_mask", 1, true},  // heap_gc.cpp gcFinalized: bit 0 of finalizedWord
     };
     int used = 0;
     for (const Field& f : fields) {
         if (!f.used) {
             continue;
         }
-        int wrote = snprintf(buf + used, static_cast<size_t>(cap - used), "%s %u\n", f.name, f.value);
+        int wrote = snprintf(buf + used, static_cast<size_t>(cap - used), "%s %ld\n", f.name, f.value);
         if (wrote < 0 || wrote >= cap - used) {
             return -1;
         }
