@@ -38,15 +38,6 @@ GDB_ARGS = ["-batch", "-ex", "call (int)PyGILState_Ensure()",
 ATTACH_RE = re.compile(r"hooks live in ([0-9.]+) ms \(longest thread stop ([0-9.]+) ms\)")
 
 
-def build_ticker(tmpdir):
-    so = os.path.join(tmpdir, "gapticker.so")
-    r = common.run_bounded(["cc", "-O2", "-shared", "-fPIC", "-o", so,
-                            os.path.join(common.TARGETS, "gapticker.c"), "-lpthread"], 60)
-    if r.returncode != 0:
-        raise RuntimeError("building gapticker.so failed: " + r.stderr)
-    return so
-
-
 def take_gaps(target):
     os.kill(target.pid, signal.SIGUSR1)
     parts = target.read_line(10, "gaps ").split()
@@ -183,7 +174,7 @@ def main():
         args.cycles, args.gdb_cycles, args.interpreters = 5, 2, "3.11"
     out = []
     with tempfile.TemporaryDirectory() as tmp:
-        ticker = build_ticker(tmp)
+        ticker = common.build_gap_ticker(tmp)
         for name, python in common.available_interpreters(args.interpreters.split(",")):
             version = common.interpreter_version(python)
             log("attach_latency: %s (%s)" % (name, version))

@@ -170,6 +170,16 @@ def memtap_or_throw(args, timeout=30):
     return r
 
 
+def build_gap_ticker(tmpdir):
+    """targets/gapticker.c built into tmpdir: a GIL-free C thread that times its 1 ms ticks."""
+    so = os.path.join(tmpdir, "gapticker.so")
+    r = run_bounded(["cc", "-O2", "-shared", "-fPIC", "-o", so,
+                     os.path.join(TARGETS, "gapticker.c"), "-lpthread"], 60)
+    if r.returncode != 0:
+        raise RuntimeError("building gapticker.so failed: " + r.stderr)
+    return so
+
+
 def vm_hwm_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:

@@ -64,15 +64,6 @@ def site_line():
     raise RuntimeError("no '# SITE' line in " + TARGET)
 
 
-def build_ticker(tmpdir):
-    so = os.path.join(tmpdir, "gapticker.so")
-    r = common.run_bounded(["cc", "-O2", "-shared", "-fPIC", "-o", so,
-                            os.path.join(common.TARGETS, "gapticker.c"), "-lpthread"], 60)
-    if r.returncode != 0:
-        raise RuntimeError("building gapticker.so failed: " + r.stderr)
-    return so
-
-
 def proc_status(pid):
     out = {}
     with open("/proc/%d/status" % pid) as f:
@@ -294,7 +285,7 @@ def main():
     out = []
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        ticker = build_ticker(tmp)
+        ticker = common.build_gap_ticker(tmp)
         for name, python in found:
             version = common.interpreter_version(python)
             log("heap_walk: %s (%s)" % (name, version))

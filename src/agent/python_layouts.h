@@ -387,40 +387,26 @@ struct GcLayout {
 // it is two words and a generation 24.
 constexpr GcLayout
 gcLayoutForMinor(int minor) noexcept {
-    GcLayout g;
-    g.generations = 24;
-    g.stride = 24;
-    g.permanent = 104;
-    g.collecting = 200;
-    g.garbage = 208;
-    g.finalizedWord = 8;
-    g.nextMask = ~uintptr_t{1};
+    // 3.8+: the same struct _gc_runtime_state, kept where each version puts it.
+    auto from38 = [](GcBase base, unsigned state) {
+        return GcLayout{base, state, 24, 24, 104, 200, 208, 8, ~uintptr_t{1}};
+    };
     switch (minor) {
     case 6:
         return GcLayout{GcBase::Generation0Symbol, 0, 0, 48, 0, 0, 0, 16, ~uintptr_t{0}};
     case 7:
         return GcLayout{GcBase::RuntimeSymbol, 320, 32, 48, 192, 312, 320, 16, ~uintptr_t{0}};
     case 8:
-        g.base = GcBase::RuntimeSymbol;
-        g.state = 344;
-        return g;
+        return from38(GcBase::RuntimeSymbol, 344);
     case 9:
     case 10:
-        g.base = GcBase::Interpreter;
-        g.state = 616;
-        return g;
+        return from38(GcBase::Interpreter, 616);
     case 11:
-        g.base = GcBase::Interpreter;
-        g.state = 648;
-        return g;
+        return from38(GcBase::Interpreter, 648);
     case 12: // the gc state moved to the front of PyInterpreterState
-        g.base = GcBase::Interpreter;
-        g.state = 112;
-        return g;
+        return from38(GcBase::Interpreter, 112);
     case 13:
-        g.base = GcBase::Interpreter;
-        g.state = 7400;
-        return g;
+        return from38(GcBase::Interpreter, 7400);
     default:
         return GcLayout{};
     }

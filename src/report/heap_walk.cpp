@@ -119,15 +119,20 @@ describeLink(const HeapLink& link) {
 } // namespace
 
 std::string
+HeapWalk::text(const std::string& key) const {
+    auto it = values.find(key);
+    return it == values.end() ? "" : it->second;
+}
+
+std::string
 HeapWalk::state() const {
-    auto it = values.find("heap_walk_state");
-    return it == values.end() ? "none" : it->second;
+    std::string s = text("heap_walk_state");
+    return s.empty() ? "none" : s;
 }
 
 std::string
 HeapWalk::result() const {
-    auto it = values.find("walk_result");
-    return it == values.end() ? "" : it->second;
+    return text("walk_result");
 }
 
 int64_t
@@ -256,7 +261,7 @@ walkCostText(const HeapWalk& walk) {
 
 std::string
 gcListsText(const HeapWalk& walk) {
-    std::string lists = walk.values.count("gc_lists") != 0 ? walk.values.at("gc_lists") : "";
+    std::string lists = walk.text("gc_lists");
     if (lists == "read") {
         return fmt::format(
             "{} objects on the gc's lists; not reached from a module or a frame: {} in reference "
@@ -320,7 +325,7 @@ renderRefsText(const HeapWalk& walk, const RefsView& view) {
         out += fmt::format("\n({} more chains; --top shows more)\n", walk.chains.size() - shown);
     }
     int64_t unreached = traced - objects;
-    bool listsRead = walk.values.count("gc_lists") != 0 && walk.values.at("gc_lists") == "read";
+    bool listsRead = walk.text("gc_lists") == "read";
     if (unreached > 0 && listsRead) {
         out += fmt::format(
             "\nnot objects: {} of the {} blocks traced at that line are item arrays and buffers of "
@@ -359,7 +364,7 @@ renderRefsJson(const HeapWalk& walk, const RefsView& view) {
     j.key("walk_result");
     j.value(walk.result());
     j.key("gc_lists");
-    j.value(walk.values.count("gc_lists") != 0 ? walk.values.at("gc_lists") : "");
+    j.value(walk.text("gc_lists"));
     j.key("chains");
     j.beginArray();
     for (size_t i = 0; i < walk.chains.size() && i < view.top; ++i) {
@@ -428,6 +433,24 @@ typeGrowth(const std::vector<HeapTypeRow>& newer, const std::vector<HeapTypeRow>
         return a.now.bytes != b.now.bytes ? a.now.bytes > b.now.bytes : a.now.name < b.now.name;
     });
     return rows;
+}
+
+// "KEY": [{"NAME_KEY": name, "count": N, "size": N}, ...]
+void
+writeRows(JsonWriter& j, const char* key, const char* nameKey, const std::vector<HeapTypeRow>& rows) {
+    j.key(key);
+    j.beginArray();
+    for (const HeapTypeRow& r : rows) {
+        j.beginObject();
+        j.key(nameKey);
+        j.value(r.name);
+        j.key("count");
+        j.value(r.count);
+        j.key("size");
+        j.value(r.bytes);
+        j.endObject();
+    }
+    j.endArray();
 }
 
 } // namespace
@@ -502,33 +525,13 @@ renderTypesJson(const HeapWalk& newer, const HeapWalk* older, const TypesView& v
     j.key("walk_result");
     j.value(newer.result());
     j.key("gc_lists");
-    j.value(newer.values.count("gc_lists") != 0 ? newer.values.at("gc_lists") : "");
-    j.key("cycles");
-    j.beginArray();
+    j.value(newer.text("gc_lists"));
+    std::vector<HeapTypeRow> cycles;
     for (const TypeGrowth& r : typeGrowth(newer.cycles, nullptr)) {
-        j.beginObject();
-        j.key("type");
-        j.value(r.now.name);
-        j.key("count");
-        j.value(r.now.count);
-        j.key("size");
-        j.value(r.now.bytes);
-        j.endObject();
+        cycles.push_back(r.now); // largest first
     }
-    j.endArray();
-    j.key("cycle_sites");
-    j.beginArray();
-    for (const HeapTypeRow& r : newer.cycleSites) {
-        j.beginObject();
-        j.key("site");
-        j.value(r.name);
-        j.key("count");
-        j.value(r.count);
-        j.key("size");
-        j.value(r.bytes);
-        j.endObject();
-    }
-    j.endArray();
+    writeRows(j, "cycles", "type", cycles);
+    writeRows(j, "cycle_sites", "site", newer.cycleSites);
     j.key("gc_cycle_untraced");
     j.value(newer.number("gc_cycle_untraced"));
     if (older != nullptr) {

@@ -42,9 +42,10 @@ struct HeapWalk {
     std::vector<HeapTypeRow> cycleSites; // their allocation sites (name: FILE:LINE)
     std::vector<HeapChain> chains;
 
-    std::string state() const;                    // heap_walk_state, "none" when absent
-    std::string result() const;                   // walk_result, "" before the walk is done
-    int64_t number(const std::string& key) const; // 0 when absent or not a number
+    std::string text(const std::string& key) const; // the value of KEY, "" when absent
+    std::string state() const;                      // heap_walk_state, "none" when absent
+    std::string result() const;                     // walk_result, "" before the walk is done
+    int64_t number(const std::string& key) const;   // 0 when absent or not a number
 
     // Error(Failure) naming the line when a chain, link or type line does
     // not read as protocol.h says.

@@ -18,28 +18,17 @@ Usage: refs_uwsgi_idle_test.py MEMTAP APP_FILE. Exit 77 without uWSGI or ptrace.
 import json
 import os
 import select
-import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import uwsgi_worker  # noqa: E402
+from uwsgi_worker import threads  # noqa: E402
 
 MEMTAP, APP = sys.argv[1:3]
-if not shutil.which("uwsgi") or not os.path.exists("/usr/lib/uwsgi/plugins/python3_plugin.so"):
-    print("SKIP: Debian's uwsgi and uwsgi-plugin-python3 are not installed")
-    sys.exit(77)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-PORT = free_port()
-URL = "http://127.0.0.1:%d" % PORT
+uwsgi_worker.skip_without_uwsgi()
 failures = []
 
 
@@ -49,17 +38,8 @@ def check(condition, message, *details):
     return condition
 
 
-def get(path="/", timeout=5):
-    with urllib.request.urlopen(URL + path, timeout=timeout) as r:
-        return json.loads(r.read())
-
-
 def memtap(*args):
     return subprocess.run([MEMTAP] + [str(a) for a in args], capture_output=True, text=True, timeout=60)
-
-
-def threads(pid):
-    return sorted(int(t) for t in os.listdir("/proc/%d/task" % pid))
 
 
 def socket_path(pid):
@@ -151,23 +131,12 @@ def left_as_it_was(worker, before_threads, held, what):
           % (what, state, held))
 
 
-uwsgi = subprocess.Popen(
-    ["uwsgi", "--plugin", "python3", "--master", "--processes", "1", "--http-socket", "127.0.0.1:%d" % PORT,
-     "--wsgi-file", APP, "--die-on-term", "--disable-logging"],
-    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+uwsgi = uwsgi_worker.Master(APP)
+get = uwsgi.get
 refs = None
 try:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            start = get("/state", timeout=1)
-            break
-        except Exception:
-            if time.monotonic() > deadline or uwsgi.poll() is not None:
-                raise AssertionError("uWSGI did not start serving")
-            time.sleep(0.1)
-    with open("/proc/%d/task/%d/children" % (uwsgi.pid, uwsgi.pid)) as f:
-        workers = [int(x) for x in f.read().split()]
+    start = uwsgi.wait_serving("/state")
+    workers = uwsgi.workers()
     assert workers == [start["pid"]], (workers, start)
     worker = workers[0]
     site = "uwsgi_refs_app.py:%d" % start["site_line"]
@@ -267,8 +236,7 @@ finally:
         refs.kill()
     if refs is not None:
         refs.wait()
-    os.killpg(uwsgi.pid, signal.SIGKILL)
-    uwsgi.wait()
+    uwsgi.close()
 
 if failures:
     print("FAILED:\n" + "\n\n".join(failures))

@@ -9,28 +9,16 @@ Usage: rss_uwsgi_test.py MEMTAP APP_FILE. Exit 77 without uWSGI or ptrace.
 """
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import uwsgi_worker  # noqa: E402
+from uwsgi_worker import threads  # noqa: E402
 
 MEMTAP, APP = sys.argv[1:3]
-if not shutil.which("uwsgi") or not os.path.exists("/usr/lib/uwsgi/plugins/python3_plugin.so"):
-    print("SKIP: Debian's uwsgi and uwsgi-plugin-python3 are not installed")
-    sys.exit(77)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-PORT = free_port()
-URL = "http://127.0.0.1:%d" % PORT
+uwsgi_worker.skip_without_uwsgi()
 failures = []
 
 
@@ -40,35 +28,15 @@ def check(condition, message, *details):
     return condition
 
 
-def get(path="/", timeout=5):
-    with urllib.request.urlopen(URL + path, timeout=timeout) as r:
-        return json.loads(r.read())
-
-
 def memtap(*args):
     return subprocess.run([MEMTAP] + [str(a) for a in args], capture_output=True, text=True, timeout=60)
 
 
-def threads(pid):
-    return sorted(int(t) for t in os.listdir("/proc/%d/task" % pid))
-
-
-uwsgi = subprocess.Popen(
-    ["uwsgi", "--plugin", "python3", "--master", "--processes", "1", "--http-socket", "127.0.0.1:%d" % PORT,
-     "--wsgi-file", APP, "--die-on-term", "--disable-logging"],
-    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+uwsgi = uwsgi_worker.Master(APP)
+get = uwsgi.get
 try:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            get("/state", timeout=1)
-            break
-        except Exception:
-            if time.monotonic() > deadline or uwsgi.poll() is not None:
-                raise AssertionError("uWSGI did not start serving")
-            time.sleep(0.1)
-    with open("/proc/%d/task/%d/children" % (uwsgi.pid, uwsgi.pid)) as f:
-        worker = int(f.read().split()[0])
+    uwsgi.wait_serving("/state")
+    worker = uwsgi.workers()[0]
     before_threads = threads(worker)
     a = memtap("attach", worker, "--timeout", "5")
     if a.returncode == 5:
@@ -104,8 +72,7 @@ try:
           before_threads, after_threads)
     check(get("/")["pid"] == worker, "the worker does not serve after detach")
 finally:
-    os.killpg(uwsgi.pid, signal.SIGKILL)
-    uwsgi.wait()
+    uwsgi.close()
 
 if failures:
     print("FAILED:\n" + "\n\n".join(failures))

@@ -8,34 +8,16 @@ Usage: uwsgi_attach_test.py MEMTAP APP_FILE
 """
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import uwsgi_worker  # noqa: E402
 
 MEMTAP, APP = sys.argv[1:3]
-if not shutil.which("uwsgi") or not os.path.exists("/usr/lib/uwsgi/plugins/python3_plugin.so"):
-    print("SKIP: Debian's uwsgi and uwsgi-plugin-python3 are not installed")
-    sys.exit(77)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-PORT = free_port()
-URL = "http://127.0.0.1:%d" % PORT
-
-
-def get(path="/", timeout=5):
-    with urllib.request.urlopen(URL + path, timeout=timeout) as r:
-        return json.loads(r.read())
+uwsgi_worker.skip_without_uwsgi()
 
 
 def memtap(*args, check=True):
@@ -45,33 +27,18 @@ def memtap(*args, check=True):
     return p
 
 
-def worker_pids(master):
-    with open("/proc/%d/task/%d/children" % (master, master)) as f:
-        return [int(x) for x in f.read().split()]
-
-
 def agent_status(pid):
     return json.loads(memtap("status", pid, "--json").stdout)
 
 
-uwsgi = subprocess.Popen(
-    ["uwsgi", "--plugin", "python3", "--master", "--processes", "1", "--http-socket", "127.0.0.1:%d" % PORT,
-     "--wsgi-file", APP, "--harakiri", "2", "--die-on-term", "--disable-logging"],
-    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+uwsgi = uwsgi_worker.Master(APP, "--harakiri", "2")
+get = uwsgi.get
 failures = []
 try:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            get("/state", timeout=1)
-            break
-        except Exception:
-            if time.monotonic() > deadline or uwsgi.poll() is not None:
-                raise AssertionError("uWSGI did not start serving")
-            time.sleep(0.1)
+    uwsgi.wait_serving("/state")
     for _ in range(50):
         get("/")
-    workers = worker_pids(uwsgi.pid)
+    workers = uwsgi.workers()
     assert len(workers) == 1, workers
     worker = workers[0]
     before = get("/state")
@@ -131,13 +98,12 @@ try:
     if errors:
         failures.append("requests failed during attach/detach: %s" % errors[:3])
     final = get("/state")
-    if final["pid"] != worker or worker_pids(uwsgi.pid) != [worker]:
+    if final["pid"] != worker or uwsgi.workers() != [worker]:
         failures.append("the worker was replaced (harakiri or crash): %r" % final)
     if final["counter"] != after["counter"] + served[0]:
         failures.append("counter %d != %d + %d" % (final["counter"], after["counter"], served[0]))
 finally:
-    os.killpg(uwsgi.pid, signal.SIGKILL)
-    uwsgi.wait()
+    uwsgi.close()
 
 if failures:
     print("FAILED:\n" + "\n".join(failures))

@@ -112,7 +112,13 @@ def verify(target, label):
     detach = memtap("detach", target.pid)
     if detach.returncode != 0:
         FAILURES.append("%s: detach failed: %s" % (label, detach.stderr.strip()))
+    # The agent replies to detach before its thread closes the listening
+    # socket and exits: give those a bounded moment before comparing.
+    deadline = time.monotonic() + 2
     after = target.check()
+    while any(after[k] != target.ready[k] for k in ("threads", "fds")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        after = target.check()
     for key in ("alloc", "state", "threads", "fds"):
         if after[key] != target.ready[key]:
             FAILURES.append("%s: %s changed: %s -> %s" % (label, key, target.ready[key], after[key]))
