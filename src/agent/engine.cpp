@@ -1,5 +1,7 @@
 #include "agent/engine.h"
 
+#include "agent/free_filter.h"
+#include "agent/gil_work.h"
 #include "agent/native_calls.h"
 
 #include "agent/protocol.h"
@@ -10,7 +12,6 @@
 
 #include <cstring>
 #include <pthread.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,24 +21,10 @@ constinit std::atomic<bool> g_recording{false};
 
 namespace {
 
-// Allocator calls are counted per thread and added to the global counter in
-// batches, so the common path has no atomic read-modify-write on a cache line
-// shared by every allocating thread. Status may lag by kSeenBatch-1 calls per
-// thread.
-constexpr uint32_t kSeenBatch = 64;
 constexpr size_t kInitialAddresses = 1 << 16;
 
-// The free-side filter, per slot of an address hash: a count of traced
-// allocations that hash there (saturating at 255, then never decremented),
-// read and written under the lock, and a bitmap whose bit is set while that
-// count is non-zero, written under the lock and read without it. A clear bit
-// proves the block is not traced, so the common free skips the lock and the
-// table. Every free reads the bitmap, so it is kept small (64 KiB, in cache);
-// the counts are touched only by traced allocations.
-constexpr unsigned kFilterBits = 19;
-constexpr size_t kFilterSlots = size_t{1} << kFilterBits;
-constexpr size_t kFilterBitmapBytes = kFilterSlots / 8;
-constexpr size_t kFilterBytes = kFilterSlots + kFilterBitmapBytes;
+// The free-side filter (free_filter.h) is mapped with the tables and kept
+// across attaches, like them cleared by freeTables().
 
 // Static objects here must have no destructor that runs at exit: other
 // threads of the target may still be inside a hook while the process exits.
@@ -59,7 +46,6 @@ constinit bool g_capture = false;
 constinit int g_frames = 1;
 constinit NoDestroy<Traces> g_traces;
 constinit NoDestroy<AddressTable> g_addresses;
-constinit uint8_t* g_filter = nullptr; // counts then bitmap; mapped once, kept across attaches
 constinit int64_t g_tracedBytes = 0;
 // Traced bytes by where the block came from (the key's slot: 0 PyMem, 1
 // native heap, 2 native mappings, 3 and up tracked domains), for the RSS
@@ -94,53 +80,10 @@ constinit uint64_t g_churnSinceCapture = 0;
 
 inline void
 countCall(ThreadState& t) {
-    if (++t.pendingSeen >= kSeenBatch) {
-        g_allocationsSeen.fetch_add(t.pendingSeen, std::memory_order_relaxed);
-        t.pendingSeen = 0;
-    }
-}
-
-inline size_t
-filterSlot(const void* ptr) {
-    return mix64(reinterpret_cast<uintptr_t>(ptr)) >> (64 - kFilterBits);
-}
-
-inline uint64_t*
-filterWord(size_t slot) {
-    return reinterpret_cast<uint64_t*>(g_filter + kFilterSlots) + slot / 64;
-}
-
-inline bool
-maybeTraced(const void* ptr) {
-    size_t slot = filterSlot(ptr);
-    return (__atomic_load_n(filterWord(slot), __ATOMIC_RELAXED) >> (slot % 64)) & 1;
-}
-
-// Under g_lock.
-void
-filterAdd(const void* ptr) {
-    size_t slot = filterSlot(ptr);
-    uint8_t& count = g_filter[slot];
-    if (count == 255) {
-        return;
-    }
-    if (count++ == 0) {
-        uint64_t* word = filterWord(slot);
-        __atomic_store_n(word, *word | (uint64_t{1} << (slot % 64)), __ATOMIC_RELAXED);
-    }
-}
-
-// Under g_lock.
-void
-filterRemove(const void* ptr) {
-    size_t slot = filterSlot(ptr);
-    uint8_t& count = g_filter[slot];
-    if (count == 255 || count == 0) {
-        return;
-    }
-    if (--count == 0) {
-        uint64_t* word = filterWord(slot);
-        __atomic_store_n(word, *word & ~(uint64_t{1} << (slot % 64)), __ATOMIC_RELAXED);
+    uint32_t word = ++t.callWord;
+    if ((word & ~kBusyBit) >= kSeenBatch) {
+        g_allocationsSeen.fetch_add(word & ~kBusyBit, std::memory_order_relaxed);
+        t.callWord = word & kBusyBit;
     }
 }
 
@@ -234,7 +177,7 @@ void
 remember(void* ptr, size_t size, const RawFrame* raw, int n, uint32_t tid, uint32_t domain) {
     // A stale entry for this address (its free fell in the window while the
     // hooks were being swapped in) is replaced, not double counted.
-    if (maybeTraced(ptr)) {
+    if (filterMayContain(ptr)) {
         forget(ptr);
     }
     uint32_t trace = g_traces.value.intern(raw, n, tid, domain);
@@ -319,7 +262,7 @@ forgetLocked(void* ptr) {
 
 inline void
 release(void* ptr) {
-    if (maybeTraced(ptr)) {
+    if (filterMayContain(ptr)) {
         forgetLocked(ptr);
     }
 }
@@ -336,10 +279,7 @@ freeTables() {
     }
     g_tracedCountFp = 0;
     resetPeakState();
-    if (g_filter != nullptr) {
-        // Anonymous memory: MADV_DONTNEED gives back the pages, zero-filled.
-        madvise(g_filter, kFilterBytes, MADV_DONTNEED);
-    }
+    filterClear();
 }
 
 } // namespace
@@ -359,10 +299,7 @@ engineStart(const EngineConfig& config) noexcept {
         static_cast<int64_t>(config.sampleBytes * 8) > g_peakFloor) {
         g_peakFloor = static_cast<int64_t>(config.sampleBytes * 8);
     }
-    if (g_filter == nullptr) {
-        g_filter = static_cast<uint8_t*>(mapZeroed(kFilterBytes));
-    }
-    bool ok = g_filter != nullptr && g_traces.value.init() && g_addresses.value.init(kInitialAddresses);
+    bool ok = filterMapOnce() && g_traces.value.init() && g_addresses.value.init(kInitialAddresses);
     if (ok) {
         g_live = true;
     } else {
@@ -372,12 +309,16 @@ engineStart(const EngineConfig& config) noexcept {
     if (ok) {
         g_allocationsSeen.store(0, std::memory_order_relaxed);
         g_recording.store(true, std::memory_order_release);
+        if (!g_exact) {
+            g_hookGate.fetch_or(kGateFastPath, std::memory_order_release);
+        }
     }
     return ok;
 }
 
 void
 engineStop() noexcept {
+    g_hookGate.fetch_and(~kGateFastPath, std::memory_order_release);
     g_recording.store(false, std::memory_order_release);
     pthread_mutex_lock(&g_lock);
     freeTables();
@@ -553,7 +494,7 @@ engineCopyTracebacks(SnapshotRow* rows, size_t capacity, EngineTotals* totals,
 
 bool
 engineFindBlock(const void* ptr, uint64_t* size, uint32_t* trace) noexcept {
-    if (!maybeTraced(ptr)) {
+    if (g_filter == nullptr || !filterMayContain(ptr)) {
         return false;
     }
     pthread_mutex_lock(&g_lock);
@@ -637,6 +578,7 @@ void
 engineForkChild() noexcept {
     // Only the forking thread exists in the child, and it took the lock in
     // prepare: nothing can be inside the tables, so they can go.
+    g_hookGate.fetch_and(~kGateFastPath, std::memory_order_relaxed);
     g_recording.store(false, std::memory_order_relaxed);
     // The forking thread carries on in the child under another id (the
     // child's pid): a later attach to the child must not see the parent's.

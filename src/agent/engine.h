@@ -1,7 +1,7 @@
 // The tracing engine: what the hooks record and what status/snapshot read.
 //
 // Hot-path functions are called from the allocator hooks (hooks.cpp) on any
-// thread, with or without the GIL, with g_thread.busy set so that nothing they
+// thread, with or without the GIL, with g_thread busy (isBusy) so that nothing they
 // do is recorded again. Control functions run on the agent thread (or on the
 // hijacked thread during start) and are serialized by the entry/agent thread.
 #ifndef MEMTAP_AGENT_ENGINE_H

@@ -218,7 +218,7 @@ agentThread(void*) {
     prctl(PR_SET_NAME, MEMTAP_AGENT_THREAD_NAME, 0, 0, 0);
     // Nothing this thread allocates is the program's: a hook it reaches
     // (its malloc may go through a rewired slot, native_calls.h) forwards.
-    g_thread.busy = 1;
+    setBusy(g_thread);
     memtap_start_status status = setUp();
     if (status != MEMTAP_START_OK) {
         setState(kDormant, status); // its last touch of shared state

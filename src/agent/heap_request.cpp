@@ -13,7 +13,7 @@
 
 namespace memtap_agent {
 
-constinit std::atomic<uint32_t> g_gilWork{0};
+constinit std::atomic<uint32_t> g_hookGate{0};
 
 namespace {
 
@@ -158,7 +158,7 @@ armHeapWalk(const char* args, Text& out) noexcept {
     g_walkerTid = 0;
     g_result.reset();
     g_cancel.store(0, std::memory_order_relaxed);
-    g_gilWork.fetch_or(kGilWorkHeapWalk, std::memory_order_release);
+    g_hookGate.fetch_or(kGilWorkHeapWalk, std::memory_order_release);
     appendKeyValue(out, "heap_walk_requested", g_sequence);
     return nullptr;
 }
@@ -178,7 +178,7 @@ formatHeapWalkResult(Text& out) noexcept {
 
 void
 cancelHeapWalk() noexcept {
-    g_gilWork.fetch_and(~kGilWorkHeapWalk, std::memory_order_acq_rel);
+    g_hookGate.fetch_and(~kGilWorkHeapWalk, std::memory_order_acq_rel);
     g_cancel.store(1, std::memory_order_release);
     LockGuard lock;
     if (g_state == State::kArmed) {
@@ -200,7 +200,7 @@ heapRequestForkParent() noexcept {
 void
 heapRequestForkChild() noexcept {
     // The child has no agent thread to read a result or cancel a walk.
-    g_gilWork.fetch_and(~kGilWorkHeapWalk, std::memory_order_relaxed);
+    g_hookGate.fetch_and(~kGilWorkHeapWalk, std::memory_order_relaxed);
     g_state = State::kNone;
     g_lock = PTHREAD_MUTEX_INITIALIZER;
 }
@@ -243,7 +243,7 @@ runArmedHeapWalk() noexcept {
 
 void
 runGilWork(bool heapWalkAllowed) noexcept {
-    uint32_t work = g_gilWork.load(std::memory_order_acquire);
+    uint32_t work = g_hookGate.load(std::memory_order_acquire);
     if (work & kGilWorkPymalloc) {
         runArmedPymallocRead();
     }

@@ -31,6 +31,7 @@
 #include "agent/hooks.h"
 
 #include "agent/engine.h"
+#include "agent/free_filter.h"
 #include "agent/gil_work.h"
 #include "agent/hook_chain.h"
 
@@ -81,46 +82,98 @@ struct ChainLockGuard {
 template <int D>
 __attribute__((always_inline)) inline void
 runArmedWorkIfAny(bool heapWalkAllowed) {
-    if (D != kDomainRaw && g_gilWork.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+    if (D != kDomainRaw && (g_hookGate.load(std::memory_order_relaxed) & kGilWorkMask) != 0)
+        [[unlikely]] {
         runGilWork(heapWalkAllowed);
     }
 }
 
-// The hot path, shared by every instance: o is that instance's original.
+// The fast path (sampled mode). Most allocations hold no sample point and
+// most freed blocks were never traced. For those the hook reads a few
+// thread-local and global words and jumps to the original: a tail call, no
+// stack frame, no busy flag (nothing it does could be recorded twice).
+// Everything else takes the slow path below, as every call did before.
+//
+// Why a size limit in the mem and obj domains: pymalloc serves requests
+// over 512 bytes (SMALL_REQUEST_THRESHOLD, Objects/obmalloc.c) through
+// PyMem_RawMalloc, that is through our raw hook again. Without busy set by
+// the outer call, the inner one would take the same bytes off the countdown
+// a second time and double the block's chance of being sampled. 480 leaves
+// room for the 32 bytes of pads the debug hooks add (PYTHONMALLOC=debug,
+// _PyMem_DebugRawAlloc: 4 * sizeof(size_t)). A small request can still
+// reach the raw domain (pymalloc growing its arena vector, 3.10+ radix tree
+// nodes); those are blocks of their own, seen once, as raw allocations.
+constexpr size_t kFastObjectBytes = 480;
+constexpr size_t kFastRawBytes = size_t{1} << 30; // keeps the countdown's arithmetic far from overflow
+
 template <int D>
-__attribute__((always_inline)) inline void*
-forwardMalloc(const PyMemAllocatorEx& o, size_t size) {
+__attribute__((always_inline)) inline bool
+allocationSkipsEngine(ThreadState& t, size_t size) {
+    constexpr size_t limit = D == kDomainRaw ? kFastRawBytes : kFastObjectBytes;
+    uint32_t gate = g_hookGate.load(std::memory_order_relaxed);
+    // mem/obj: armed GIL work must run, so the word must be the bit alone.
+    if (size > limit || (D == kDomainRaw ? (gate & kGateFastPath) == 0 : gate != kGateFastPath)) {
+        return false;
+    }
+    uint32_t calls = t.callWord + 1; // >= kSeenBatch if busy or a batch is due
+    int64_t left = t.countdown - static_cast<int64_t>(size);
+    if (calls >= kSeenBatch || left <= 0) {
+        return false; // or a sample point falls inside this block
+    }
+    t.callWord = calls;
+    t.countdown = left;
+    return true;
+}
+
+__attribute__((always_inline)) inline bool
+freeSkipsEngine(ThreadState& t, const void* ptr) {
+    // The gate first: the filter is mapped before the bit is ever set.
+    if ((g_hookGate.load(std::memory_order_relaxed) & kGateFastPath) == 0) {
+        return false;
+    }
+    uint32_t calls = t.callWord + 1;
+    if (calls >= kSeenBatch || filterMayContain(ptr)) {
+        return false;
+    }
+    t.callWord = calls;
+    return true;
+}
+
+// The slow path, shared by every instance: o is that instance's original.
+template <int D>
+__attribute__((noinline)) void*
+slowMalloc(const PyMemAllocatorEx& o, size_t size) {
     ThreadState& t = g_thread;
-    if (t.busy || !g_recording.load(std::memory_order_relaxed)) {
+    if (isBusy(t) || !g_recording.load(std::memory_order_relaxed)) {
         return o.malloc(o.ctx, size);
     }
     // busy also covers the original: pymalloc serves big requests through
     // PyMem_RawMalloc, which must not be counted a second time.
-    t.busy = 1;
+    setBusy(t);
     void* ptr = o.malloc(o.ctx, size);
     if (ptr != nullptr) {
         engineOnAlloc(t, ptr, size);
     }
     runArmedWorkIfAny<D>(true);
-    t.busy = 0;
+    clearBusy(t);
     return ptr;
 }
 
 template <int D>
-__attribute__((always_inline)) inline void*
-forwardCalloc(const PyMemAllocatorEx& o, size_t nelem, size_t elsize) {
+__attribute__((noinline)) void*
+slowCalloc(const PyMemAllocatorEx& o, size_t nelem, size_t elsize) {
     ThreadState& t = g_thread;
-    if (t.busy || !g_recording.load(std::memory_order_relaxed)) {
+    if (isBusy(t) || !g_recording.load(std::memory_order_relaxed)) {
         return o.calloc(o.ctx, nelem, elsize);
     }
-    t.busy = 1;
+    setBusy(t);
     void* ptr = o.calloc(o.ctx, nelem, elsize);
     if (ptr != nullptr) {
         // The original checked nelem * elsize for overflow before succeeding.
         engineOnAlloc(t, ptr, nelem * elsize);
     }
     runArmedWorkIfAny<D>(true);
-    t.busy = 0;
+    clearBusy(t);
     return ptr;
 }
 
@@ -128,33 +181,33 @@ template <int D>
 __attribute__((always_inline)) inline void*
 forwardRealloc(const PyMemAllocatorEx& o, void* oldPtr, size_t size) {
     ThreadState& t = g_thread;
-    if (t.busy || !g_recording.load(std::memory_order_relaxed)) {
+    if (isBusy(t) || !g_recording.load(std::memory_order_relaxed)) {
         return o.realloc(o.ctx, oldPtr, size);
     }
-    t.busy = 1;
+    setBusy(t);
     void* ptr = o.realloc(o.ctx, oldPtr, size);
     if (ptr != nullptr) {
         // On failure the old block is untouched and stays traced as it was.
         engineOnRealloc(t, oldPtr, ptr, size);
     }
     runArmedWorkIfAny<D>(false);
-    t.busy = 0;
+    clearBusy(t);
     return ptr;
 }
 
-__attribute__((always_inline)) inline void
-forwardFree(const PyMemAllocatorEx& o, void* ptr) {
+__attribute__((noinline)) void
+slowFree(const PyMemAllocatorEx& o, void* ptr) {
     ThreadState& t = g_thread;
-    if (t.busy || ptr == nullptr || !g_recording.load(std::memory_order_relaxed)) {
+    if (isBusy(t) || ptr == nullptr || !g_recording.load(std::memory_order_relaxed)) {
         o.free(o.ctx, ptr);
         return;
     }
-    t.busy = 1;
+    setBusy(t);
     // Forget before freeing: raw-domain calls run without the GIL, and once
     // the block is freed another thread may get the same address and trace it.
     engineOnFree(t, ptr);
     o.free(o.ctx, ptr);
-    t.busy = 0;
+    clearBusy(t);
 }
 
 // All hooks are here: one instance per domain and generation, so each knows
@@ -162,13 +215,23 @@ forwardFree(const PyMemAllocatorEx& o, void* ptr) {
 template <int D, int G>
 void*
 hookMalloc(void*, size_t size) noexcept {
-    return forwardMalloc<D>(g_slots[D][G].original, size);
+    const PyMemAllocatorEx& o = g_slots[D][G].original;
+    if (allocationSkipsEngine<D>(g_thread, size)) [[likely]] {
+        return o.malloc(o.ctx, size);
+    }
+    return slowMalloc<D>(o, size);
 }
 
 template <int D, int G>
 void*
 hookCalloc(void*, size_t nelem, size_t elsize) noexcept {
-    return forwardCalloc<D>(g_slots[D][G].original, nelem, elsize);
+    const PyMemAllocatorEx& o = g_slots[D][G].original;
+    size_t size = 0;
+    if (!__builtin_mul_overflow(nelem, elsize, &size) && allocationSkipsEngine<D>(g_thread, size))
+        [[likely]] {
+        return o.calloc(o.ctx, nelem, elsize);
+    }
+    return slowCalloc<D>(o, nelem, elsize);
 }
 
 template <int D, int G>
@@ -180,7 +243,12 @@ hookRealloc(void*, void* oldPtr, size_t size) noexcept {
 template <int D, int G>
 void
 hookFree(void*, void* ptr) noexcept {
-    forwardFree(g_slots[D][G].original, ptr);
+    const PyMemAllocatorEx& o = g_slots[D][G].original;
+    if (freeSkipsEngine(g_thread, ptr)) [[likely]] {
+        o.free(o.ctx, ptr);
+        return;
+    }
+    slowFree(o, ptr);
 }
 
 struct HookFns {

@@ -42,19 +42,19 @@ constinit RealFunctions g_real = {};
 // for a block must not count it twice.
 template <uint32_t M> struct NativeHooks {
     static bool recording(const ThreadState& t) {
-        return t.busy == 0 && g_recording.load(std::memory_order_relaxed);
+        return !isBusy(t) && g_recording.load(std::memory_order_relaxed);
     }
     static void* mallocHook(size_t size) {
         ThreadState& t = g_thread;
         if (!recording(t)) {
             return g_real.malloc(size);
         }
-        t.busy = 1;
+        setBusy(t);
         void* ptr = g_real.malloc(size);
         if (ptr != nullptr) {
             engineOnNativeAlloc(t, M, ptr, size, false);
         }
-        t.busy = 0;
+        clearBusy(t);
         return ptr;
     }
     static void* callocHook(size_t nelem, size_t elsize) {
@@ -62,12 +62,12 @@ template <uint32_t M> struct NativeHooks {
         if (!recording(t)) {
             return g_real.calloc(nelem, elsize);
         }
-        t.busy = 1;
+        setBusy(t);
         void* ptr = g_real.calloc(nelem, elsize);
         if (ptr != nullptr) {
             engineOnNativeAlloc(t, M, ptr, nelem * elsize, false); // calloc checked the product
         }
-        t.busy = 0;
+        clearBusy(t);
         return ptr;
     }
     static void* reallocHook(void* old, size_t size) {
@@ -75,7 +75,7 @@ template <uint32_t M> struct NativeHooks {
         if (!recording(t)) {
             return g_real.realloc(old, size);
         }
-        t.busy = 1;
+        setBusy(t);
         void* ptr = g_real.realloc(old, size);
         if (ptr != nullptr || size == 0) {
             if (old != nullptr) {
@@ -85,7 +85,7 @@ template <uint32_t M> struct NativeHooks {
                 engineOnNativeAlloc(t, M, ptr, size, false);
             }
         }
-        t.busy = 0;
+        clearBusy(t);
         return ptr;
     }
     static void freeHook(void* ptr) {
@@ -94,22 +94,22 @@ template <uint32_t M> struct NativeHooks {
             g_real.free(ptr);
             return;
         }
-        t.busy = 1;
+        setBusy(t);
         engineOnNativeFree(t, ptr, false); // before: once freed, the address may be reused
         g_real.free(ptr);
-        t.busy = 0;
+        clearBusy(t);
     }
     static int posixMemalignHook(void** out, size_t alignment, size_t size) {
         ThreadState& t = g_thread;
         if (!recording(t)) {
             return g_real.posixMemalign(out, alignment, size);
         }
-        t.busy = 1;
+        setBusy(t);
         int rc = g_real.posixMemalign(out, alignment, size);
         if (rc == 0) {
             engineOnNativeAlloc(t, M, *out, size, false);
         }
-        t.busy = 0;
+        clearBusy(t);
         return rc;
     }
     static void* alignedAllocHook(size_t alignment, size_t size) {
@@ -117,12 +117,12 @@ template <uint32_t M> struct NativeHooks {
         if (!recording(t)) {
             return g_real.alignedAlloc(alignment, size);
         }
-        t.busy = 1;
+        setBusy(t);
         void* ptr = g_real.alignedAlloc(alignment, size);
         if (ptr != nullptr) {
             engineOnNativeAlloc(t, M, ptr, size, false);
         }
-        t.busy = 0;
+        clearBusy(t);
         return ptr;
     }
     static void* memalignHook(size_t alignment, size_t size) {
@@ -130,12 +130,12 @@ template <uint32_t M> struct NativeHooks {
         if (!recording(t)) {
             return g_real.memalign(alignment, size);
         }
-        t.busy = 1;
+        setBusy(t);
         void* ptr = g_real.memalign(alignment, size);
         if (ptr != nullptr) {
             engineOnNativeAlloc(t, M, ptr, size, false);
         }
-        t.busy = 0;
+        clearBusy(t);
         return ptr;
     }
     // Anonymous mappings only: a mapped file is not memory the module took.
@@ -144,12 +144,12 @@ template <uint32_t M> struct NativeHooks {
         if (!recording(t) || (flags & MAP_ANONYMOUS) == 0) {
             return g_real.mmap(address, length, prot, flags, fd, offset);
         }
-        t.busy = 1;
+        setBusy(t);
         void* ptr = g_real.mmap(address, length, prot, flags, fd, offset);
         if (ptr != MAP_FAILED) {
             engineOnNativeAlloc(t, M, ptr, length, true);
         }
-        t.busy = 0;
+        clearBusy(t);
         return ptr;
     }
     static int munmapHook(void* address, size_t length) {
@@ -157,12 +157,12 @@ template <uint32_t M> struct NativeHooks {
         if (!recording(t)) {
             return g_real.munmap(address, length);
         }
-        t.busy = 1;
+        setBusy(t);
         int rc = g_real.munmap(address, length);
         if (rc == 0) {
             engineOnNativeFree(t, address, true);
         }
-        t.busy = 0;
+        clearBusy(t);
         return rc;
     }
 };

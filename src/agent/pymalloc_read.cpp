@@ -30,7 +30,7 @@ constinit Result g_result = Result::kNone;
 constinit PymallocFigures g_figures = {};
 
 // Written only by the thread that claimed the armed read (one at a time:
-// claiming clears its bit of g_gilWork). 3.6's output is the largest: 64 size
+// claiming clears its bit of g_hookGate). 3.6's output is the largest: 64 size
 // classes of ~50 bytes each, plus ~1 KiB of totals.
 constinit char g_text[32 * 1024] = {};
 
@@ -172,16 +172,16 @@ pymallocReadConfigure(const PythonApi& api) noexcept {
 
 void
 pymallocReadDisarm() noexcept {
-    g_gilWork.fetch_and(~kGilWorkPymalloc, std::memory_order_release);
+    g_hookGate.fetch_and(~kGilWorkPymalloc, std::memory_order_release);
 }
 
 void
 formatPymalloc(Text& out) noexcept {
     pthread_mutex_lock(&g_resultLock);
     if (g_debugMallocStats != nullptr &&
-        (g_gilWork.load(std::memory_order_acquire) & kGilWorkPymalloc) == 0) {
+        (g_hookGate.load(std::memory_order_acquire) & kGilWorkPymalloc) == 0) {
         ++g_requested;
-        g_gilWork.fetch_or(kGilWorkPymalloc, std::memory_order_release);
+        g_hookGate.fetch_or(kGilWorkPymalloc, std::memory_order_release);
     }
     uint32_t requested = g_requested;
     uint32_t completed = g_completed;
@@ -217,7 +217,7 @@ pymallocForkParent() noexcept {
 
 void
 pymallocForkChild() noexcept {
-    g_gilWork.fetch_and(~kGilWorkPymalloc, std::memory_order_relaxed);
+    g_hookGate.fetch_and(~kGilWorkPymalloc, std::memory_order_relaxed);
     g_resultLock = PTHREAD_MUTEX_INITIALIZER;
 }
 
@@ -236,7 +236,7 @@ runArmedPymallocRead() noexcept {
     ReadOutcome outcome{Result::kUnreadable, {}};
     if (!runWithObjectAllocatorUnwrapped(*g_api, readStats, &outcome)) {
         // The agent thread is checking the chains right now: next time.
-        g_gilWork.fetch_or(kGilWorkPymalloc, std::memory_order_release);
+        g_hookGate.fetch_or(kGilWorkPymalloc, std::memory_order_release);
         return;
     }
     Result result = outcome.result;

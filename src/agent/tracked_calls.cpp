@@ -19,28 +19,28 @@ constinit UntrackFn g_realUntrack = nullptr;
 int
 trackHook(unsigned int domain, unsigned long ptr, size_t size) {
     ThreadState& t = g_thread;
-    if (t.busy || !g_recording.load(std::memory_order_relaxed)) {
+    if (isBusy(t) || !g_recording.load(std::memory_order_relaxed)) {
         return g_realTrack(domain, ptr, size);
     }
     // busy covers the real call too: a running tracemalloc allocates its
     // trace through the raw domain, which must not be counted again.
-    t.busy = 1;
+    setBusy(t);
     int rc = g_realTrack(domain, ptr, size);
     engineOnTracked(t, domain, ptr, size);
-    t.busy = 0;
+    clearBusy(t);
     return rc;
 }
 
 int
 untrackHook(unsigned int domain, unsigned long ptr) {
     ThreadState& t = g_thread;
-    if (t.busy || !g_recording.load(std::memory_order_relaxed)) {
+    if (isBusy(t) || !g_recording.load(std::memory_order_relaxed)) {
         return g_realUntrack(domain, ptr);
     }
-    t.busy = 1;
+    setBusy(t);
     int rc = g_realUntrack(domain, ptr);
     engineOnUntracked(t, domain, ptr);
-    t.busy = 0;
+    clearBusy(t);
     return rc;
 }
 
