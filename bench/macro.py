@@ -1,18 +1,24 @@
 """Issue 13 item 1: the cost of memtap on a dozen pyperformance-like
 workloads (bench/targets/macro_target.py), timed inside one target process.
 
-Per round, in one process: the workloads unhooked, then attached in sampled
-mode, then attached with --exact (16 frames), then after that detach; and
+Per round, in one process: the workloads unhooked, attached in sampled mode,
+attached with --exact --frames 1 (tracemalloc's default depth), attached
+with --exact (memtap's default of 16 frames), and after that detach; and
 the same workloads in a second process started with PYTHONTRACEMALLOC=1
-(tracemalloc's default of 1 frame). Round 1's unhooked runs are before any
-attach; later rounds' follow a detach (the agent stays loaded, dormant,
-hooks removed), which is what "after detach" measures too. Each workload's
-repetitions are calibrated once, before attaching, to about --target-ms.
-Ratios are medians of the rounds against the unhooked median; geomean and
-worst over the workloads.
+(1 frame). The in-process phases run in the opposite order every other
+round, so a drift of the machine over a round falls on every phase alike.
+Round 1's unhooked runs are before any attach; later rounds' follow a
+detach (the agent stays loaded, dormant, hooks removed), which is what
+"after detach" measures too. Each workload's repetitions are calibrated
+once, before attaching, to about --target-ms; each phase's figure is the
+best of --best timings of that many repetitions. Times are the target's CPU
+time (process_time: every thread, memtap's agent thread included), so time
+spent waiting for a core on a shared machine is not counted; --clock wall
+uses the wall clock instead. Ratios are medians of the rounds against the
+unhooked median; geomean and worst over the workloads.
 
-Usage: /usr/bin/python3 bench/macro.py [--rounds N] [--target-ms MS] [--interpreters 3.11,3.13,debian-3.11]
-                                      [--markdown FILE]
+Usage: /usr/bin/python3 bench/macro.py [--rounds N] [--target-ms MS] [--best K] [--clock cpu|wall]
+                                      [--interpreters 3.11,3.13,debian-3.11] [--markdown FILE]
 """
 import argparse
 import math
@@ -24,58 +30,65 @@ import common  # noqa: E402
 from common import Child, log, median  # noqa: E402
 
 TARGET = os.path.join(common.TARGETS, "macro_target.py")
-PHASES = ["unhooked", "sampled", "exact", "after-detach", "tracemalloc"]
+IN_PROCESS = ["unhooked", "sampled", "exact-f1", "exact", "after-detach"]
+PHASES = IN_PROCESS + ["tracemalloc"]
+ATTACH = {"sampled": [], "exact-f1": ["--exact", "--frames", "1"], "exact": ["--exact"]}
 
 
-def run_all(child, names, reps):
+def run_all(child, names, reps, best, column):
     times = {}
     for name in names:
-        child.send("run %s %d" % (name, reps[name]))
-        line = child.read_line(120, "time ")
-        times[name] = float(line.split()[2])
+        child.send("run %s %d %d" % (name, reps[name], best))
+        times[name] = float(child.read_line(300, "time ").split()[column])
     return times
 
 
-def calibrate(child, names, target_s):
+def calibrate(child, names, target_s, column):
     reps = {}
     for name in names:
         child.send("run %s 1" % name)
         child.read_line(120, "time ")  # warm-up: imports, caches
         child.send("run %s 1" % name)
-        t = float(child.read_line(120, "time ").split()[2])
+        t = float(child.read_line(120, "time ").split()[column])
         reps[name] = max(1, int(round(target_s / max(t, 1e-6))))
     return reps
 
 
-def bench_interpreter(label, python, rounds, target_s):
-    samples = {p: {} for p in PHASES}
+def bench_interpreter(label, python, rounds, target_s, best, column):
+    samples = {
+p : {} for
+        p in PHASES}
     with Child([python, TARGET]) as target, \
             Child([python, TARGET], env=dict(os.environ, PYTHONTRACEMALLOC="1")) as traced:
         target.read_line(60, "ready")
         traced.read_line(60, "ready")
         target.send("list")
         names = target.read_line(30, "workloads").split()[1:]
-        reps = calibrate(target, names, target_s)
-        calibrate(traced, names, target_s)  # the same warm-up
+        reps = calibrate(target, names, target_s, column)
+        calibrate(traced, names, target_s, column)  # the same warm-up
         for r in range(rounds):
             log("%s: round %d/%d" % (label, r + 1, rounds))
-            for phase in PHASES:
-                attach = {"sampled": [], "exact": ["--exact"]}.get(phase)
+            order = IN_PROCESS if r % 2 == 0 else IN_PROCESS[::-1]
+            for phase in order:
+                attach = ATTACH.get(phase)
                 if attach is not None:
                     common.memtap_or_throw(["attach", str(target.pid)] + attach)
-                child = traced if phase == "tracemalloc" else target
-                for name, t in run_all(child, names, reps).items():
+                for name, t in run_all(target, names, reps, best, column).items():
                     samples[phase].setdefault(name, []).append(t)
                 if attach is not None:
                     common.memtap_or_throw(["detach", str(target.pid)])
+            for name, t in run_all(traced, names, reps, best, column).items():
+                samples["tracemalloc"].setdefault(name, []).append(t)
     return names, reps, samples
 
 
 def ratios(names, samples):
-    base = {n: median(samples["unhooked"][n]) for n in names}
+    base = {
+n: median(samples["unhooked"][n]) for n in names}
     out = {}
     for phase in PHASES[1:]:
-        out[phase] = {n: median(samples[phase][n]) / base[n] for n in names}
+        out[phase] = {
+n: median(samples[phase][n]) / base[n] for n in names}
     return base, out
 
 
@@ -87,6 +100,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--target-ms", type=float, default=80)
+    parser.add_argument("--best", type=int, default=3)
+    parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
     parser.add_argument("--interpreters", default="3.11,3.13,debian-3.11")
     parser.add_argument("--quick", action="store_true", help="3 rounds, 3.11 only")
     parser.add_argument("--markdown")
@@ -97,7 +112,9 @@ def main():
     summary = []
     for label, python in common.available_interpreters(args.interpreters.split(",")):
         version = common.interpreter_version(python)
-        names, reps, samples = bench_interpreter(label, python, args.rounds, args.target_ms / 1000)
+        column = 3 if args.clock == "cpu" else 2
+        names, reps, samples = bench_interpreter(label, python, args.rounds, args.target_ms / 1000, args.best,
+                                                 column)
         base, rel = ratios(names, samples)
         rows = []
         for n in names:
@@ -106,19 +123,21 @@ def main():
         rows.append(["**geomean**", "", ""] + ["**%.3fx**" % geomean(rel[p].values()) for p in PHASES[1:]])
         rows.append(["**worst**", "", ""] +
                     ["%.3fx (%s)" % max((v, k) for k, v in rel[p].items()) for p in PHASES[1:]])
-        out += ["### CPython %s (%s), medians of %d rounds" % (version, label, args.rounds), "",
+        out += ["### CPython %s (%s), medians of %d rounds, best of %d, %s time"
+                % (version, label, args.rounds, args.best, args.clock), "",
                 common.table(["workload", "reps", "unhooked ms"] + PHASES[1:], rows), ""]
         tm_overhead = geomean(rel["tracemalloc"].values()) - 1
-        exact_overhead = geomean(rel["exact"].values()) - 1
+        f1_overhead = geomean(rel["exact-f1"].values()) - 1
         summary.append([version, "%.3fx" % geomean(rel["sampled"].values()),
                         "%.3fx (%s)" % max((v, k) for k, v in rel["sampled"].items()),
-                        "%.3fx" % geomean(rel["exact"].values()), "%.3fx" % geomean(rel["tracemalloc"].values()),
-                        "%.2f" % (exact_overhead / tm_overhead if tm_overhead > 0 else float("nan")),
+                        "%.3fx" % geomean(rel["exact-f1"].values()), "%.3fx" % geomean(rel["exact"].values()),
+                        "%.3fx" % geomean(rel["tracemalloc"].values()),
+                        "%.2f" % (f1_overhead / tm_overhead if tm_overhead > 0 else float("nan")),
                         "%.3fx" % geomean(rel["after-detach"].values())])
     out += ["### Summary", "",
-            common.table(["python", "sampled geomean", "sampled worst", "exact geomean", "tracemalloc geomean",
-                          "exact/tracemalloc overhead", "after detach"], summary), "",
-            "Machine: " + common.machine_note(), ""]
+            common.table(["python", "sampled geomean", "sampled worst", "exact-f1 geomean", "exact (16) geomean",
+                          "tracemalloc (1) geomean", "exact-f1 / tracemalloc overhead", "after detach"], summary),
+            "", "Machine: " + common.machine_note(), ""]
     common.emit(out, args.markdown)
 
 

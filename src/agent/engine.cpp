@@ -1,6 +1,7 @@
 #include "agent/engine.h"
 
 #include "agent/free_filter.h"
+#include "agent/futex_lock.h"
 #include "agent/gil_work.h"
 #include "agent/native_calls.h"
 
@@ -11,7 +12,6 @@
 #include "agent/traces.h"
 
 #include <cstring>
-#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,7 +39,7 @@ constinit std::atomic<uint64_t> g_allocationsSeen{0};
 // Everything below is protected by g_lock, except the configuration (written
 // before g_recording is set, read by hooks after they saw it set) and the
 // filter reads.
-constinit pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+constinit FutexLock g_lock;
 constinit bool g_live = false; // tables mapped
 constinit bool g_exact = false;
 constinit bool g_capture = false;
@@ -202,11 +202,11 @@ captureAndRemember(void* ptr, size_t size, uint32_t domain) {
     // calling thread's own frames (it holds the GIL, or captureFrames is 0).
     RawFrame raw[MEMTAP_MAX_FRAMES];
     int n = g_capture ? captureFrames(raw, g_frames) : 0;
-    pthread_mutex_lock(&g_lock);
+    g_lock.lock();
     if (g_live) {
         remember(ptr, size, raw, n, static_cast<uint32_t>(t.tid), domain);
     }
-    pthread_mutex_unlock(&g_lock);
+    g_lock.unlock();
 }
 
 inline void
@@ -253,11 +253,11 @@ trackedKey(uint64_t slot, uintptr_t ptr) {
 
 __attribute__((noinline)) void
 forgetLocked(void* ptr) {
-    pthread_mutex_lock(&g_lock);
+    g_lock.lock();
     if (g_live) {
         forget(ptr);
     }
-    pthread_mutex_unlock(&g_lock);
+    g_lock.unlock();
 }
 
 inline void
@@ -287,7 +287,7 @@ freeTables() {
 bool
 engineStart(const EngineConfig& config) noexcept {
     samplerConfigure(config.sampleBytes > 0 ? config.sampleBytes : 1);
-    pthread_mutex_lock(&g_lock);
+    g_lock.lock();
     freeTables();
     g_exact = config.mode == MEMTAP_MODE_EXACT;
     g_capture = config.captureFrames;
@@ -305,7 +305,7 @@ engineStart(const EngineConfig& config) noexcept {
     } else {
         freeTables();
     }
-    pthread_mutex_unlock(&g_lock);
+    g_lock.unlock();
     if (ok) {
         g_allocationsSeen.store(0, std::memory_order_relaxed);
         g_recording.store(true, std::memory_order_release);
@@ -320,14 +320,14 @@ void
 engineStop() noexcept {
     g_hookGate.fetch_and(~kGateFastPath, std::memory_order_release);
     g_recording.store(false, std::memory_order_release);
-    pthread_mutex_lock(&g_lock);
+    g_lock.lock();
     freeTables();
-    pthread_mutex_unlock(&g_lock);
+    g_lock.unlock();
 }
 
 bool
 engineRestartTraces() noexcept {
-    pthread_mutex_lock(&g_lock);
+    g_lock.lock();
     bool ok = false;
     if (g_live) {
         freeTables();
@@ -338,7 +338,7 @@ engineRestartTraces() noexcept {
             freeTables();
         }
     }
-    pthread_mutex_unlock(&g_lock);
+    g_lock.unlock();
     return ok;
 }
 
@@ -418,14 +418,14 @@ EngineTotals
 engineTotals() noexcept {
     EngineTotals totals{};
     totals.allocationsSeen = g_allocationsSeen.load(std::memory_order_relaxed);
-    pthread_mutex_lock(&g_lock);
+    g_lock.lock();
     int64_t bytes = g_tracedBytes;
     int64_t countFp = g_tracedCountFp;
     auto positive = [](int64_t v) { return v > 0 ? static_cast<uint64_t>(v) : uint64_t{0}; };
     totals.nativeHeapBytes = positive(g_kindBytes[1]);
     totals.nativeMappedBytes = positive(g_kindBytes[2]);
     totals.trackedBytes = positive(g_kindBytes[3]);
-    pthread_mutex_unlock(&g_lock);
+    g_lock.unlock();
     totals.tracedBytes = bytes > 0 ? static_cast<uint64_t>(bytes) : 0;
     totals.tracedCount = countFp > 0 ? static_cast<uint64_t>((countFp + kCountOne / 2) / kCountOne) : 0;
     return totals;
@@ -433,32 +433,32 @@ engineTotals() noexcept {
 
 EnginePeak
 enginePeak() noexcept {
-    pthread_mutex_lock(&g_lock);
+    g_lock.lock();
     EnginePeak peak{};
     peak.peakBytes = g_peakBytes > 0 ? static_cast<uint64_t>(g_peakBytes) : 0;
     peak.peakUnixMs = g_peakUnixMs;
     peak.capturedBytes = g_capturedBytes > 0 ? static_cast<uint64_t>(g_capturedBytes) : 0;
     peak.capturedUnixMs = g_capturedUnixMs;
-    pthread_mutex_unlock(&g_lock);
+    g_lock.unlock();
     return peak;
 }
 
 void
 engineResetPeak() noexcept {
-    pthread_mutex_lock(&g_lock);
+    g_lock.lock();
     if (g_live) {
         g_peakBytes = g_tracedBytes;
         g_peakUnixMs = coarseUnixMs();
         capturePeak();
     }
-    pthread_mutex_unlock(&g_lock);
+    g_lock.unlock();
 }
 
 size_t
 engineTracebackCount() noexcept {
-    pthread_mutex_lock(&g_lock);
+    g_lock.lock();
     size_t n = g_live ? g_traces.value.tracebackCount() : 0;
-    pthread_mutex_unlock(&g_lock);
+    g_lock.unlock();
     return n;
 }
 
@@ -467,7 +467,7 @@ engineCopyTracebacks(SnapshotRow* rows, size_t capacity, EngineTotals* totals,
                      SnapshotKind kind) noexcept {
     size_t n = 0;
     bool peak = kind == SnapshotKind::kPeak;
-    pthread_mutex_lock(&g_lock);
+    g_lock.lock();
     if (g_live) {
         // The only work under the lock: one pass over the aggregates, which
         // the hooks keep up to date, so allocating threads wait little.
@@ -485,7 +485,7 @@ engineCopyTracebacks(SnapshotRow* rows, size_t capacity, EngineTotals* totals,
     }
     int64_t bytes = peak ? g_capturedBytes : g_tracedBytes;
     int64_t countFp = peak ? g_capturedCountFp : g_tracedCountFp;
-    pthread_mutex_unlock(&g_lock);
+    g_lock.unlock();
     totals->allocationsSeen = g_allocationsSeen.load(std::memory_order_relaxed);
     totals->tracedBytes = bytes > 0 ? static_cast<uint64_t>(bytes) : 0;
     totals->tracedCount = countFp > 0 ? static_cast<uint64_t>((countFp + kCountOne / 2) / kCountOne) : 0;
@@ -497,9 +497,9 @@ engineFindBlock(const void* ptr, uint64_t* size, uint32_t* trace) noexcept {
     if (g_filter == nullptr || !filterMayContain(ptr)) {
         return false;
     }
-    pthread_mutex_lock(&g_lock);
+    g_lock.lock();
     bool found = g_live && g_addresses.value.find(reinterpret_cast<uintptr_t>(ptr), size, trace);
-    pthread_mutex_unlock(&g_lock);
+    g_lock.unlock();
     return found;
 }
 
@@ -520,7 +520,7 @@ engineMarkSite(const char* file, int line, uint8_t* marks, size_t cap, int64_t* 
                int64_t* bytes) noexcept {
     size_t n = std::strlen(file);
     size_t matched = 0;
-    pthread_mutex_lock(&g_lock);
+    g_lock.lock();
     if (g_live) {
         Traces& traces = g_traces.value;
         size_t count = traces.tracebackCount();
@@ -536,14 +536,14 @@ engineMarkSite(const char* file, int line, uint8_t* marks, size_t cap, int64_t* 
             ++matched;
         }
     }
-    pthread_mutex_unlock(&g_lock);
+    g_lock.unlock();
     return matched;
 }
 
 bool
 engineTopFrame(uint32_t trace, char* file, size_t cap, int* line) noexcept {
     bool found = false;
-    pthread_mutex_lock(&g_lock);
+    g_lock.lock();
     if (g_live && trace < g_traces.value.tracebackCount() && cap > 0) {
         const Traceback& t = g_traces.value.traceback(trace);
         if (t.nframes != 0) {
@@ -555,7 +555,7 @@ engineTopFrame(uint32_t trace, char* file, size_t cap, int* line) noexcept {
             found = true;
         }
     }
-    pthread_mutex_unlock(&g_lock);
+    g_lock.unlock();
     return found;
 }
 
@@ -566,12 +566,12 @@ engineString(uint32_t id) noexcept {
 
 void
 engineForkPrepare() noexcept {
-    pthread_mutex_lock(&g_lock);
+    g_lock.lock();
 }
 
 void
 engineForkParent() noexcept {
-    pthread_mutex_unlock(&g_lock);
+    g_lock.unlock();
 }
 
 void
@@ -584,7 +584,7 @@ engineForkChild() noexcept {
     // child's pid): a later attach to the child must not see the parent's.
     g_thread.tid = 0;
     freeTables();
-    g_lock = PTHREAD_MUTEX_INITIALIZER;
+    g_lock.resetInChild();
 }
 
 } // namespace memtap_agent
