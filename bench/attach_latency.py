@@ -139,15 +139,17 @@ def bench_interpreter(name, python, ticker_so, cycles, n_gdb, baseline=None):
     memtap has been in (see README, "gdb after memtap"); and for a baseline
     memtap build, whose agent is another image."""
     rows = {}
-    with start_target(python, ticker_so)
-as target
-    : rows["idle"] = idle_gaps(target, cycles) rows["memtap"] =
-          memtap_cycles(name, target, cycles) check_alive(target) if baseline : with start_target(
-                                                                                    python, ticker_so)
-as target : rows["baseline"] = memtap_cycles(name + " baseline", target, cycles, baseline)
-                check_alive(target) rows["gdb"] = dict(wall = [], c = [], py = [], rss = []) if n_gdb > 0
-    : with
-      start_target(python, ticker_so) as target:
+    with start_target(python, ticker_so) as target:
+        rows["idle"] = idle_gaps(target, cycles)
+        rows["memtap"] = memtap_cycles(name, target, cycles)
+        check_alive(target)
+    if baseline:
+        with start_target(python, ticker_so) as target:
+            rows["baseline"] = memtap_cycles(name + " baseline", target, cycles, baseline)
+            check_alive(target)
+    rows["gdb"] = dict(wall=[], c=[], py=[], rss=[])
+    if n_gdb > 0:
+        with start_target(python, ticker_so) as target:
             rows["gdb"] = gdb_cycles(name, target, n_gdb)
             check_alive(target)
     return rows

@@ -106,7 +106,7 @@ def main():
                 out.append("%-6s %-12s %s%s" % (w, cname, " ".join("%.3f" % x for x in times[(w, cname)]),
                                                  extra))
         out.append("```")
-#goals
+        # goals
         notes = []
         for w in workloads:
             base = median(times[(w, "baseline")])

@@ -19,14 +19,14 @@ REPO = os.path.dirname(HERE)
 TARGETS = os.path.join(HERE, "targets")
 MEMTAP = os.environ.get("MEMTAP", "/work/build-bench/src/cli/memtap")
 
-#name->interpreter."3.6", "3.11", "3.12" and "3.13" are pyenv builds(libpython shared
-# or not, as pyenv built them); "debian-3.11" is / usr / bin / python3, statically
-#linked, the only one with Flask installed.
+# name -> interpreter. "3.6", "3.11", "3.12" and "3.13" are pyenv builds (libpython shared
+# or not, as pyenv built them); "debian-3.11" is /usr/bin/python3, statically
+# linked, the only one with Flask installed.
 
 
 def _exit_on_sigterm(signum, frame):
-#SIGTERM(e.g.from `timeout`) unwinds like Ctrl - C, so every Child and
-#run_bounded below kills and reaps what it started.
+    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so every Child and
+    # run_bounded below kills and reaps what it started.
     sys.exit(128 + signum)
 
 
@@ -67,11 +67,19 @@ def run_bounded(argv, timeout, env=None):
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
         status, usage = None, None
         try:
-            deadline
-    = start + timeout while True : pid, st,
-        ru = os.wait4(p.pid, os.WNOHANG) if pid == p.pid : status, usage = st,
-        ru break if time.perf_counter() > deadline : break time.sleep(0.0005) finally : if status is None
-        : try : os.kill(p.pid, signal.SIGKILL)
+            deadline = start + timeout
+            while True:
+                pid, st, ru = os.wait4(p.pid, os.WNOHANG)
+                if pid == p.pid:
+                    status, usage = st, ru
+                    break
+                if time.perf_counter() > deadline:
+                    break
+                time.sleep(0.0005)
+        finally:
+            if status is None:
+                try:
+                    os.kill(p.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
                 _, status, usage = os.wait4(p.pid, 0)
@@ -188,7 +196,7 @@ def p90(xs):
     if not xs:
         return float("nan")
     s = sorted(xs)
-#nearest - rank
+    # nearest-rank
     k = max(0, min(len(s) - 1, int(round(0.9 * len(s) + 0.4999)) - 1))
     return s[k]
 
@@ -214,8 +222,9 @@ def log(msg):
     sys.stderr.write(msg + "\n")
     sys.stderr.flush()
 
-#The configurations churn.py and peak_rss.py compare : (name, memtap attach
-#flags or None for no attach, extra environment).
+
+# The configurations churn.py and peak_rss.py compare: (name, memtap attach
+# flags or None for no attach, extra environment).
 CONFIGS = [
     ("baseline", None, {}),
     ("sampled", [], {}),

@@ -61,8 +61,7 @@ for line in sys.stdin:
 LOOP_GROW = LOOP.replace('''def work():
     for i in range(300000):
         s = str(i) * 3
-        d = {
-    "a" : s, "b" : [ s, i ]}''', '''def work():
+        d = {"a": s, "b": [s, i]}''', '''def work():
     kept = []
     for i in range(200000):
         s = str(i) * 3
@@ -104,8 +103,7 @@ class Target:
 
     def ratios(self):
         base = min(self.best["baseline"])
-        return {
-k: (min(v), min(v) / base) for k, v in self.best.items()}
+        return {k: (min(v), min(v) / base) for k, v in self.best.items()}
 
     def close(self):
         self.process.kill()
@@ -145,10 +143,10 @@ def main():
                                            ", ".join("%s %.3f s (%.2fx)" % (k, r[k][0], r[k][1])
                                                      for k in CONFIGS)))
     if len(results) == 2:
-#Two views of the same comparison : each build's ratio to its own
-#baseline, and the best times directly(same loop, same
-#interpreter, interleaved, so load hits both alike); the baseline
-#and detached columns of the direct view show the noise floor.
+        # Two views of the same comparison: each build's ratio to its own
+        # baseline, and the best times directly (same loop, same
+        # interpreter, interleaved, so load hits both alike); the baseline
+        # and detached columns of the direct view show the noise floor.
         print("this build / baseline build: ratio of ratios: sampled %.3f, exact-f1 %.3f; best times: %s"
               % (results[0]["sampled"][1] / results[1]["sampled"][1],
                  results[0]["exact-f1"][1] / results[1]["exact-f1"][1],

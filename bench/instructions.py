@@ -1,49 +1,54 @@
-""
-    "Issue 13, the figure this machine can measure reproducibly: instructions.
+"""Issue 13, the figure this machine can measure reproducibly: instructions.
 
-    On this 2 -
-    core VM the same workload's CPU time moves by up to 2x from one run
-        to the next with nothing else running(bench / README.md),
-    which buries a 3 % overhead.Instruction counts do not move
-    : valgrind's callgrind counts every instruction the process
-      executes(memtap's hooks and agent thread included),
-    the same on every run up to sampling's random draws. This runs macro
-        .py's workloads (bench/targets/macro_ir.py) once per setup under callgrind,
-    one process per setup and interpreter,
-    and compares each workload 's instructions with the unhooked process' s.
+On this 2-core VM the same workload's CPU time moves by up to 2x from one
+run to the next with nothing else running (bench/README.md), which buries
+a 3% overhead. Instruction counts do not move: valgrind's callgrind counts
+every instruction the process executes (memtap's hooks and agent thread
+included), the same on every run up to sampling's random draws. This runs
+macro.py's workloads (bench/targets/macro_ir.py) once per setup under
+callgrind, one process per setup and interpreter, and compares each
+workload's instructions with the unhooked process's.
 
-        Instructions are not time : a hook's few instructions cost more in cache misses
-        or branch mispredictions than their count says,
-    and less when they run alongside the allocator's own. bench/macro.py measures the time; this is the
-        check that does not depend on the machine's mood.
+Instructions are not time: a hook's few instructions cost more in cache
+misses or branch mispredictions than their count says, and less when they
+run alongside the allocator's own. bench/macro.py measures the time;
+this is the check that does not depend on the machine's mood.
 
-        Usage : /
-                usr / bin / python3 bench /
-                instructions
-                    .py[--interpreters 3.11, 3.13, debian - 3.11][--reps N][--jobs J][--markdown FILE] ""
-                                                                                                       "
-                import argparse import concurrent
-                    .futures import glob import math import os import shutil import sys import tempfile
+Usage: /usr/bin/python3 bench/instructions.py [--interpreters 3.11,3.13,debian-3.11] [--reps N]
+                                             [--jobs J] [--markdown FILE]
+"""
+import argparse
+import concurrent.futures
+import glob
+import math
+import os
+import shutil
+import sys
+import tempfile
 
-                sys.path.insert(0, os.path.dirname(os.path.abspath(__file__))) import common #noqa
-    : E402 from common import log #noqa : E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+from common import log  # noqa: E402
 
-                                          TARGET = os.path.join(common.TARGETS, "macro_ir.py") SETUPS =
-        [ "unhooked", "sampled", "exact-f1", "exact", "tracemalloc" ]
+TARGET = os.path.join(common.TARGETS, "macro_ir.py")
+SETUPS = ["unhooked", "sampled", "exact-f1", "exact", "tracemalloc"]
 
-    def agent_library()
-    :
-#The agent next to the memtap binary's build tree (src/cli/memtap ->
-#src / agent / libmemtap - agent.so).
-      build = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(common.MEMTAP)))) path =
-          os.path.join(build, "src", "agent", "libmemtap-agent.so") if not os.path.exists(path)
-    : raise SystemExit("instructions.py: no agent library at %s (build memtap first, or set MEMTAP)" %
-                       path) return path
 
-      def measure(python, setup, reps, agent)
-    : ""
-      "Instructions per workload (name -> count) for one setup."
-      "" out_dir = tempfile.mkdtemp(prefix = "memtap-ir-") try : argv = ["valgrind", "--tool=callgrind", "--dump-before=getppid",
+def agent_library():
+    # The agent of the memtap binary's build tree (src/cli/memtap ->
+    # src/agent/libmemtap-agent.so).
+    build = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(common.MEMTAP))))
+    path = os.path.join(build, "src", "agent", "libmemtap-agent.so")
+    if not os.path.exists(path):
+        raise SystemExit("instructions.py: no agent library at %s (build memtap first, or set MEMTAP)" % path)
+    return path
+
+
+def measure(python, setup, reps, agent):
+    """Instructions per workload (name -> count) for one setup."""
+    out_dir = tempfile.mkdtemp(prefix="memtap-ir-")
+    try:
+        argv = ["valgrind", "--tool=callgrind", "--dump-before=getppid",
                 "--callgrind-out-file=%s/cg.%%p" % out_dir, python, TARGET, setup, agent, str(reps)]
         env = dict(os.environ, PYTHONHASHSEED="0")
         r = common.run_bounded(argv, 3600, env=env)
@@ -55,10 +60,8 @@
             with open(path) as f:
                 total = next(int(line.split()[1]) for line in f if line.startswith("summary:"))
             parts[int(path.rsplit(".", 1)[1])] = total
-#Part 2i + 1 ends with workload i's warm-up, part 2i+2 with its runs.
-        return {
-    name: parts[2 * i + 2] for i, name in enumerate(names)
-    }
+        # Part 2i+1 ends with workload i's warm-up, part 2i+2 with its runs.
+        return {name: parts[2 * i + 2] for i, name in enumerate(names)}
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
 

@@ -55,9 +55,7 @@ def calibrate(child, names, target_s, column):
 
 
 def bench_interpreter(label, python, rounds, target_s, best, column):
-    samples = {
-p : {} for
-        p in PHASES}
+    samples = {p: {} for p in PHASES}
     with Child([python, TARGET]) as target, \
             Child([python, TARGET], env=dict(os.environ, PYTHONTRACEMALLOC="1")) as traced:
         target.read_line(60, "ready")
@@ -83,12 +81,10 @@ p : {} for
 
 
 def ratios(names, samples):
-    base = {
-n: median(samples["unhooked"][n]) for n in names}
+    base = {n: median(samples["unhooked"][n]) for n in names}
     out = {}
     for phase in PHASES[1:]:
-        out[phase] = {
-n: median(samples[phase][n]) / base[n] for n in names}
+        out[phase] = {n: median(samples[phase][n]) / base[n] for n in names}
     return base, out
 
 

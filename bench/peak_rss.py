@@ -91,7 +91,7 @@ def main():
                                                    for c, _, _ in CONFIGS))
         s = median(hwm["sampled"]) / base
         out.append("\nGoal sampled <= 1.05x peak RSS: %s (%.3fx).\n" % ("met" if s <= 1.05 else "MISSED", s))
-#sampled : agent_bytes as the live heap grows
+        # sampled: agent_bytes as the live heap grows
         rows = []
         for n in sizes:
             h, before, after = run_once(python, n, [], {})
