@@ -349,9 +349,8 @@ engineOnAlloc(ThreadState& t, void* ptr, size_t size) noexcept {
 }
 
 void
-engineOnFree(ThreadState& t, void* ptr) noexcept {
-    countCall(t);
-    release(ptr);
+engineOnFree(ThreadState&, void* ptr) noexcept {
+    release(ptr); // frees are not counted: allocations_seen counts allocations
 }
 
 void
@@ -382,8 +381,7 @@ engineOnTracked(ThreadState& t, unsigned int domain, uintptr_t ptr, size_t size)
 }
 
 void
-engineOnUntracked(ThreadState& t, unsigned int domain, uintptr_t ptr) noexcept {
-    countCall(t);
+engineOnUntracked(ThreadState&, unsigned int domain, uintptr_t ptr) noexcept {
     uint64_t slot = domainSlot(domain, false);
     if (slot != 0 && ptr >> 48 == 0) {
         release(trackedKey(slot, ptr));
@@ -401,8 +399,7 @@ engineOnNativeAlloc(ThreadState& t, uint32_t module, void* ptr, size_t size, boo
 }
 
 void
-engineOnNativeFree(ThreadState& t, void* ptr, bool mapped) noexcept {
-    countCall(t);
+engineOnNativeFree(ThreadState&, void* ptr, bool mapped) noexcept {
     auto address = reinterpret_cast<uintptr_t>(ptr);
     if (address >> 48 == 0) {
         release(trackedKey(mapped ? kNativeMapSlot : kNativeHeapSlot, address));

@@ -94,49 +94,82 @@ runArmedWorkIfAny(bool heapWalkAllowed) {
 // stack frame, no busy flag (nothing it does could be recorded twice).
 // Everything else takes the slow path below, as every call did before.
 //
-// Why a size limit in the mem and obj domains: pymalloc serves requests
+// When the original may call our hooks again, the call is guarded instead
+// (busy set around it, still without the engine): pymalloc serves requests
 // over 512 bytes (SMALL_REQUEST_THRESHOLD, Objects/obmalloc.c) through
-// PyMem_RawMalloc, that is through our raw hook again. Without busy set by
-// the outer call, the inner one would take the same bytes off the countdown
-// a second time and double the block's chance of being sampled. 480 leaves
-// room for the 32 bytes of pads the debug hooks add (PYTHONMALLOC=debug,
-// _PyMem_DebugRawAlloc: 4 * sizeof(size_t)). A small request can still
-// reach the raw domain (pymalloc growing its arena vector, 3.10+ radix tree
+// PyMem_RawMalloc, and reallocates a block it does not manage through
+// PyMem_RawRealloc, both through our raw hook. Unguarded, the inner call
+// would take the same bytes off the countdown a second time and double the
+// block's chance of being sampled. So mem/obj allocations jump straight to
+// the original only up to 480 bytes (room for the 32 bytes of pads the debug
+// hooks add, PYTHONMALLOC=debug, _PyMem_DebugRawAlloc: 4 * sizeof(size_t)),
+// and mem/obj reallocs are always guarded. A small request can still reach
+// the raw domain (pymalloc growing its arena vector, 3.10+ radix tree
 // nodes); those are blocks of their own, seen once, as raw allocations.
 constexpr size_t kFastObjectBytes = 480;
 constexpr size_t kFastRawBytes = size_t{1} << 30; // keeps the countdown's arithmetic far from overflow
 
+enum class FastPath : uint8_t {
+    kJump,  // no sample point: straight to the original
+    kGuard, // no sample point, but the original may call our hooks: busy around it
+    kSlow,  // a sample point, a count due, armed work, not sampled mode, ...
+};
+
+// Takes this call's bytes off the countdown and counts it when the answer
+// is not kSlow. oldPtr: a realloc's block (must not be traced), else null.
 template <int D>
-__attribute__((always_inline)) inline bool
-allocationSkipsEngine(ThreadState& t, size_t size) {
-    constexpr size_t limit = D == kDomainRaw ? kFastRawBytes : kFastObjectBytes;
+__attribute__((always_inline)) inline FastPath
+fastPathFor(ThreadState& t, size_t size, const void* oldPtr) {
     uint32_t gate = g_hookGate.load(std::memory_order_relaxed);
     // mem/obj: armed GIL work must run, so the word must be the bit alone.
-    if (size > limit || (D == kDomainRaw ? (gate & kGateFastPath) == 0 : gate != kGateFastPath)) {
-        return false;
+    if (size > kFastRawBytes ||
+        (D == kDomainRaw ? (gate & kGateFastPath) == 0 : gate != kGateFastPath)) {
+        return FastPath::kSlow;
     }
     uint32_t calls = t.callWord + 1; // >= kSeenBatch if busy or a batch is due
     int64_t left = t.countdown - static_cast<int64_t>(size);
-    if (calls >= kSeenBatch || left <= 0) {
-        return false; // or a sample point falls inside this block
+    if (calls >= kSeenBatch || left <= 0 || (oldPtr != nullptr && filterMayContain(oldPtr))) {
+        return FastPath::kSlow; // or a sample point falls inside this block
     }
     t.callWord = calls;
     t.countdown = left;
-    return true;
+    bool mayReenter = D != kDomainRaw && (oldPtr != nullptr || size > kFastObjectBytes);
+    return mayReenter ? FastPath::kGuard : FastPath::kJump;
 }
 
+__attribute__((noinline)) void*
+guardedMalloc(const PyMemAllocatorEx& o, size_t size) {
+    ThreadState& t = g_thread;
+    setBusy(t);
+    void* ptr = o.malloc(o.ctx, size);
+    clearBusy(t);
+    return ptr;
+}
+
+__attribute__((noinline)) void*
+guardedCalloc(const PyMemAllocatorEx& o, size_t nelem, size_t elsize) {
+    ThreadState& t = g_thread;
+    setBusy(t);
+    void* ptr = o.calloc(o.ctx, nelem, elsize);
+    clearBusy(t);
+    return ptr;
+}
+
+__attribute__((noinline)) void*
+guardedRealloc(const PyMemAllocatorEx& o, void* oldPtr, size_t size) {
+    ThreadState& t = g_thread;
+    setBusy(t);
+    void* ptr = o.realloc(o.ctx, oldPtr, size);
+    clearBusy(t);
+    return ptr;
+}
+
+// No thread-local at all: frees are not counted, and a free on a busy
+// thread that the filter rules out is forwarded by the slow path too.
 __attribute__((always_inline)) inline bool
-freeSkipsEngine(ThreadState& t, const void* ptr) {
+freeSkipsEngine(const void* ptr) {
     // The gate first: the filter is mapped before the bit is ever set.
-    if ((g_hookGate.load(std::memory_order_relaxed) & kGateFastPath) == 0) {
-        return false;
-    }
-    uint32_t calls = t.callWord + 1;
-    if (calls >= kSeenBatch || filterMayContain(ptr)) {
-        return false;
-    }
-    t.callWord = calls;
-    return true;
+    return (g_hookGate.load(std::memory_order_relaxed) & kGateFastPath) != 0 && !filterMayContain(ptr);
 }
 
 // The slow path, shared by every instance: o is that instance's original.
@@ -178,8 +211,8 @@ slowCalloc(const PyMemAllocatorEx& o, size_t nelem, size_t elsize) {
 }
 
 template <int D>
-__attribute__((always_inline)) inline void*
-forwardRealloc(const PyMemAllocatorEx& o, void* oldPtr, size_t size) {
+__attribute__((noinline)) void*
+slowRealloc(const PyMemAllocatorEx& o, void* oldPtr, size_t size) {
     ThreadState& t = g_thread;
     if (isBusy(t) || !g_recording.load(std::memory_order_relaxed)) {
         return o.realloc(o.ctx, oldPtr, size);
@@ -216,10 +249,11 @@ template <int D, int G>
 void*
 hookMalloc(void*, size_t size) noexcept {
     const PyMemAllocatorEx& o = g_slots[D][G].original;
-    if (allocationSkipsEngine<D>(g_thread, size)) [[likely]] {
+    FastPath path = fastPathFor<D>(g_thread, size, nullptr);
+    if (path == FastPath::kJump) [[likely]] {
         return o.malloc(o.ctx, size);
     }
-    return slowMalloc<D>(o, size);
+    return path == FastPath::kGuard ? guardedMalloc(o, size) : slowMalloc<D>(o, size);
 }
 
 template <int D, int G>
@@ -227,24 +261,32 @@ void*
 hookCalloc(void*, size_t nelem, size_t elsize) noexcept {
     const PyMemAllocatorEx& o = g_slots[D][G].original;
     size_t size = 0;
-    if (!__builtin_mul_overflow(nelem, elsize, &size) && allocationSkipsEngine<D>(g_thread, size))
-        [[likely]] {
+    FastPath path = __builtin_mul_overflow(nelem, elsize, &size)
+                        ? FastPath::kSlow
+                        : fastPathFor<D>(g_thread, size, nullptr);
+    if (path == FastPath::kJump) [[likely]] {
         return o.calloc(o.ctx, nelem, elsize);
     }
-    return slowCalloc<D>(o, nelem, elsize);
+    return path == FastPath::kGuard ? guardedCalloc(o, nelem, elsize) : slowCalloc<D>(o, nelem, elsize);
 }
 
 template <int D, int G>
 void*
 hookRealloc(void*, void* oldPtr, size_t size) noexcept {
-    return forwardRealloc<D>(g_slots[D][G].original, oldPtr, size);
+    const PyMemAllocatorEx& o = g_slots[D][G].original;
+    // A realloc of NULL is a malloc; any other realloc in mem/obj is guarded.
+    FastPath path = fastPathFor<D>(g_thread, size, oldPtr);
+    if (path == FastPath::kJump) [[likely]] {
+        return o.realloc(o.ctx, oldPtr, size);
+    }
+    return path == FastPath::kGuard ? guardedRealloc(o, oldPtr, size) : slowRealloc<D>(o, oldPtr, size);
 }
 
 template <int D, int G>
 void
 hookFree(void*, void* ptr) noexcept {
     const PyMemAllocatorEx& o = g_slots[D][G].original;
-    if (freeSkipsEngine(g_thread, ptr)) [[likely]] {
+    if (freeSkipsEngine(ptr)) [[likely]] {
         o.free(o.ctx, ptr);
         return;
     }

@@ -183,7 +183,8 @@ typedef int (*memtap_agent_start_fn)(struct memtap_start_args*);
  *                    is traced since then), rss_at_attach_bytes (the
  *                    process's RSS then, from /proc/self/statm: none of it is
  *                    traced), allocations_seen
- *                    (allocator calls seen by the hooks since attach),
+ *                    (allocation calls, malloc/calloc/realloc, seen by
+ *                    the hooks since attach; frees are not counted),
  *                    traced_bytes, traced_count (estimates in sampled mode),
  *                    malloc_free_bytes (free bytes glibc's malloc holds,
  *                    mallinfo2 fordblks), and from the same mallinfo2

@@ -12,7 +12,7 @@
 
 namespace memtap_agent {
 
-// Allocator calls are counted per thread and added to the global counter in
+// Allocation calls (not frees) are counted per thread and added to the global counter in
 // batches, so the common path has no atomic read-modify-write on a cache line
 // shared by every allocating thread. Status may lag by kSeenBatch-1 calls per
 // thread.
@@ -24,8 +24,8 @@ inline constexpr uint32_t kBusyBit = 1u << 31;
 
 struct ThreadState {
     // kBusyBit: set while a hook (or the agent's own thread) must not record
-    // what this thread allocates. Bits 0-30: allocator calls not yet added to
-    // the global counter.
+    // what this thread allocates. Bits 0-30: allocation calls not yet added
+    // to the global counter.
     uint32_t callWord;
     // gettid() of this thread, fetched by the first traced allocation (the
     // slow path, never the unsampled one) so it costs one syscall per
