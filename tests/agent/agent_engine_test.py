@@ -24,6 +24,39 @@ def burst(count, size):
 BURST_LINENO = burst.__code__.co_firstlineno + 1
 
 
+def grown(count, size):
+    """Buffers that reach their size by realloc: a bytearray's buffer starts
+    in a pymalloc pool and moves past 512 bytes, where pymalloc takes the
+    new block from the raw domain (through the raw hook again)."""
+    out = []
+    for _ in range(count):
+        b = bytearray(64)
+        b += bytes(size - 64)  # GROWN LINE
+        out.append(b)
+    return out
+
+
+def shrunk(count, size):
+    """Buffers that shrink by realloc below 480 bytes from a block pymalloc
+    does not manage (over 512 bytes): pymalloc passes such a realloc to
+    PyMem_RawRealloc, through the raw hook again."""
+    out = []
+    for _ in range(count):
+        b = bytearray(4096)
+        del b[size:]  # SHRUNK LINE
+        out.append(b)
+    return out
+
+
+def marked_line(marker):
+    with open(THIS_FILE) as source:
+        return next(n for n, line in enumerate(source, 1) if line.rstrip().endswith(marker))
+
+
+GROWN_LINENO = marked_line("# GROWN LINE")
+SHRUNK_LINENO = marked_line("# SHRUNK LINE")
+
+
 def tracemalloc_burst_bytes(count, size):
     """tracemalloc's compare_to for the burst line."""
     tracemalloc.start(1)
@@ -121,6 +154,21 @@ def sampled_mode(agent, module):
     _, traces = snapshot(agent)
     est_size, _ = line_totals(traces, BURST_LINENO)
     ac.check(est_size < expected * 0.05, "sampled: freed burst still shows %d bytes" % est_size)
+    # Grown by realloc: counted once, not once per hook the call passes.
+    data = grown(count_objects, size)
+    _, traces = snapshot(agent)
+    est_size, _ = line_totals(traces, GROWN_LINENO)
+    ac.check(within(est_size, expected, 0.25),
+             "sampled: realloc'd buffers estimated %d bytes, grown to ~%d" % (est_size, expected))
+    del data
+    shrink_count, shrink_size = 40000, 400
+    data = shrunk(shrink_count, shrink_size)
+    _, traces = snapshot(agent)
+    est_size, _ = line_totals(traces, SHRUNK_LINENO)
+    held = sum(sys.getsizeof(b) - sys.getsizeof(bytearray()) for b in data[:100]) * shrink_count // 100
+    ac.check(within(est_size, held, 0.25),
+             "sampled: buffers shrunk by realloc estimated %d bytes, hold ~%d" % (est_size, held))
+    del data
     agent.detach()
     print("sampled: estimate ok (mean %d)" % mean)
 
