@@ -109,33 +109,28 @@ runArmedWorkIfAny(bool heapWalkAllowed) {
 constexpr size_t kFastObjectBytes = 480;
 constexpr size_t kFastRawBytes = size_t{1} << 30; // keeps the countdown's arithmetic far from overflow
 
-enum class FastPath : uint8_t {
-    kJump,  // no sample point: straight to the original
-    kGuard, // no sample point, but the original may call our hooks: busy around it
-    kSlow,  // a sample point, a count due, armed work, not sampled mode, ...
-};
-
-// Takes this call's bytes off the countdown and counts it when the answer
-// is not kSlow. oldPtr: a realloc's block (must not be traced), else null.
+// The checks every fast path makes: sampled mode and nothing armed, not
+// busy, no count due, no sample point inside the block's bytes. Takes the
+// bytes off the countdown and counts the call when it says yes.
 template <int D>
-__attribute__((always_inline)) inline FastPath
-fastPathFor(ThreadState& t, size_t size, const void* oldPtr) {
+__attribute__((always_inline)) inline bool
+skipsEngine(ThreadState& t, size_t size) {
     uint32_t gate = g_hookGate.load(std::memory_order_relaxed);
     // mem/obj: armed GIL work must run, so the word must be the bit alone.
-    if (size > kFastRawBytes ||
-        (D == kDomainRaw ? (gate & kGateFastPath) == 0 : gate != kGateFastPath)) {
-        return FastPath::kSlow;
+    if (D == kDomainRaw ? (gate & kGateFastPath) == 0 : gate != kGateFastPath) {
+        return false;
     }
-    uint32_t calls = t.callWord + 1; // >= kSeenBatch if busy or a batch is due
-    int64_t left = t.countdown - static_cast<int64_t>(size);
-    if (calls >= kSeenBatch || left <= 0 || (oldPtr != nullptr && filterMayContain(oldPtr))) {
-        return FastPath::kSlow; // or a sample point falls inside this block
+    // callWord + 1 >= kSeenBatch if busy or a batch is due.
+    if (t.callWord >= kSeenBatch - 1 || t.countdown <= static_cast<int64_t>(size)) {
+        return false;
     }
-    t.callWord = calls;
-    t.countdown = left;
-    bool mayReenter = D != kDomainRaw && (oldPtr != nullptr || size > kFastObjectBytes);
-    return mayReenter ? FastPath::kGuard : FastPath::kJump;
+    t.callWord += 1;
+    t.countdown -= static_cast<int64_t>(size);
+    return true;
 }
+
+// Up to this size an allocation with no sample point jumps to the original.
+template <int D> constexpr size_t kJumpBytes = D == kDomainRaw ? kFastRawBytes : kFastObjectBytes;
 
 __attribute__((noinline)) void*
 guardedMalloc(const PyMemAllocatorEx& o, size_t size) {
@@ -243,17 +238,56 @@ slowFree(const PyMemAllocatorEx& o, void* ptr) {
     clearBusy(t);
 }
 
+// Off the jump path: a mem/obj allocation over kJumpBytes with no sample
+// point is guarded; anything else with a sample point (or a count due, ...)
+// is recorded by the slow path.
+template <int D>
+__attribute__((noinline)) void*
+mallocOffJumpPath(const PyMemAllocatorEx& o, size_t size) {
+    if (D != kDomainRaw && size > kJumpBytes<D> && size <= kFastRawBytes &&
+        skipsEngine<D>(g_thread, size)) {
+        return guardedMalloc(o, size);
+    }
+    return slowMalloc<D>(o, size);
+}
+
+template <int D>
+__attribute__((noinline)) void*
+callocOffJumpPath(const PyMemAllocatorEx& o, size_t nelem, size_t elsize, size_t size) {
+    if (D != kDomainRaw && size > kJumpBytes<D> && size <= kFastRawBytes &&
+        skipsEngine<D>(g_thread, size)) {
+        return guardedCalloc(o, nelem, elsize);
+    }
+    return slowCalloc<D>(o, nelem, elsize);
+}
+
+// A realloc of NULL is a malloc; any other realloc in mem/obj is guarded
+// (the old block may be one pymalloc passes to PyMem_RawRealloc). The old
+// block must not be traced.
+template <int D>
+__attribute__((always_inline)) inline void*
+realloc(const PyMemAllocatorEx& o, void* oldPtr, size_t size) {
+    ThreadState& t = g_thread;
+    // The gate's bit before the filter: the filter is mapped before the bit
+    // is ever set.
+    if (size <= kFastRawBytes && (g_hookGate.load(std::memory_order_relaxed) & kGateFastPath) != 0 &&
+        (oldPtr == nullptr || !filterMayContain(oldPtr)) && skipsEngine<D>(t, size)) {
+        bool jump = D == kDomainRaw || (oldPtr == nullptr && size <= kJumpBytes<D>);
+        return jump ? o.realloc(o.ctx, oldPtr, size) : guardedRealloc(o, oldPtr, size);
+    }
+    return slowRealloc<D>(o, oldPtr, size);
+}
+
 // All hooks are here: one instance per domain and generation, so each knows
 // its original without a lookup.
 template <int D, int G>
 void*
 hookMalloc(void*, size_t size) noexcept {
     const PyMemAllocatorEx& o = g_slots[D][G].original;
-    FastPath path = fastPathFor<D>(g_thread, size, nullptr);
-    if (path == FastPath::kJump) [[likely]] {
+    if (size <= kJumpBytes<D> && skipsEngine<D>(g_thread, size)) [[likely]] {
         return o.malloc(o.ctx, size);
     }
-    return path == FastPath::kGuard ? guardedMalloc(o, size) : slowMalloc<D>(o, size);
+    return mallocOffJumpPath<D>(o, size);
 }
 
 template <int D, int G>
@@ -261,25 +295,19 @@ void*
 hookCalloc(void*, size_t nelem, size_t elsize) noexcept {
     const PyMemAllocatorEx& o = g_slots[D][G].original;
     size_t size = 0;
-    FastPath path = __builtin_mul_overflow(nelem, elsize, &size)
-                        ? FastPath::kSlow
-                        : fastPathFor<D>(g_thread, size, nullptr);
-    if (path == FastPath::kJump) [[likely]] {
+    if (__builtin_mul_overflow(nelem, elsize, &size)) {
+        return slowCalloc<D>(o, nelem, elsize);
+    }
+    if (size <= kJumpBytes<D> && skipsEngine<D>(g_thread, size)) [[likely]] {
         return o.calloc(o.ctx, nelem, elsize);
     }
-    return path == FastPath::kGuard ? guardedCalloc(o, nelem, elsize) : slowCalloc<D>(o, nelem, elsize);
+    return callocOffJumpPath<D>(o, nelem, elsize, size);
 }
 
 template <int D, int G>
 void*
 hookRealloc(void*, void* oldPtr, size_t size) noexcept {
-    const PyMemAllocatorEx& o = g_slots[D][G].original;
-    // A realloc of NULL is a malloc; any other realloc in mem/obj is guarded.
-    FastPath path = fastPathFor<D>(g_thread, size, oldPtr);
-    if (path == FastPath::kJump) [[likely]] {
-        return o.realloc(o.ctx, oldPtr, size);
-    }
-    return path == FastPath::kGuard ? guardedRealloc(o, oldPtr, size) : slowRealloc<D>(o, oldPtr, size);
+    return realloc<D>(g_slots[D][G].original, oldPtr, size);
 }
 
 template <int D, int G>
