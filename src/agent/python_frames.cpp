@@ -1,11 +1,12 @@
 // Frame walking without Python.h: see python_frames.h for the contract.
 //
 // Every structure is read through byte offsets chosen once by framesInit()
-// from the per-version tables below. Each offset was read from the CPython
+// from the per-version tables (python_layouts.h). Each offset was read from the CPython
 // header named next to it (x86-64, release build, default GIL build) and
 // checked with offsetof() against the headers of the interpreters installed
 // by pyenv (3.6.15, 3.7.16, 3.8.18, 3.9.18, 3.10.13, 3.11.7, 3.12.1, 3.13.0)
-// and Debian's 3.11.2. The public structs (PyCodeObject, PyFrameObject,
+// and Debian's 3.11.2; 3.14 and 3.15 come from transcribed structs only and
+// must agree with the interpreter's _Py_DebugOffsets. The public structs (PyCodeObject, PyFrameObject,
 // PyThreadState, PyASCIIObject) keep their layout within a minor version; the
 // internal _PyInterpreterFrame does in practice and is what tracemalloc,
 // py-spy and pystack rely on too.
