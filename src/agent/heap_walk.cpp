@@ -343,6 +343,21 @@ runHeapWalk(const PythonApi& api, const HeapWalkRequest& request, const std::ato
         appendKeyValue(out, "walk_result", "unsupported");
         return;
     }
+    if (api.minor > 13) {
+        // 3.14+ was built from headers for frames only: the dict, values and
+        // gc layouts the walk reads are not derived for it, so nothing is read.
+        char note[80] = "the heap walk reads CPython 3.6 to 3.13 only; this is 3.";
+        size_t at = std::strlen(note);
+        int minor = api.minor < 100 ? api.minor : 99;
+        if (minor >= 10) {
+            note[at++] = static_cast<char>('0' + minor / 10);
+        }
+        note[at++] = static_cast<char>('0' + minor % 10);
+        note[at] = '\0';
+        appendKeyValue(out, "walk_result", "unsupported");
+        appendKeyValue(out, "walk_note", note);
+        return;
+    }
     if (!c.graph.init(request.maxObjects)) {
         appendKeyValue(out, "walk_result", "no-memory");
         return;

@@ -1,11 +1,12 @@
 // Frame walking without Python.h: see python_frames.h for the contract.
 //
 // Every structure is read through byte offsets chosen once by framesInit()
-// from the per-version tables below. Each offset was read from the CPython
+// from the per-version tables (python_layouts.h). Each offset was read from the CPython
 // header named next to it (x86-64, release build, default GIL build) and
 // checked with offsetof() against the headers of the interpreters installed
 // by pyenv (3.6.15, 3.7.16, 3.8.18, 3.9.18, 3.10.13, 3.11.7, 3.12.1, 3.13.0)
-// and Debian's 3.11.2. The public structs (PyCodeObject, PyFrameObject,
+// and Debian's 3.11.2; 3.14 and 3.15 come from transcribed structs only and
+// must agree with the interpreter's _Py_DebugOffsets. The public structs (PyCodeObject, PyFrameObject,
 // PyThreadState, PyASCIIObject) keep their layout within a minor version; the
 // internal _PyInterpreterFrame does in practice and is what tracemalloc,
 // py-spy and pystack rely on too.
@@ -31,11 +32,14 @@ namespace {
 using layouts::FrameModel;
 using layouts::kFrameOwnedByCStack;
 using layouts::kFrameOwnedByGenerator;
+using layouts::kFrameOwnedByInterpreter;
 using layouts::kObSize;
 using layouts::kObType;
 using layouts::kUniLength;
 using layouts::kUniState;
 using layouts::Layout;
+using pyobj::ptrAt;
+using pyobj::readAt;
 
 using TstateGetter = void* (*)();
 using Addr2LineFn = int (*)(const void* code, int byteOffset);
@@ -75,26 +79,50 @@ setNote(const char* a, const char* b = nullptr) noexcept {
     g_note[used] = '\0';
 }
 
-// 3.13: the interpreter's own _Py_DebugOffsets (first member of _PyRuntime,
-// Include/internal/pycore_runtime.h) must agree with the layout table, field by
-// field, or frames stay off. Returns false to refuse frames.
+// 3.13+: the interpreter's own _Py_DebugOffsets (first member of _PyRuntime,
+// Include/internal/pycore_runtime.h in 3.13, pycore_debug_offsets.h in 3.14+)
+// must agree with the layout table, field by field, or frames stay off. With
+// no table (known == nullptr: a version newer than memtap knows), a sane one
+// is the layout. Returns false to refuse frames.
 bool
-confirmWithDebugOffsets(int minor, const Layout& layout, void* (*lookup)(const char*)) noexcept {
+confirmWithDebugOffsets(int minor, Layout* layout, const Layout* known,
+                        void* (*lookup)(const char*)) noexcept {
     const void* runtime = lookup("_PyRuntime");
     if (runtime == nullptr) {
-        setNote("layout table (no _PyRuntime symbol to cross-check)");
-        return true;
+        setNote(known ? "layout table (no _PyRuntime symbol to cross-check)"
+                      : "frames off: newer CPython than memtap knows and no _PyRuntime");
+        return known != nullptr;
     }
-    layouts::DebugOffsets313 offsets;
-    memcpy(&offsets, runtime, sizeof offsets);
+    layouts::WalkerOffsets w;
+    char cookie[8];
+    memcpy(cookie, runtime, sizeof cookie);
+    if (minor == 13) {
+        layouts::DebugOffsets313 d;
+        memcpy(&d, runtime, sizeof d);
+        w = layouts::walkerOffsets(d);
+    } else {
+        layouts::DebugOffsets314 d;
+        memcpy(&d, runtime, sizeof d);
+        w = layouts::walkerOffsets(d);
+    }
+    // sizeof(PyCodeObject) is PyCode_Type.tp_basicsize (Objects/codeobject.c).
+    const void* codeType = lookup("PyCode_Type");
+    uint64_t codeBasic =
+        minor >= 14 && codeType != nullptr ? readAt<uint64_t>(codeType, layouts::kTpBasicSize) : 0;
     const char* field = nullptr;
-    switch (layouts::checkDebugOffsets313(offsets, minor, layout, &field)) {
+    switch (layouts::checkWalkerOffsets(cookie, w, minor, known, codeBasic, &field)) {
     case layouts::DebugOffsetsVerdict::Agree:
-        setNote("layout table, confirmed by _Py_DebugOffsets");
+        if (known == nullptr) {
+            layouts::layoutFromWalkerOffsets(w, layout);
+            setNote("newer CPython than memtap knows: frames from _Py_DebugOffsets");
+        } else {
+            setNote("layout table, confirmed by _Py_DebugOffsets");
+        }
         return true;
     case layouts::DebugOffsetsVerdict::Absent:
-        setNote("layout table (no _Py_DebugOffsets cookie)");
-        return true;
+        setNote(known ? "layout table (no _Py_DebugOffsets cookie)"
+                      : "frames off: newer CPython than memtap knows, no _Py_DebugOffsets");
+        return known != nullptr;
     case layouts::DebugOffsetsVerdict::WrongVersion:
         setNote("frames off: _Py_DebugOffsets names another CPython version");
         return false;
@@ -110,9 +138,6 @@ confirmWithDebugOffsets(int minor, const Layout& layout, void* (*lookup)(const c
     }
     return false;
 }
-
-using pyobj::ptrAt;
-using pyobj::readAt;
 
 inline bool
 isCode(const void* obj) noexcept {
@@ -275,7 +300,8 @@ void
 visitInterpreterFrames(const void* tstate, int limit, Fn fn) noexcept {
     const Layout& l = g_state.layout;
     const void* frame = ptrAt(tstate, l.tstateFrame);
-    if (l.model != FrameModel::Interp313) {
+    bool direct = l.model == FrameModel::Interp313 || l.model == FrameModel::Interp314;
+    if (!direct) {
         // 3.11, 3.12: tstate->cframe->current_frame.
         if (frame == nullptr) {
             return;
@@ -288,19 +314,26 @@ visitInterpreterFrames(const void* tstate, int limit, Fn fn) noexcept {
             break;
         }
         char owner = readAt<char>(frame, l.ifOwner);
-        if (owner == kFrameOwnedByCStack && l.model != FrameModel::Interp311) {
-            continue; // entry shim of _PyEval_EvalFrameDefault, no Python code
+        if (owner >= kFrameOwnedByInterpreter && l.model != FrameModel::Interp311) {
+            continue; // 3.12/3.13 entry shim; 3.14+ interpreter-owned and base frames
         }
         const void* code = ptrAt(frame, l.ifCode);
-        if (code == nullptr || (l.model == FrameModel::Interp313 && !isCode(code))) {
-            continue; // 3.13: f_executable is None for shims
+        if (l.model == FrameModel::Interp314) {
+            // A _PyStackRef: PyStackRef_AsPyObjectBorrow clears the tag bits
+            // (Include/internal/pycore_stackref.h, v3.14.0, GIL build).
+            code = reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(code) &
+                                                 ~layouts::cpy314::kTagBits);
         }
-        // _PyFrame_IsIncomplete (pycore_frame.h, 3.11-3.13): a frame still
-        // running its prologue (COPY_FREE_VARS, MAKE_CELL, RETURN_GENERATOR)
-        // is not yet visible to Python; traceback and tracemalloc skip it.
+        if (code == nullptr || (direct && !isCode(code))) {
+            continue; // 3.13+: f_executable is None for shims
+        }
+        // _PyFrame_IsIncomplete (pycore_frame.h 3.11-3.13, pycore_interpframe.h
+        // 3.14): a frame still running its prologue (COPY_FREE_VARS,
+        // MAKE_CELL, RETURN_GENERATOR) is not yet visible to Python;
+        // traceback and tracemalloc skip it.
         const char* codeStart = static_cast<const char*>(code) + l.coCodeAdaptive;
         const char* instr = static_cast<const char*>(ptrAt(frame, l.ifInstr));
-        int firstTraceable = readAt<int>(code, l.coFirstTraceable);
+        int firstTraceable = l.noFirstTraceable ? 0 : readAt<int>(code, l.coFirstTraceable);
         if (owner != kFrameOwnedByGenerator &&
             instr < codeStart + 2 * static_cast<ptrdiff_t>(firstTraceable)) {
             continue;
@@ -453,10 +486,12 @@ framesInit(int major, int minor, void* (*lookup)(const char* name)) noexcept {
         return false;
     }
     const Layout* found = layouts::layoutForMinor(minor);
-    if (found == nullptr) {
+    // A version newer than every table (3.16+) may still be walked from its
+    // _Py_DebugOffsets; an older unknown one may not.
+    if (found == nullptr && minor <= layouts::kNewestKnownMinor) {
         return false;
     }
-    Layout layout = *found;
+    Layout layout = found != nullptr ? *found : Layout{};
     // Builds whose object header differs from the layouts above: Py_TRACE_REFS
     // prepends _ob_next/_ob_prev to every object and exports
     // _Py_PrintReferences; the free-threaded 3.13t build (Py_GIL_DISABLED)
@@ -466,7 +501,7 @@ framesInit(int major, int minor, void* (*lookup)(const char* name)) noexcept {
         return false;
     }
     setNote("layout table");
-    if (minor >= 13 && !confirmWithDebugOffsets(minor, layout, lookup)) {
+    if (minor >= 13 && !confirmWithDebugOffsets(minor, &layout, found, lookup)) {
         return false;
     }
     State state{};

@@ -4,8 +4,10 @@
 // allocates, so every function is noexcept and does no allocation, takes no
 // lock, makes no syscall and never calls back into CPython code that could do
 // any of those. There is no Python.h: the walker reads the interpreter's own
-// structures through layouts declared by hand per minor version (3.6..3.13),
-// each offset citing the CPython header it comes from (python_frames.cpp).
+// structures through per-version layouts (python_layouts.h: 3.6..3.13 checked
+// against installed headers, 3.14/3.15 transcribed structs), each offset
+// citing the CPython header it comes from, or, for a newer version, through
+// the interpreter's own _Py_DebugOffsets when it is sane.
 #ifndef MEMTAP_AGENT_PYTHON_FRAMES_H
 #define MEMTAP_AGENT_PYTHON_FRAMES_H
 

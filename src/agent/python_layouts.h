@@ -8,6 +8,7 @@
 #ifndef MEMTAP_AGENT_PYTHON_LAYOUTS_H
 #define MEMTAP_AGENT_PYTHON_LAYOUTS_H
 
+#include <cstddef>
 #include <cstdint>
 
 namespace memtap_agent {
@@ -20,6 +21,7 @@ enum class FrameModel : unsigned char {
     Interp311,   // 3.11: tstate->cframe->current_frame, _PyInterpreterFrame
     Interp312,   // 3.12: as 3.11, plus FRAME_OWNED_BY_CSTACK shim frames
     Interp313,   // 3.13: tstate->current_frame, f_executable may be non-code
+    Interp314,   // 3.14+: as 3.13, f_executable a tagged _PyStackRef
 };
 
 // Where an instance keeps attribute values that are in no dict yet (3.11+,
@@ -65,6 +67,9 @@ struct Layout {
     unsigned compactSize = 0;
     bool unicodeHasReady = false;  // state.ready bit exists (<= 3.11)
     bool lastiInCodeUnits = false; // PyFrameObject.f_lasti counts code units (3.10)
+    // An unknown newer version laid out from _Py_DebugOffsets alone, which
+    // has no _co_firsttraceable: incomplete frames cannot be told apart.
+    bool noFirstTraceable = false;
     // The heap walk (heap_walk.h) reads a frame's local variables and names.
     // <= 3.10: PyCodeObject.co_nlocals, co_varnames, co_cellvars, co_freevars
     // (f_localsplus holds locals, then cells, then free variables; its offset
@@ -296,6 +301,132 @@ constexpr Layout kLayout313 = [] {
     return l;
 }();
 
+// 3.14 and 3.15: built from headers only (no such interpreter can be
+// installed here), so the structs are transcribed (field names and order,
+// default GIL build, x86-64) and the offsets are computed by the compiler.
+namespace cpy314 {
+// Include/internal/pycore_interpframe_structs.h (v3.14.0; unchanged on the
+// 3.15 branch): struct _PyInterpreterFrame. _PyStackRef
+// (Include/internal/pycore_structs.h) is a union holding one uintptr_t.
+struct InterpreterFrame {
+    uintptr_t f_executable; // _PyStackRef: code object or None, tagged
+    InterpreterFrame* previous;
+    uintptr_t f_funcobj;
+    void* f_globals;
+    void* f_builtins;
+    void* f_locals;
+    void* frame_obj;
+    uint16_t* instr_ptr; // _Py_CODEUNIT*: the instruction executing
+    uintptr_t* stackpointer;
+    uint16_t return_offset; // (int32_t tlbc_index precedes it only in Py_GIL_DISABLED)
+    char owner;
+    uint8_t visited;
+    uintptr_t localsplus[1];
+};
+static_assert(offsetof(InterpreterFrame, instr_ptr) == 56);
+static_assert(offsetof(InterpreterFrame, owner) == 74);
+static_assert(offsetof(InterpreterFrame, localsplus) == 80);
+
+// Include/cpython/code.h (v3.14.0): _PyCode_DEF(1), GIL build (no co_tlbc).
+struct CodeObject {
+    void* ob_refcnt_and_type[2];
+    intptr_t ob_size;
+    void* co_consts;
+    void* co_names;
+    void* co_exceptiontable;
+    int co_flags, co_argcount, co_posonlyargcount, co_kwonlyargcount, co_stacksize, co_firstlineno,
+        co_nlocalsplus, co_framesize, co_nlocals, co_ncellvars, co_nfreevars;
+    uint32_t co_version;
+    void* co_localsplusnames;
+    void* co_localspluskinds;
+    void* co_filename;
+    void* co_name;
+    void* co_qualname;
+    void* co_linetable;
+    void* co_weakreflist;
+    void* co_executors;
+    void* _co_cached;
+    uintptr_t _co_instrumentation_version;
+    void* _co_monitoring;
+    intptr_t _co_unique_id;
+    int _co_firsttraceable;
+    void* co_extra;
+    char co_code_adaptive[1];
+};
+static_assert(offsetof(CodeObject, co_firstlineno) == 68);
+static_assert(offsetof(CodeObject, co_filename) == 112);
+static_assert(offsetof(CodeObject, _co_firsttraceable) == 192);
+static_assert(offsetof(CodeObject, co_code_adaptive) == 208);
+
+// Include/cpython/pystate.h (v3.14.0): struct _ts up to current_frame;
+// c_recursion_remaining is gone (the C stack limits moved to
+// _PyThreadStateImpl).
+struct ThreadState {
+    void* prev;
+    void* next;
+    void* interp;
+    uintptr_t eval_breaker;
+    uint32_t _status; // bit-field word
+    int _whence, state, py_recursion_remaining, py_recursion_limit, recursion_headroom, tracing,
+        what_event;
+    InterpreterFrame* current_frame;
+};
+static_assert(offsetof(ThreadState, current_frame) == 64);
+
+// Include/cpython/pystate.h (3.15 branch): int holds_gil follows _status.
+struct ThreadState315 {
+    void* prev;
+    void* next;
+    void* interp;
+    uintptr_t eval_breaker;
+    uint32_t _status;
+    int holds_gil, _whence, state, py_recursion_remaining, py_recursion_limit, recursion_headroom,
+        tracing, what_event;
+    InterpreterFrame* current_frame;
+};
+static_assert(offsetof(ThreadState315, current_frame) == 72);
+
+// Include/internal/pycore_stackref.h (v3.14.0, GIL build): the low bits of a
+// _PyStackRef are tags (Py_TAG_BITS); PyStackRef_AsPyObjectBorrow masks them.
+constexpr uintptr_t kTagBits = 3;
+} // namespace cpy314
+
+constexpr Layout kLayout314 = [] {
+    using F = cpy314::InterpreterFrame;
+    using C = cpy314::CodeObject;
+    Layout l = kLayout313;
+    l.model = FrameModel::Interp314;
+    l.tstateFrame = offsetof(cpy314::ThreadState, current_frame);
+    l.ifCode = offsetof(F, f_executable);
+    l.ifPrevious = offsetof(F, previous);
+    l.ifInstr = offsetof(F, instr_ptr);
+    l.ifOwner = offsetof(F, owner);
+    l.ifLocalsPlus = offsetof(F, localsplus);
+    l.coFirstLineno = offsetof(C, co_firstlineno);
+    l.coFilename = offsetof(C, co_filename);
+    l.coName = offsetof(C, co_name);
+    l.coLineTable = offsetof(C, co_linetable);
+    l.coFirstTraceable = offsetof(C, _co_firsttraceable);
+    l.coCodeAdaptive = offsetof(C, co_code_adaptive);
+    l.coNLocalsPlus = offsetof(C, co_nlocalsplus);
+    l.coLocalsPlusNames = offsetof(C, co_localsplusnames);
+    // Include/cpython/unicodeobject.h (v3.14.0): PyASCIIObject and
+    // PyCompactUnicodeObject as in 3.12 (40, 56 bytes).
+    // The heap walk is refused on 3.14+ (heap_walk.cpp): htCachedKeys and
+    // the values model are not derived for these versions.
+    l.htCachedKeys = 0;
+    l.values = ValuesModel::None;
+    return l;
+}();
+
+// 3.15: the code object and frame as in 3.14 (read on the 3.15 branch), the
+// thread state with holds_gil.
+constexpr Layout kLayout315 = [] {
+    Layout l = kLayout314;
+    l.tstateFrame = offsetof(cpy314::ThreadState315, current_frame);
+    return l;
+}();
+
 // The type object and the few containers the heap walk reads, the same from
 // 3.6 to 3.13 (Include/cpython/object.h, Include/object.h in 3.6/3.7):
 // PyTypeObject { PyObject_VAR_HEAD (24), tp_name, tp_basicsize, tp_itemsize,
@@ -349,9 +480,13 @@ constexpr unsigned kDkUnicodeEntrySize = 16;
 constexpr unsigned kValues313 = 8;
 constexpr unsigned kValuesValid313 = 3;
 
-// enum _frameowner, Include/internal/pycore_frame.h (3.11 ... 3.13).
+// enum _frameowner, Include/internal/pycore_frame.h (3.11 ... 3.13),
+// pycore_interpframe_structs.h (3.14, 3.15).
 constexpr char kFrameOwnedByGenerator = 1;
-constexpr char kFrameOwnedByCStack = 3; // 3.12+: the C-stack entry shim
+constexpr char kFrameOwnedByCStack = 3; // 3.12, 3.13: the C-stack entry shim
+// 3.14+: FRAME_OWNED_BY_INTERPRETER (3) and above (3.14 FRAME_OWNED_BY_CSTACK,
+// 3.15 FRAME_OWNED_BY_THREAD_STATE, both 4) hold no Python code.
+constexpr char kFrameOwnedByInterpreter = 3;
 
 // Where the cyclic gc keeps its generation lists (heap_gc.cpp reads them to
 // find objects no root reaches). Every tracked object's PyGC_Head sits just
@@ -412,6 +547,10 @@ gcLayoutForMinor(int minor) noexcept {
     }
 }
 
+// The newest minor version with a table; a newer one is laid out from its
+// _Py_DebugOffsets alone (python_frames.cpp).
+constexpr int kNewestKnownMinor = 15;
+
 // The layout of CPython 3.minor, or nullptr if that version is not supported.
 constexpr const Layout*
 layoutForMinor(int minor) noexcept {
@@ -431,6 +570,10 @@ layoutForMinor(int minor) noexcept {
         return &kLayout312;
     case 13:
         return &kLayout313;
+    case 14:
+        return &kLayout314;
+    case 15:
+        return &kLayout315;
     default:
         return nullptr;
     }

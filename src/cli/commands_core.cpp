@@ -119,10 +119,22 @@ runAttach(const ParsedArgs& args) {
                 options.native ? " with native modules' malloc/mmap" : "",
                 static_cast<double>(result.latency.count()) / 1000.0,
                 static_cast<double>(result.longestThreadStop.count()) / 1000.0);
+    if (!result.pythonNote.empty()) {
+        std::printf("note: %s\n", result.pythonNote.c_str());
+    }
     // A process whose chain was cut many times may have no spare hooks left.
     if (auto agent = tryReadAgentStatus(pid)) {
         if (auto since = tracedSince(agent->values)) {
             std::printf("%s\n", since->c_str());
+        }
+        // Frames off (or read from _Py_DebugOffsets alone, on a CPython newer
+        // than memtap's tables): say so now, not only in `status`.
+        auto note = agent->values.find("frame_note");
+        auto capture = agent->values.find("frame_capture");
+        if (note != agent->values.end() &&
+            ((capture != agent->values.end() && capture->second == "no") ||
+             note->second.starts_with("newer CPython"))) {
+            std::printf("frames: %s; sizes and counts are traced\n", note->second.c_str());
         }
         if (auto problem = hookChainProblem(agent->values)) {
             std::fprintf(stderr, "memtap: warning: %s\n", problem->c_str());

@@ -112,6 +112,9 @@ pollHeapWalkOrThrow(pid_t pid, uint64_t sequence) {
     if (state == "cancelled") {
         throw Error(ExitCode::Failure, "the heap walk was cancelled in the target (a detach?)");
     }
+    if (state == "done" && walk.result() == "unsupported" && !walk.text("walk_note").empty()) {
+        throw Error(ExitCode::NotSupported, fmt::format("process {}: {}", pid, walk.text("walk_note")));
+    }
     if (state == "done" && walk.result() == "unsupported") {
         throw Error(ExitCode::NotSupported,
                     fmt::format("process {}'s interpreter cannot be walked: memtap reads no frames of "

@@ -33,7 +33,7 @@ allCommands() {
 std::string
 mainHelp(const std::vector<CommandSpec>& commands) {
     std::string text = "usage: memtap [-v] COMMAND PID [options]\n\n"
-                       "Find what holds memory in a running CPython process (3.6-3.13): attach by PID,\n"
+                       "Find what holds memory in a running CPython process (3.6-3.15): attach by PID,\n"
                        "no restart, no code change, nothing installed in the target.\n\ncommands:\n";
     for (const auto& command : commands) {
         text += fmt::format("  {:<10} {}\n", command.name, command.summary);

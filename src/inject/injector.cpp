@@ -417,6 +417,7 @@ attachOrThrow(pid_t pid, const AttachOptions& options) {
     auto modules = symbols::ProcessModules::readOrThrow(pid);
     auto python = symbols::discoverPythonOrThrow(modules);
     result.python = python.version;
+    result.pythonNote = python.note;
     interrupts.throwIfInterrupted(pid, false);
     if (int removed = removeStaleAgentSockets(pid)) {
         spdlog::debug("removed {} agent socket(s) of processes that are gone", removed);

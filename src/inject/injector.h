@@ -32,6 +32,7 @@ struct AttachResult {
     bool alreadyAttached = false; // an agent was already serving; nothing was done
     bool reusedAgent = false;     // the dormant agent of an earlier attach was restarted
     std::string python;           // e.g. "3.11.7"
+    std::string pythonNote;       // PythonTarget::note: a newer CPython, degraded
     pid_t borrowedThread = 0;
     std::chrono::microseconds latency{0};           // start to hooks live
     std::chrono::microseconds longestThreadStop{0}; // longest time one thread was held stopped

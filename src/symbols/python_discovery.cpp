@@ -251,6 +251,31 @@ freeThreadedEvidence(const ProcessModules& modules, const Module& module) {
     return std::nullopt;
 }
 
+// _PyRuntime starts with _Py_DebugOffsets { char cookie[8] = "xdebugpy";
+// uint64_t version (PY_VERSION_HEX); ... } (Include/internal/pycore_runtime.h
+// v3.13.0, pycore_debug_offsets.h v3.14.0): true if it is there and names
+// this major.minor.
+bool
+debugOffsetsNameVersion(const ProcessModules& modules, const Module& module, const Version& version) {
+    const ElfFile& elf = modules.elf(module);
+    std::optional<ElfSymbol> runtime = elf.findSymbol("_PyRuntime");
+    if (!runtime) {
+        return false;
+    }
+    constexpr size_t kPrefix = 16;
+    auto bytes = readRemote(modules.pid(), module.loadBias + runtime->value, kPrefix);
+    if (!bytes) {
+        bytes = elf.readAtVaddr(runtime->value, kPrefix);
+    }
+    if (!bytes || bytes->size() < kPrefix || std::memcmp(bytes->data(), "xdebugpy", 8) != 0) {
+        return false;
+    }
+    uint64_t hex = 0;
+    std::memcpy(&hex, bytes->data() + 8, sizeof hex);
+    return static_cast<int>((hex >> 24) & 0xff) == version.major &&
+           static_cast<int>((hex >> 16) & 0xff) == version.minor;
+}
+
 std::string
 supportedRange() {
     return fmt::format("memtap supports CPython 3.{} to 3.{}", kMinSupportedMinor, kMaxSupportedMinor);
@@ -315,8 +340,13 @@ discoverPythonOrThrow(const ProcessModules& modules) {
                         "run the program under the default (GIL) build of CPython");
         }
     }
+    // Newer than every layout memtap has: sizes and counts need only the
+    // allocator API, frames need a _Py_DebugOffsets table (the agent decides),
+    // so a valid cookie naming this very version is enough to attach.
+    bool newerWithDebugOffsets = version->major == 3 && version->minor > kMaxSupportedMinor &&
+                                 hasAllocatorApi && debugOffsetsNameVersion(modules, *runtime, *version);
     if (version->major != 3 || version->minor < kMinSupportedMinor ||
-        version->minor > kMaxSupportedMinor || !hasAllocatorApi) {
+        (version->minor > kMaxSupportedMinor && !newerWithDebugOffsets) || !hasAllocatorApi) {
         throw Error(ExitCode::NotSupported,
                     fmt::format("process {} runs Python {}; {}", pid, version->text, supportedRange()));
     }
@@ -333,6 +363,13 @@ discoverPythonOrThrow(const ProcessModules& modules) {
     target.major = version->major;
     target.minor = version->minor;
     target.version = version->text;
+    if (newerWithDebugOffsets) {
+        target.note = fmt::format("CPython {} is newer than memtap knows (3.{} to 3.{}): sizes and "
+                                  "counts are traced, frames only if its _Py_DebugOffsets has every "
+                                  "field the walker needs (see `memtap status`); refs and types are "
+                                  "refused",
+                                  version->text, kMinSupportedMinor, kMaxSupportedMinor);
+    }
     return target;
 }
 

@@ -18,14 +18,17 @@ struct PythonTarget {
     int major = 0;
     int minor = 0;
     std::string version; // "3.11.7" when known, else "3.11"
+    // Non-empty for a version newer than kMaxSupportedMinor: what is degraded.
+    std::string note;
 };
 
 // Supported range, inclusive.
 inline constexpr int kMinSupportedMinor = 6;
-inline constexpr int kMaxSupportedMinor = 13;
+inline constexpr int kMaxSupportedMinor = 15; // 3.14, 3.15 built from headers
 
 // Throws Error(NotSupported) for a process without CPython, with Python 2, or
-// with a CPython 3 outside 3.6..3.13, or with a free-threaded (Py_GIL_DISABLED)
+// with a CPython 3 before 3.6, or newer than 3.15 without the allocator API and a
+// _Py_DebugOffsets cookie naming its version, or with a free-threaded (Py_GIL_DISABLED)
 // build, detected from its exports or _PyRuntime.debug_offsets.free_threaded.
 PythonTarget discoverPythonOrThrow(const ProcessModules& modules);
 

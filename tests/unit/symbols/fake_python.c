@@ -5,7 +5,9 @@
  *   default                 a 3.13.0 GIL build, which discovery accepts;
  *   FAKE_FT_SYMBOL          also exports _Py_DecRefShared, which only
  *                           Py_GIL_DISABLED builds declare (Include/object.h, v3.13.0);
- *   FAKE_FT_DEBUG_OFFSETS   _PyRuntime.debug_offsets.free_threaded is 1.
+ *   FAKE_FT_DEBUG_OFFSETS   _PyRuntime.debug_offsets.free_threaded is 1;
+ *   FAKE_316                a "3.16.0" newer than memtap's tables, with a cookie;
+ *   FAKE_316 + FAKE_NO_COOKIE  the same without _Py_DebugOffsets' cookie.
  * Prints "ready" and sleeps. */
 #include <stdint.h>
 #include <stdio.h>
@@ -14,8 +16,15 @@
 
 #define EXPORT __attribute__((visibility("default"), used))
 
-/* Include/patchlevel.h: PY_VERSION_HEX of 3.13.0 final. */
-EXPORT const unsigned long Py_Version = 0x030D00F0UL;
+/* Include/patchlevel.h: PY_VERSION_HEX of 3.13.0 (or 3.16.0) final. */
+#ifdef FAKE_316
+#define FAKE_VERSION_HEX 0x031000F0UL
+#define FAKE_VERSION_TEXT "3.16.0"
+#else
+#define FAKE_VERSION_HEX 0x030D00F0UL
+#define FAKE_VERSION_TEXT "3.13.0"
+#endif
+EXPORT const unsigned long Py_Version = FAKE_VERSION_HEX;
 
 EXPORT void
 PyMem_SetAllocator(int domain, void* allocator) {
@@ -25,7 +34,7 @@ PyMem_SetAllocator(int domain, void* allocator) {
 
 EXPORT const char*
 Py_GetVersion(void) {
-    return "3.13.0";
+    return FAKE_VERSION_TEXT;
 }
 
 #ifdef FAKE_FT_SYMBOL
@@ -46,8 +55,12 @@ struct FakeRuntime {
 };
 
 EXPORT struct FakeRuntime _PyRuntime = {
+#ifdef FAKE_NO_COOKIE
+    {0},
+#else
     {'x', 'd', 'e', 'b', 'u', 'g', 'p', 'y'},
-    0x030D00F0UL,
+#endif
+    FAKE_VERSION_HEX,
 #ifdef FAKE_FT_DEBUG_OFFSETS
     1,
 #else

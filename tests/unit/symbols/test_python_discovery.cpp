@@ -168,7 +168,7 @@ TEST_CASE("discoverPythonOrThrow rejects Python 2.7", "[python]") {
         CHECK(e.code() == memtap::ExitCode::NotSupported);
         CHECK(
             std::string(e.what()) ==
-            fmt::format("process {} runs Python 2.7; memtap supports CPython 3.6 to 3.13", child.pid()));
+            fmt::format("process {} runs Python 2.7; memtap supports CPython 3.6 to 3.15", child.pid()));
         CHECK_FALSE(e.hint().empty());
     }
 }
@@ -222,6 +222,33 @@ TEST_CASE("discoverPythonOrThrow refuses free-threaded builds", "[python]") {
                 "process {} runs a free-threaded CPython 3.13.0 (Py_GIL_DISABLED", child.pid())));
             CHECK(what.find('\n') == std::string::npos);
             CHECK_FALSE(e.hint().empty());
+        }
+    }
+}
+
+TEST_CASE("discoverPythonOrThrow degrades on a newer CPython with _Py_DebugOffsets", "[python]") {
+    // "3.16": newer than every table. With a cookie naming it: attached, with a
+    // note naming the version; without one: refused like any unknown version.
+    {
+        SpawnedProcess child({MEMTAP_FAKE_PYTHON_316});
+        REQUIRE(child.waitReady());
+        PythonTarget target = discoverIn(child.pid());
+        CHECK(target.minor == 16);
+        CHECK(target.version == "3.16.0");
+        CHECK(target.note.starts_with("CPython 3.16.0 is newer than memtap knows (3.6 to 3.15)"));
+        CHECK(target.note.find('\n') == std::string::npos);
+    }
+    {
+        SpawnedProcess child({MEMTAP_FAKE_PYTHON_316_NO_COOKIE});
+        REQUIRE(child.waitReady());
+        try {
+            discoverIn(child.pid());
+            FAIL("expected an error");
+        } catch (const memtap::Error& e) {
+            CHECK(e.code() == memtap::ExitCode::NotSupported);
+            CHECK(std::string(e.what()) ==
+                  fmt::format("process {} runs Python 3.16.0; memtap supports CPython 3.6 to 3.15",
+                              child.pid()));
         }
     }
 }
