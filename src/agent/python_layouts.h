@@ -304,6 +304,10 @@ constexpr Layout kLayout313 = [] {
 // 3.14 and 3.15: built from headers only (no such interpreter can be
 // installed here), so the structs are transcribed (field names and order,
 // default GIL build, x86-64) and the offsets are computed by the compiler.
+// The "v3.14.0" citations below name the headers as read through the
+// workplace's source index: 3.14-era snapshots of CPython (the frame struct
+// from a newer snapshot), not a diff against the v3.14.0 release tag. The
+// interpreter's own _Py_DebugOffsets is what confirms them at attach.
 namespace cpy314 {
 // Include/internal/pycore_interpframe_structs.h (v3.14.0; unchanged on the
 // 3.15 branch): struct _PyInterpreterFrame. _PyStackRef
