@@ -266,7 +266,7 @@ callocOffJumpPath(const PyMemAllocatorEx& o, size_t nelem, size_t elsize, size_t
 // block must not be traced.
 template <int D>
 __attribute__((always_inline)) inline void*
-realloc(const PyMemAllocatorEx& o, void* oldPtr, size_t size) {
+forwardRealloc(const PyMemAllocatorEx& o, void* oldPtr, size_t size) {
     ThreadState& t = g_thread;
     // The gate's bit before the filter: the filter is mapped before the bit
     // is ever set.
@@ -307,7 +307,7 @@ hookCalloc(void*, size_t nelem, size_t elsize) noexcept {
 template <int D, int G>
 void*
 hookRealloc(void*, void* oldPtr, size_t size) noexcept {
-    return realloc<D>(g_slots[D][G].original, oldPtr, size);
+    return forwardRealloc<D>(g_slots[D][G].original, oldPtr, size);
 }
 
 template <int D, int G>
