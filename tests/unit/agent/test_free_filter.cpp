@@ -73,19 +73,13 @@ TEST_CASE("every added block is reported, and removing all clears the filter", "
     CHECK(bitsSet() == 0);
 }
 
-TEST_CASE("few traced blocks rule out almost every other address at the summary", "[free_filter]") {
+TEST_CASE("few traced blocks rule out almost every other address", "[free_filter]") {
     REQUIRE(filterMapOnce());
     filterClear();
     std::mt19937_64 rng(11);
     for (int i = 0; i < 500; ++i) {
         filterAdd(address(rng() & 0x7fffffffff0ULL));
     }
-    // 500 blocks set at most 500 of the 32768 summary bits.
-    size_t summaryBits = 0;
-    for (size_t i = 0; i < kFilterSummaryWords; ++i) {
-        summaryBits += static_cast<size_t>(__builtin_popcountll(g_filter[i]));
-    }
-    CHECK(summaryBits <= 500);
     // Consecutive 16-byte blocks, as pymalloc hands them out: they spread.
     size_t maybe = 0;
     for (uint64_t a = 0x7f0000000000; a < 0x7f0000000000 + 16 * 100000; a += 16) {
