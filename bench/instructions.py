@@ -15,7 +15,10 @@ run alongside the allocator's own. bench/macro.py measures the time;
 this is the check that does not depend on the machine's mood.
 
 Usage: /usr/bin/python3 bench/instructions.py [--interpreters 3.11,3.13,debian-3.11] [--reps N]
-                                             [--jobs J] [--markdown FILE]
+                                             [--setups unhooked,passthrough,...] [--jobs J] [--markdown FILE]
+
+The passthrough setup is hooks that only forward (targets/passthrough_hooks.c,
+built here with cc): what any PEP 445 hook costs before doing anything.
 """
 import argparse
 import concurrent.futures
@@ -31,7 +34,17 @@ import common  # noqa: E402
 from common import log  # noqa: E402
 
 TARGET = os.path.join(common.TARGETS, "macro_ir.py")
-SETUPS = ["unhooked", "sampled", "exact-f1", "exact", "tracemalloc"]
+SETUPS = ["unhooked", "passthrough", "sampled", "exact-f1", "exact", "tracemalloc"]
+PASSTHROUGH_SOURCE = os.path.join(common.TARGETS, "passthrough_hooks.c")
+
+
+def build_passthrough(out_dir):
+    """passthrough_hooks.c as a shared library, with the C compiler."""
+    path = os.path.join(out_dir, "libpassthrough_hooks.so")
+    r = common.run_bounded(["cc", "-O2", "-shared", "-fPIC", "-o", path, PASSTHROUGH_SOURCE], 120)
+    if r.returncode != 0:
+        raise SystemExit("instructions.py: building %s failed: %s" % (PASSTHROUGH_SOURCE, r.stderr[-400:]))
+    return path
 
 
 def agent_library():
@@ -73,43 +86,66 @@ def geomean(values):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--interpreters", default="3.11,3.13,debian-3.11")
+    parser.add_argument("--setups", default=",".join(SETUPS),
+                        help="which of %s (unhooked is always run)" % ",".join(SETUPS))
     parser.add_argument("--reps", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--markdown")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("instructions.py: valgrind is not installed (apt-get install valgrind)")
+    wanted = set(args.setups.split(",")) | {"unhooked"}
+    unknown = wanted - set(SETUPS)
+    if unknown:
+        raise SystemExit("instructions.py: unknown setup %s (known: %s)" % (",".join(sorted(unknown)), ",".join(SETUPS)))
+    setups = [s for s in SETUPS if s in wanted]
     agent = agent_library()
     pythons = common.available_interpreters(args.interpreters.split(","))
-    jobs = {}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        for label, python in pythons:
-            for setup in SETUPS:
-                jobs[(label, setup)] = pool.submit(measure, python, setup, args.reps, agent)
-        results = {}
-        for key, job in jobs.items():
-            results[key] = job.result()
-            log("instructions: %s %s done" % key)
+    build_dir = tempfile.mkdtemp(prefix="memtap-passthrough-")
+    try:
+        passthrough = build_passthrough(build_dir)
+        jobs = {}
+        with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            for label, python in pythons:
+                for setup in setups:
+                    library = passthrough if setup == "passthrough" else agent
+                    jobs[(label, setup)] = pool.submit(measure, python, setup, args.reps, library)
+            results = {}
+            for key, job in jobs.items():
+                results[key] = job.result()
+                log("instructions: %s %s done" % key)
+    finally:
+        shutil.rmtree(build_dir, ignore_errors=True)
     out = ["## instructions: memtap's hooks counted by callgrind, per workload (%d run each)" % args.reps, ""]
     summary = []
+    compared = setups[1:]
     for label, python in pythons:
         version = common.interpreter_version(python)
         base = results[(label, "unhooked")]
-        rel = {s: {n: results[(label, s)][n] / base[n] for n in base} for s in SETUPS[1:]}
-        rows = [[n, "%.1f" % (base[n] / 1e6)] + ["%.4fx" % rel[s][n] for s in SETUPS[1:]] for n in base]
-        rows.append(["**geomean**", ""] + ["**%.4fx**" % geomean(rel[s].values()) for s in SETUPS[1:]])
-        rows.append(["**worst**", ""] + ["%.4fx (%s)" % max((v, k) for k, v in rel[s].items()) for s in SETUPS[1:]])
+        rel = {s: {n: results[(label, s)][n] / base[n] for n in base} for s in compared}
+        rows = [[n, "%.1f" % (base[n] / 1e6)] + ["%.4fx" % rel[s][n] for s in compared] for n in base]
+        rows.append(["**geomean**", ""] + ["**%.4fx**" % geomean(rel[s].values()) for s in compared])
+        rows.append(["**worst**", ""] + ["%.4fx (%s)" % max((v, k) for k, v in rel[s].items()) for s in compared])
         out += ["### CPython %s (%s)" % (version, label), "",
-                common.table(["workload", "unhooked M instr"] + SETUPS[1:], rows), ""]
-        f1 = geomean(rel["exact-f1"].values()) - 1
-        tm = geomean(rel["tracemalloc"].values()) - 1
-        summary.append([version, "%.4fx" % geomean(rel["sampled"].values()),
-                        "%.4fx (%s)" % max((v, k) for k, v in rel["sampled"].items()),
-                        "%.3fx" % geomean(rel["exact-f1"].values()), "%.3fx" % geomean(rel["exact"].values()),
-                        "%.3fx" % geomean(rel["tracemalloc"].values()), "%.2f" % (f1 / tm if tm > 0 else float("nan"))])
-    out += ["### Summary (instructions)", "",
-            common.table(["python", "sampled geomean", "sampled worst", "exact-f1 geomean", "exact (16) geomean",
-                          "tracemalloc (1) geomean", "exact-f1 / tracemalloc overhead"], summary), "",
+                common.table(["workload", "unhooked M instr"] + compared, rows), ""]
+        row = [version]
+        for s in compared:
+            row.append("%.4fx" % geomean(rel[s].values()))
+            if s in ("passthrough", "sampled"):
+                row.append("%.4fx (%s)" % max((v, k) for k, v in rel[s].items()))
+        if "exact-f1" in rel and "tracemalloc" in rel:
+            f1 = geomean(rel["exact-f1"].values()) - 1
+            tm = geomean(rel["tracemalloc"].values()) - 1
+            row.append("%.2f" % (f1 / tm if tm > 0 else float("nan")))
+        summary.append(row)
+    header = ["python"]
+    for s in compared:
+        header.append("%s geomean" % s)
+        if s in ("passthrough", "sampled"):
+            header.append("%s worst" % s)
+    if "exact-f1" in compared and "tracemalloc" in compared:
+        header.append("exact-f1 / tracemalloc overhead")
+    out += ["### Summary (instructions; exact is 16 frames, tracemalloc 1)", "", common.table(header, summary), "",
             "Agent: %s. Machine: %s" % (agent, common.machine_note()), ""]
     common.emit(out, args.markdown)
 

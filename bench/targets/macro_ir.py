@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """macro_target's workloads, each run once for warm-up and then --reps times
-between two os.getppid() calls, in one of five setups: unhooked, memtap's
+between two os.getppid() calls, in one of six setups: unhooked, hooks that
+only forward (passthrough_hooks.c, the floor under any PEP 445 hook), memtap's
 agent started in this process (sampled, exact --frames 1, exact 16 frames:
 the same library and entry point an attach calls, without ptrace, so the
 process can run under valgrind), or tracemalloc.start(1). Run under
@@ -8,9 +9,11 @@ process can run under valgrind), or tracemalloc.start(1). Run under
 profile part: the part after a workload's runs holds exactly their
 instructions (bench/instructions.py reads them).
 
-Usage: macro_ir.py SETUP AGENT_SO REPS   (SETUP: unhooked sampled exact-f1 exact tracemalloc)
+Usage: macro_ir.py SETUP LIBRARY REPS   (SETUP: unhooked passthrough sampled exact-f1 exact tracemalloc;
+                                         LIBRARY: the agent, or for passthrough the built passthrough_hooks.c)
 Prints "workloads NAME ..." first, in the order they run.
 """
+import ctypes
 import os
 import sys
 
@@ -20,7 +23,28 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "tests",
 import macro_target  # noqa: E402
 
 
+class Allocator(ctypes.Structure):
+    # PyMemAllocatorEx (Include/cpython/pymem.h): ctx and four functions.
+    _fields_ = [("ctx", ctypes.c_void_p), ("malloc", ctypes.c_void_p), ("calloc", ctypes.c_void_p),
+                ("realloc", ctypes.c_void_p), ("free", ctypes.c_void_p)]
+
+
+def install_passthrough(library):
+    lib = ctypes.CDLL(library)
+    get = ctypes.pythonapi.PyMem_GetAllocator
+    put = ctypes.pythonapi.PyMem_SetAllocator
+    get.restype = put.restype = None
+    for domain in (0, 1, 2):  # PYMEM_DOMAIN_RAW, _MEM, _OBJ
+        original, hooks = Allocator(), Allocator()
+        get(domain, ctypes.byref(original))
+        lib.passthrough_hooks(domain, ctypes.byref(original), ctypes.byref(hooks))
+        put(domain, ctypes.byref(hooks))
+
+
 def start(setup, agent_so):
+    if setup == "passthrough":
+        install_passthrough(agent_so)
+        return None
     if setup == "tracemalloc":
         import tracemalloc
         tracemalloc.start(1)

@@ -310,7 +310,7 @@ engineStart(const EngineConfig& config) noexcept {
         g_allocationsSeen.store(0, std::memory_order_relaxed);
         g_recording.store(true, std::memory_order_release);
         if (!g_exact) {
-            g_hookGate.fetch_or(kGateFastPath, std::memory_order_release);
+            raiseGate(kGateFastPath);
         }
     }
     return ok;
@@ -318,7 +318,7 @@ engineStart(const EngineConfig& config) noexcept {
 
 void
 engineStop() noexcept {
-    g_hookGate.fetch_and(~kGateFastPath, std::memory_order_release);
+    lowerGate(kGateFastPath);
     g_recording.store(false, std::memory_order_release);
     g_lock.lock();
     freeTables();
@@ -575,7 +575,7 @@ void
 engineForkChild() noexcept {
     // Only the forking thread exists in the child, and it took the lock in
     // prepare: nothing can be inside the tables, so they can go.
-    g_hookGate.fetch_and(~kGateFastPath, std::memory_order_relaxed);
+    lowerGate(kGateFastPath);
     g_recording.store(false, std::memory_order_relaxed);
     // The forking thread carries on in the child under another id (the
     // child's pid): a later attach to the child must not see the parent's.

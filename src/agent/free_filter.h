@@ -53,7 +53,8 @@ testBit(const uint64_t* words, size_t bit) noexcept {
 }
 
 // False only if no traced block has this address. g_filter must be mapped.
-inline bool
+// Inlined into every free hook, whose fast path it is.
+__attribute__((always_inline)) inline bool
 filterMayContain(const void* ptr) noexcept {
     size_t slot = filterSlot(ptr);
     return testBit(g_filter, slot >> kFilterGroupShift) && testBit(g_filter + kFilterSummaryWords, slot);

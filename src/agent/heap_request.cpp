@@ -13,8 +13,6 @@
 
 namespace memtap_agent {
 
-constinit std::atomic<uint32_t> g_hookGate{0};
-
 namespace {
 
 using GilCheckFn = int (*)();
@@ -158,7 +156,7 @@ armHeapWalk(const char* args, Text& out) noexcept {
     g_walkerTid = 0;
     g_result.reset();
     g_cancel.store(0, std::memory_order_relaxed);
-    g_hookGate.fetch_or(kGilWorkHeapWalk, std::memory_order_release);
+    raiseGate(kGilWorkHeapWalk);
     appendKeyValue(out, "heap_walk_requested", g_sequence);
     return nullptr;
 }
@@ -178,7 +176,7 @@ formatHeapWalkResult(Text& out) noexcept {
 
 void
 cancelHeapWalk() noexcept {
-    g_hookGate.fetch_and(~kGilWorkHeapWalk, std::memory_order_acq_rel);
+    lowerGate(kGilWorkHeapWalk);
     g_cancel.store(1, std::memory_order_release);
     LockGuard lock;
     if (g_state == State::kArmed) {
@@ -200,7 +198,7 @@ heapRequestForkParent() noexcept {
 void
 heapRequestForkChild() noexcept {
     // The child has no agent thread to read a result or cancel a walk.
-    g_hookGate.fetch_and(~kGilWorkHeapWalk, std::memory_order_relaxed);
+    lowerGate(kGilWorkHeapWalk);
     g_state = State::kNone;
     g_lock = PTHREAD_MUTEX_INITIALIZER;
 }

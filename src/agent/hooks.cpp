@@ -101,25 +101,39 @@ runArmedWorkIfAny(bool heapWalkAllowed) {
 // PyMem_RawRealloc, both through our raw hook. Unguarded, the inner call
 // would take the same bytes off the countdown a second time and double the
 // block's chance of being sampled. So mem/obj allocations jump straight to
-// the original only up to 480 bytes (room for the 32 bytes of pads the debug
-// hooks add, PYTHONMALLOC=debug, _PyMem_DebugRawAlloc: 4 * sizeof(size_t)),
-// and mem/obj reallocs are always guarded. A small request can still reach
-// the raw domain (pymalloc growing its arena vector, 3.10+ radix tree
-// nodes); those are blocks of their own, seen once, as raw allocations.
-constexpr size_t kFastObjectBytes = 480;
-constexpr size_t kFastRawBytes = size_t{1} << 30; // keeps the countdown's arithmetic far from overflow
+// the original only up to kFastObjectBytes, 480 (room for the 32 bytes of
+// pads the debug hooks add, PYTHONMALLOC=debug, _PyMem_DebugRawAlloc:
+// 4 * sizeof(size_t)), and mem/obj reallocs are always guarded. A small
+// request can still reach the raw domain (pymalloc growing its arena
+// vector, 3.10+ radix tree nodes); those are blocks of their own, seen
+// once, as raw allocations. kFastRawBytes keeps the countdown's arithmetic
+// far from overflow.
+//
+// An allocation's first test is its size against the domain's jump limit
+// (gil_work.h), which is 0 unless the gate lets the fast path through: one
+// compare with memory instead of a size check and a gate check.
 
-// The checks every fast path makes: sampled mode and nothing armed, not
-// busy, no count due, no sample point inside the block's bytes. Takes the
-// bytes off the countdown and counts the call when it says yes.
+// The gate's own condition, for the paths that compare the size with
+// something else: sampled mode, and in mem/obj nothing armed (armed GIL
+// work must run there).
 template <int D>
 __attribute__((always_inline)) inline bool
-skipsEngine(ThreadState& t, size_t size) {
+gateOpen() {
     uint32_t gate = g_hookGate.load(std::memory_order_relaxed);
-    // mem/obj: armed GIL work must run, so the word must be the bit alone.
-    if (D == kDomainRaw ? (gate & kGateFastPath) == 0 : gate != kGateFastPath) {
-        return false;
-    }
+    return D == kDomainRaw ? (gate & kGateFastPath) != 0 : gate == kGateFastPath;
+}
+
+template <int D>
+__attribute__((always_inline)) inline size_t
+jumpLimit() {
+    return (D == kDomainRaw ? g_rawJumpLimit : g_objectJumpLimit).load(std::memory_order_relaxed);
+}
+
+// The thread's checks every fast path makes once the gate is open: not
+// busy, no count due, no sample point inside the block's bytes. Takes the
+// bytes off the countdown and counts the call when it says yes.
+__attribute__((always_inline)) inline bool
+skipsEngine(ThreadState& t, size_t size) {
     // callWord + 1 >= kSeenBatch if busy or a batch is due.
     if (t.callWord >= kSeenBatch - 1 || t.countdown <= static_cast<int64_t>(size)) {
         return false;
@@ -128,9 +142,6 @@ skipsEngine(ThreadState& t, size_t size) {
     t.countdown -= static_cast<int64_t>(size);
     return true;
 }
-
-// Up to this size an allocation with no sample point jumps to the original.
-template <int D> constexpr size_t kJumpBytes = D == kDomainRaw ? kFastRawBytes : kFastObjectBytes;
 
 __attribute__((noinline)) void*
 guardedMalloc(const PyMemAllocatorEx& o, size_t size) {
@@ -157,14 +168,6 @@ guardedRealloc(const PyMemAllocatorEx& o, void* oldPtr, size_t size) {
     void* ptr = o.realloc(o.ctx, oldPtr, size);
     clearBusy(t);
     return ptr;
-}
-
-// No thread-local at all: frees are not counted, and a free on a busy
-// thread that the filter rules out is forwarded by the slow path too.
-__attribute__((always_inline)) inline bool
-freeSkipsEngine(const void* ptr) {
-    // The gate first: the filter is mapped before the bit is ever set.
-    return (g_hookGate.load(std::memory_order_relaxed) & kGateFastPath) != 0 && !filterMayContain(ptr);
 }
 
 // The slow path, shared by every instance: o is that instance's original.
@@ -238,14 +241,14 @@ slowFree(const PyMemAllocatorEx& o, void* ptr) {
     clearBusy(t);
 }
 
-// Off the jump path: a mem/obj allocation over kJumpBytes with no sample
-// point is guarded; anything else with a sample point (or a count due, ...)
-// is recorded by the slow path.
+// Off the jump path: a mem/obj allocation over kFastObjectBytes with no
+// sample point is guarded; anything else with a sample point (or a count
+// due, ...) is recorded by the slow path.
 template <int D>
 __attribute__((noinline)) void*
 mallocOffJumpPath(const PyMemAllocatorEx& o, size_t size) {
-    if (D != kDomainRaw && size > kJumpBytes<D> && size <= kFastRawBytes &&
-        skipsEngine<D>(g_thread, size)) {
+    if (D != kDomainRaw && size > kFastObjectBytes && size <= kFastRawBytes && gateOpen<D>() &&
+        skipsEngine(g_thread, size)) {
         return guardedMalloc(o, size);
     }
     return slowMalloc<D>(o, size);
@@ -254,8 +257,8 @@ mallocOffJumpPath(const PyMemAllocatorEx& o, size_t size) {
 template <int D>
 __attribute__((noinline)) void*
 callocOffJumpPath(const PyMemAllocatorEx& o, size_t nelem, size_t elsize, size_t size) {
-    if (D != kDomainRaw && size > kJumpBytes<D> && size <= kFastRawBytes &&
-        skipsEngine<D>(g_thread, size)) {
+    if (D != kDomainRaw && size > kFastObjectBytes && size <= kFastRawBytes && gateOpen<D>() &&
+        skipsEngine(g_thread, size)) {
         return guardedCalloc(o, nelem, elsize);
     }
     return slowCalloc<D>(o, nelem, elsize);
@@ -268,11 +271,9 @@ template <int D>
 __attribute__((always_inline)) inline void*
 forwardRealloc(const PyMemAllocatorEx& o, void* oldPtr, size_t size) {
     ThreadState& t = g_thread;
-    // The gate's bit before the filter: the filter is mapped before the bit
-    // is ever set.
-    if (size <= kFastRawBytes && (g_hookGate.load(std::memory_order_relaxed) & kGateFastPath) != 0 &&
-        (oldPtr == nullptr || !filterMayContain(oldPtr)) && skipsEngine<D>(t, size)) {
-        bool jump = D == kDomainRaw || (oldPtr == nullptr && size <= kJumpBytes<D>);
+    if (size <= kFastRawBytes && gateOpen<D>() && (oldPtr == nullptr || !filterMayContain(oldPtr)) &&
+        skipsEngine(t, size)) {
+        bool jump = D == kDomainRaw || (oldPtr == nullptr && size <= kFastObjectBytes);
         return jump ? o.realloc(o.ctx, oldPtr, size) : guardedRealloc(o, oldPtr, size);
     }
     return slowRealloc<D>(o, oldPtr, size);
@@ -284,7 +285,7 @@ template <int D, int G>
 void*
 hookMalloc(void*, size_t size) noexcept {
     const PyMemAllocatorEx& o = g_slots[D][G].original;
-    if (size <= kJumpBytes<D> && skipsEngine<D>(g_thread, size)) [[likely]] {
+    if (size < jumpLimit<D>() && skipsEngine(g_thread, size)) [[likely]] {
         return o.malloc(o.ctx, size);
     }
     return mallocOffJumpPath<D>(o, size);
@@ -294,11 +295,11 @@ template <int D, int G>
 void*
 hookCalloc(void*, size_t nelem, size_t elsize) noexcept {
     const PyMemAllocatorEx& o = g_slots[D][G].original;
-    size_t size = 0;
-    if (__builtin_mul_overflow(nelem, elsize, &size)) {
-        return slowCalloc<D>(o, nelem, elsize);
-    }
-    if (size <= kJumpBytes<D> && skipsEngine<D>(g_thread, size)) [[likely]] {
+    // May wrap: the size only steers sampling and the guard, and an
+    // overflowing calloc fails in the original (which checks), returning
+    // NULL, so nothing is recorded with a wrapped size.
+    size_t size = nelem * elsize;
+    if (size < jumpLimit<D>() && skipsEngine(g_thread, size)) [[likely]] {
         return o.calloc(o.ctx, nelem, elsize);
     }
     return callocOffJumpPath<D>(o, nelem, elsize, size);
@@ -314,7 +315,12 @@ template <int D, int G>
 void
 hookFree(void*, void* ptr) noexcept {
     const PyMemAllocatorEx& o = g_slots[D][G].original;
-    if (freeSkipsEngine(ptr)) [[likely]] {
+    // In any mode, and whatever the gate: a block the filter rules out is
+    // not traced, and the slow path would only forward its free. The filter
+    // is mapped (engineStart) before any hook is installed, and never
+    // unmapped. No thread-local: frees are not counted, and a free on a
+    // busy thread is forwarded by the slow path too.
+    if (!filterMayContain(ptr)) [[likely]] {
         o.free(o.ctx, ptr);
         return;
     }

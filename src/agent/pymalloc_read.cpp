@@ -172,7 +172,7 @@ pymallocReadConfigure(const PythonApi& api) noexcept {
 
 void
 pymallocReadDisarm() noexcept {
-    g_hookGate.fetch_and(~kGilWorkPymalloc, std::memory_order_release);
+    lowerGate(kGilWorkPymalloc);
 }
 
 void
@@ -181,7 +181,7 @@ formatPymalloc(Text& out) noexcept {
     if (g_debugMallocStats != nullptr &&
         (g_hookGate.load(std::memory_order_acquire) & kGilWorkPymalloc) == 0) {
         ++g_requested;
-        g_hookGate.fetch_or(kGilWorkPymalloc, std::memory_order_release);
+        raiseGate(kGilWorkPymalloc);
     }
     uint32_t requested = g_requested;
     uint32_t completed = g_completed;
@@ -217,7 +217,7 @@ pymallocForkParent() noexcept {
 
 void
 pymallocForkChild() noexcept {
-    g_hookGate.fetch_and(~kGilWorkPymalloc, std::memory_order_relaxed);
+    lowerGate(kGilWorkPymalloc);
     g_resultLock = PTHREAD_MUTEX_INITIALIZER;
 }
 
@@ -236,7 +236,7 @@ runArmedPymallocRead() noexcept {
     ReadOutcome outcome{Result::kUnreadable, {}};
     if (!runWithObjectAllocatorUnwrapped(*g_api, readStats, &outcome)) {
         // The agent thread is checking the chains right now: next time.
-        g_hookGate.fetch_or(kGilWorkPymalloc, std::memory_order_release);
+        raiseGate(kGilWorkPymalloc);
         return;
     }
     Result result = outcome.result;
