@@ -78,12 +78,14 @@ constinit int64_t g_capturedCountFp = 0;
 constinit uint64_t g_capturedUnixMs = 0;
 constinit uint64_t g_churnSinceCapture = 0;
 
+// The fast path counts its calls in t.calls too (hooks.cpp skipsEngine);
+// they reach the global counter here, on the thread's next recorded call.
 inline void
 countCall(ThreadState& t) {
-    uint32_t word = ++t.callWord;
-    if ((word & ~kBusyBit) >= kSeenBatch) {
-        g_allocationsSeen.fetch_add(word & ~kBusyBit, std::memory_order_relaxed);
-        t.callWord = word & kBusyBit;
+    uint64_t calls = ++t.calls;
+    if (calls >= kSeenBatch) {
+        g_allocationsSeen.fetch_add(calls, std::memory_order_relaxed);
+        t.calls = 0;
     }
 }
 

@@ -129,44 +129,44 @@ jumpLimit() {
     return (D == kDomainRaw ? g_rawJumpLimit : g_objectJumpLimit).load(std::memory_order_relaxed);
 }
 
-// The thread's checks every fast path makes once the gate is open: not
-// busy, no count due, no sample point inside the block's bytes. Takes the
-// bytes off the countdown and counts the call when it says yes.
+// The thread's check every fast path makes once the gate is open: the
+// budget (thread_state.h) covers the size, so the thread is not busy and
+// no sample point falls inside the block. Takes the bytes off the budget
+// and counts the call when it says yes.
 __attribute__((always_inline)) inline bool
 skipsEngine(ThreadState& t, size_t size) {
-    // callWord + 1 >= kSeenBatch if busy or a batch is due.
-    if (t.callWord >= kSeenBatch - 1 || t.countdown <= static_cast<int64_t>(size)) {
+    if (t.fastBudget <= static_cast<int64_t>(size)) {
         return false;
     }
-    t.callWord += 1;
-    t.countdown -= static_cast<int64_t>(size);
+    t.fastBudget -= static_cast<int64_t>(size);
+    t.calls += 1;
     return true;
 }
 
 __attribute__((noinline)) void*
 guardedMalloc(const PyMemAllocatorEx& o, size_t size) {
     ThreadState& t = g_thread;
-    setBusy(t);
+    beginGuard(t);
     void* ptr = o.malloc(o.ctx, size);
-    clearBusy(t);
+    endGuard(t);
     return ptr;
 }
 
 __attribute__((noinline)) void*
 guardedCalloc(const PyMemAllocatorEx& o, size_t nelem, size_t elsize) {
     ThreadState& t = g_thread;
-    setBusy(t);
+    beginGuard(t);
     void* ptr = o.calloc(o.ctx, nelem, elsize);
-    clearBusy(t);
+    endGuard(t);
     return ptr;
 }
 
 __attribute__((noinline)) void*
 guardedRealloc(const PyMemAllocatorEx& o, void* oldPtr, size_t size) {
     ThreadState& t = g_thread;
-    setBusy(t);
+    beginGuard(t);
     void* ptr = o.realloc(o.ctx, oldPtr, size);
-    clearBusy(t);
+    endGuard(t);
     return ptr;
 }
 

@@ -237,7 +237,9 @@ typedef int (*memtap_agent_start_fn)(struct memtap_start_args*);
  *                    traced_native_mmap_bytes (the parts of traced_bytes
  *                    from PyTraceMalloc_Track callers, native malloc and
  *                    native anonymous mmaps). allocations_seen is batched
- *                    per thread and may lag by up to 63 calls per thread.
+ *                    per thread and may lag by up to 63 calls per thread,
+ *                    and in sampled mode by up to 16 KiB more of a
+ *                    thread's allocations (thread_state.h).
  *                    Readers must ignore keys they do not know.
  *   detach           payload: empty; the agent removes its hooks, closes and
  *                    unlinks the socket, and its thread ends. All of that

@@ -6,6 +6,7 @@ Usage: python agent_engine_test.py AGENT_SO
 import gc
 import os
 import sys
+import threading
 import time
 import tracemalloc
 
@@ -173,6 +174,40 @@ def sampled_mode(agent, module):
     print("sampled: estimate ok (mean %d)" % mean)
 
 
+# thread_state.h: in sampled mode a thread's fast-path calls reach
+# allocations_seen at least every kBudgetBytes (16 KiB) it allocates, not
+# only at its sample points (512 KiB apart by default, which 3000 small
+# objects rarely reach).
+COUNT_LAG_OBJECTS = 3000
+COUNT_LAG_BYTES = 16 * 1024
+COUNT_LAG_BATCH = 64
+
+
+def allocate_then_idle(count, keep, done):
+    keep.extend(bytes(40) for _ in range(count))  # ~73-byte objects: obj-domain fast path
+    done.set()
+
+
+def sampled_count_lag(agent, module):
+    rc = agent.start(agent.make_args(mode=ac.MODE_SAMPLED, frames=4, module=module))
+    ac.check(rc == ac.START_OK, "sampled start returned %d" % rc)
+    object_bytes = sys.getsizeof(bytes(40))
+    bound = COUNT_LAG_BYTES // object_bytes + COUNT_LAG_BATCH
+    for round_ in range(4):
+        keep, done = [], threading.Event()
+        seen = int(agent.status()["allocations_seen"])
+        worker = threading.Thread(target=allocate_then_idle, args=(COUNT_LAG_OBJECTS, keep, done))
+        worker.start()
+        done.wait()
+        after = int(agent.status()["allocations_seen"])
+        ac.check(after - seen >= COUNT_LAG_OBJECTS - bound,
+                 "sampled: a thread's %d allocations raised allocations_seen by %d (round %d); "
+                 "it may lag by at most %d" % (COUNT_LAG_OBJECTS, after - seen, round_, bound))
+        worker.join()
+    agent.detach()
+    print("sampled: allocations_seen lags by at most %d calls a thread" % bound)
+
+
 def peak_a(count):
     return [bytes(100000) for _ in range(count)]  # PEAK A
 
@@ -261,6 +296,7 @@ def main():
         sys.exit(ac.SKIP)
     exact_mode(agent, module)
     sampled_mode(agent, module)
+    sampled_count_lag(agent, module)
     peak_mode(agent, module)
     snapshot_cost(agent, module)
     ac.check(ac.get_allocators() == original, "allocators differ at the end")
