@@ -164,10 +164,19 @@ def churn():
         del d
 
 
+def churn_strings():
+    """inprocess_churn.py's loop, where the issue's churn figures came from:
+    a string, a dict and a list each round, kept only until the next."""
+    for i in range(30000):
+        s = str(i) * 3
+        d = {"a": s, "b": [s, i]}
+    del s, d
+
+
 WORKLOADS = [("json_dumps", json_dumps), ("json_loads", json_loads), ("pickle", pickle_roundtrip),
              ("deepcopy", deepcopy), ("regex", regex), ("logging", logging_work), ("xml_etree", xml_etree),
              ("richards", richards), ("generators", generators), ("string_build", string_build),
-             ("churn", churn)]
+             ("churn", churn), ("churn_strings", churn_strings)]
 
 try:
     import flask
