@@ -62,7 +62,8 @@ isBusy(const ThreadState& t) noexcept {
 
 // Busy for a stretch that records (the slow paths, the native and tracked
 // hooks, the agent's own thread): the budget goes back into the countdown,
-// so the sampler sees every byte to the next sample point.
+// so the sampler sees every byte to the next sample point. Never nested:
+// every caller tests isBusy first, except the agent thread, once, at start.
 inline void
 setBusy(ThreadState& t) noexcept {
     t.countdown += t.fastBudget;
