@@ -163,11 +163,29 @@ class Agent(object):
             return rc
         return self.wait_started(args)
 
+    def connect(self, timeout):
+        """A connected socket. A socket with a timeout gets EAGAIN at once
+        when the listen backlog is full (agent.control's idle clients fill
+        it); a blocking connect, as memtap's, would wait: so retry until
+        timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(timeout)
+            try:
+                s.connect(self.socket_path)
+                return s
+            except BlockingIOError:
+                s.close()
+                check(time.monotonic() < deadline, "connect: backlog still full after %.0f s" % timeout)
+                time.sleep(0.005)
+            except BaseException:
+                s.close()
+                raise
+
     def request(self, command, timeout=10.0):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(timeout)
+        s = self.connect(timeout)
         try:
-            s.connect(self.socket_path)
             s.sendall((command + "\n").encode())
             data = b""
             while True:

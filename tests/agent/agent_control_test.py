@@ -21,19 +21,9 @@ PAGE = mmap.PAGESIZE
 
 
 def connect(agent, timeout=5.0):
-    """A connected client; a full listen backlog (EAGAIN for a socket with a
-    timeout) is retried until `timeout`, as a blocking connect would wait."""
-    deadline = time.monotonic() + timeout
-    while True:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(timeout)
-        try:
-            s.connect(agent.socket_path)
-            return s
-        except BlockingIOError:
-            s.close()
-            ac.check(time.monotonic() < deadline, "connect: backlog still full after %.0f s" % timeout)
-            time.sleep(0.001)
+    """A connected client, waiting out a full listen backlog as a blocking
+    connect would (agent_client.Agent.connect)."""
+    return agent.connect(timeout)
 
 
 def read_reply(s):
