@@ -241,3 +241,15 @@ def emit(out_lines, markdown_path):
     if markdown_path:
         with open(markdown_path, "a") as f:
             f.write(text)
+
+
+PASSTHROUGH_SOURCE = os.path.join(TARGETS, "passthrough_hooks.c")
+
+
+def build_passthrough(out_dir):
+    """targets/passthrough_hooks.c as a shared library, with the C compiler."""
+    path = os.path.join(out_dir, "libpassthrough_hooks.so")
+    r = run_bounded(["cc", "-O2", "-shared", "-fPIC", "-o", path, PASSTHROUGH_SOURCE], 120)
+    if r.returncode != 0:
+        raise SystemExit("building %s failed: %s" % (PASSTHROUGH_SOURCE, r.stderr[-400:]))
+    return path

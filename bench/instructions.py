@@ -35,18 +35,6 @@ from common import log  # noqa: E402
 
 TARGET = os.path.join(common.TARGETS, "macro_ir.py")
 SETUPS = ["unhooked", "passthrough", "sampled", "exact-f1", "exact", "tracemalloc"]
-PASSTHROUGH_SOURCE = os.path.join(common.TARGETS, "passthrough_hooks.c")
-
-
-def build_passthrough(out_dir):
-    """passthrough_hooks.c as a shared library, with the C compiler."""
-    path = os.path.join(out_dir, "libpassthrough_hooks.so")
-    r = common.run_bounded(["cc", "-O2", "-shared", "-fPIC", "-o", path, PASSTHROUGH_SOURCE], 120)
-    if r.returncode != 0:
-        raise SystemExit("instructions.py: building %s failed: %s" % (PASSTHROUGH_SOURCE, r.stderr[-400:]))
-    return path
-
-
 def agent_library():
     # The agent of the memtap binary's build tree (src/cli/memtap ->
     # src/agent/libmemtap-agent.so).
@@ -103,7 +91,7 @@ def main():
     pythons = common.available_interpreters(args.interpreters.split(","))
     build_dir = tempfile.mkdtemp(prefix="memtap-passthrough-")
     try:
-        passthrough = build_passthrough(build_dir)
+        passthrough = common.build_passthrough(build_dir)
         jobs = {}
         with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
             for label, python in pythons:

@@ -1,7 +1,9 @@
 """Issue 13 item 1: the cost of memtap on a dozen pyperformance-like
 workloads (bench/targets/macro_target.py), timed inside one target process.
 
-Per round, in one process: the workloads unhooked, attached in sampled mode,
+Per round, in one process: the workloads unhooked, under hooks that only
+forward (targets/passthrough_hooks.c, built here with cc: the floor under
+any PEP 445 hook), attached in sampled mode,
 attached with --exact --frames 1 (tracemalloc's default depth), attached
 with --exact (memtap's default of 16 frames), and after that detach; and
 the same workloads in a second process started with PYTHONTRACEMALLOC=1
@@ -23,14 +25,16 @@ Usage: /usr/bin/python3 bench/macro.py [--rounds N] [--target-ms MS] [--best K] 
 import argparse
 import math
 import os
+import shutil
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 from common import Child, log, median  # noqa: E402
 
 TARGET = os.path.join(common.TARGETS, "macro_target.py")
-IN_PROCESS = ["unhooked", "sampled", "exact-f1", "exact", "after-detach"]
+IN_PROCESS = ["unhooked", "passthrough", "sampled", "exact-f1", "exact", "after-detach"]
 PHASES = IN_PROCESS + ["tracemalloc"]
 ATTACH = {"sampled": [], "exact-f1": ["--exact", "--frames", "1"], "exact": ["--exact"]}
 
@@ -54,7 +58,7 @@ def calibrate(child, names, target_s, column):
     return reps
 
 
-def bench_interpreter(label, python, rounds, target_s, best, column):
+def bench_interpreter(label, python, rounds, target_s, best, column, passthrough):
     samples = {p: {} for p in PHASES}
     with Child([python, TARGET]) as target, \
             Child([python, TARGET], env=dict(os.environ, PYTHONTRACEMALLOC="1")) as traced:
@@ -71,8 +75,14 @@ def bench_interpreter(label, python, rounds, target_s, best, column):
                 attach = ATTACH.get(phase)
                 if attach is not None:
                     common.memtap_or_throw(["attach", str(target.pid)] + attach)
+                if phase == "passthrough":
+                    target.send("passthrough on %s" % passthrough)
+                    target.read_line(30, "passthrough on")
                 for name, t in run_all(target, names, reps, best, column).items():
                     samples[phase].setdefault(name, []).append(t)
+                if phase == "passthrough":
+                    target.send("passthrough off")
+                    target.read_line(30, "passthrough off")
                 if attach is not None:
                     common.memtap_or_throw(["detach", str(target.pid)])
             for name, t in run_all(traced, names, reps, best, column).items():
@@ -106,11 +116,16 @@ def main():
         args.rounds, args.interpreters = 3, "3.11"
     out = ["## macro: a dozen workloads, memtap sampled / exact vs unhooked, tracemalloc in its own process", ""]
     summary = []
-    for label, python in common.available_interpreters(args.interpreters.split(",")):
+    build_dir = tempfile.mkdtemp(prefix="memtap-passthrough-")
+    try:
+        passthrough = common.build_passthrough(build_dir)
+        measured = [(label, python, bench_interpreter(label, python, args.rounds, args.target_ms / 1000, args.best,
+                                                      3 if args.clock == "cpu" else 2, passthrough))
+                    for label, python in common.available_interpreters(args.interpreters.split(","))]
+    finally:
+        shutil.rmtree(build_dir, ignore_errors=True)
+    for label, python, (names, reps, samples) in measured:
         version = common.interpreter_version(python)
-        column = 3 if args.clock == "cpu" else 2
-        names, reps, samples = bench_interpreter(label, python, args.rounds, args.target_ms / 1000, args.best,
-                                                 column)
         base, rel = ratios(names, samples)
         rows = []
         for n in names:
@@ -124,14 +139,16 @@ def main():
                 common.table(["workload", "reps", "unhooked ms"] + PHASES[1:], rows), ""]
         tm_overhead = geomean(rel["tracemalloc"].values()) - 1
         f1_overhead = geomean(rel["exact-f1"].values()) - 1
-        summary.append([version, "%.3fx" % geomean(rel["sampled"].values()),
+        summary.append([version, "%.3fx" % geomean(rel["passthrough"].values()),
+                        "%.3fx" % geomean(rel["sampled"].values()),
                         "%.3fx (%s)" % max((v, k) for k, v in rel["sampled"].items()),
                         "%.3fx" % geomean(rel["exact-f1"].values()), "%.3fx" % geomean(rel["exact"].values()),
                         "%.3fx" % geomean(rel["tracemalloc"].values()),
                         "%.2f" % (f1_overhead / tm_overhead if tm_overhead > 0 else float("nan")),
                         "%.3fx" % geomean(rel["after-detach"].values())])
     out += ["### Summary", "",
-            common.table(["python", "sampled geomean", "sampled worst", "exact-f1 geomean", "exact (16) geomean",
+            common.table(["python", "passthrough geomean", "sampled geomean", "sampled worst", "exact-f1 geomean",
+                          "exact (16) geomean",
                           "tracemalloc (1) geomean", "exact-f1 / tracemalloc overhead", "after detach"], summary),
             "", "Machine: " + common.machine_note(), ""]
     common.emit(out, args.markdown)

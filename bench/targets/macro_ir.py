@@ -13,7 +13,6 @@ Usage: macro_ir.py SETUP LIBRARY REPS   (SETUP: unhooked passthrough sampled exa
                                          LIBRARY: the agent, or for passthrough the built passthrough_hooks.c)
 Prints "workloads NAME ..." first, in the order they run.
 """
-import ctypes
 import os
 import sys
 
@@ -21,29 +20,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "tests", "agent"))
 import macro_target  # noqa: E402
-
-
-class Allocator(ctypes.Structure):
-    # PyMemAllocatorEx (Include/cpython/pymem.h): ctx and four functions.
-    _fields_ = [("ctx", ctypes.c_void_p), ("malloc", ctypes.c_void_p), ("calloc", ctypes.c_void_p),
-                ("realloc", ctypes.c_void_p), ("free", ctypes.c_void_p)]
-
-
-def install_passthrough(library):
-    lib = ctypes.CDLL(library)
-    get = ctypes.pythonapi.PyMem_GetAllocator
-    put = ctypes.pythonapi.PyMem_SetAllocator
-    get.restype = put.restype = None
-    for domain in (0, 1, 2):  # PYMEM_DOMAIN_RAW, _MEM, _OBJ
-        original, hooks = Allocator(), Allocator()
-        get(domain, ctypes.byref(original))
-        lib.passthrough_hooks(domain, ctypes.byref(original), ctypes.byref(hooks))
-        put(domain, ctypes.byref(hooks))
+import passthrough  # noqa: E402
 
 
 def start(setup, agent_so):
     if setup == "passthrough":
-        install_passthrough(agent_so)
+        passthrough.install(agent_so)
         return None
     if setup == "tracemalloc":
         import tracemalloc

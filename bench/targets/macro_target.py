@@ -8,6 +8,9 @@ Prints "ready PID", then on stdin:
                         of REPS runs each, by the wall clock (perf_counter) and
                         by this process's CPU time (process_time: every thread,
                         memtap's agent thread included)
+  passthrough on LIB -> "passthrough on": hooks that only forward
+                        (passthrough_hooks.c built as LIB) over every domain
+  passthrough off    -> "passthrough off": the allocators put back
 Runs on CPython 3.6+ (no walrus, no f-string '=' specifiers).
 """
 import copy
@@ -21,6 +24,8 @@ import re
 import sys
 import time
 import xml.etree.ElementTree as ET
+
+import passthrough  # bench/targets: hooks that only forward
 
 RNG = random.Random(1234)
 RECORDS = [{"id": i, "name": "user%d" % i, "tags": ["a", "b", str(i % 7)], "score": i * 0.5,
@@ -201,6 +206,7 @@ BY_NAME = dict(WORKLOADS)
 
 
 def main():
+    installed = None
     print("ready %d" % os.getpid(), flush=True)
     for line in sys.stdin:
         words = line.split()
@@ -208,6 +214,13 @@ def main():
             continue
         if words[0] == "list":
             print("workloads " + " ".join(name for name, _ in WORKLOADS), flush=True)
+        elif words[0] == "passthrough":
+            # "passthrough on LIB" / "passthrough off": macro.py's floor phase.
+            if words[1] == "on":
+                installed = passthrough.install(words[2])
+            else:
+                passthrough.remove(installed)
+            print("passthrough %s" % words[1], flush=True)
         elif words[0] == "run":
             fn, reps = BY_NAME[words[1]], int(words[2])
             best_wall = best_cpu = float("inf")
