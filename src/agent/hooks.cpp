@@ -116,20 +116,19 @@ runArmedWorkIfAny(bool heapWalkAllowed) {
 // (gil_work.h), which is 0 unless the gate lets the fast path through: one
 // compare with memory instead of a size check and a gate check.
 
-// The gate's own condition, for the paths that compare the size with
-// something else: sampled mode, and in mem/obj nothing armed (armed GIL
-// work must run there).
-template <int D>
-__attribute__((always_inline)) inline bool
-gateOpen() {
-    uint32_t gate = g_hookGate.load(std::memory_order_relaxed);
-    return D == kDomainRaw ? (gate & kGateFastPath) != 0 : gate == kGateFastPath;
-}
-
 template <int D>
 __attribute__((always_inline)) inline size_t
 jumpLimit() {
     return (D == kDomainRaw ? g_rawJumpLimit : g_objectJumpLimit).load(std::memory_order_relaxed);
+}
+
+// The gate's condition as the limit encodes it, for the paths that compare
+// the size with something else: sampled mode, and in mem/obj nothing armed
+// (armed GIL work must run there).
+template <int D>
+__attribute__((always_inline)) inline bool
+gateOpen() {
+    return jumpLimit<D>() != 0;
 }
 
 // The thread's check every fast path makes once the gate is open: the

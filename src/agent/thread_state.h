@@ -28,8 +28,8 @@ namespace memtap_agent {
 // thread, and in sampled mode by up to kBudgetBytes of allocations more.
 inline constexpr uint64_t kSeenBatch = 64;
 // The most a fast path may take before the slow path runs again: 16 KiB,
-// a few hundred small allocations, so the slow path's cost (about 60
-// instructions) is a fraction of an instruction per call.
+// a few hundred small allocations, over which the slow path's cost is
+// spread.
 inline constexpr int64_t kBudgetBytes = int64_t{16} << 10;
 // Subtracted from fastBudget while busy. A budget is at most kBudgetBytes
 // and a fast path's size at most 2^30 (gil_work.h kFastRawBytes), so a busy
